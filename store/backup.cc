@@ -1,0 +1,351 @@
+#include "store/backup.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <optional>
+#include <unordered_set>
+
+namespace lm {
+
+Status BackupOptions::validate() const {
+  if (!IsValidName(vm)) {
+    return Status::Invalid("invalid VM name '" + vm +
+                           "' (letters, digits, '.', '_' and '-'; not starting with '.')");
+  }
+  if (vmdir.empty()) return Status::Invalid("no VM directory given");
+  if (compression_level < 0 || compression_level > 19) {
+    return Status::Invalid("compression level must be 0 to 19");
+  }
+  if (pack_target_bytes < (1 << 20)) return Status::Invalid("pack size below 1 MiB");
+  return Status::Ok();
+}
+
+namespace {
+
+constexpr size_t kBatchChunks = 32;
+constexpr size_t kPacksPerIndexFile = 16;
+
+// Walks the VM directory: entries sorted by path, directories before their contents.
+Status Walk(const std::string& root, const std::string& rel, std::vector<FileEntry>* out,
+            std::vector<std::string>* skipped) {
+  std::string dir = rel.empty() ? root : JoinPath(root, rel);
+  LM_ASSIGN_OR_RETURN(auto names, ListDir(dir));
+  for (const std::string& name : names) {
+    std::string r = rel.empty() ? name : rel + "/" + name;
+    std::string full = JoinPath(root, r);
+    struct stat st;
+    if (::lstat(full.c_str(), &st) != 0) return Status::FromErrno(errno, full);
+    FileEntry f;
+    f.path = r;
+    f.mode = st.st_mode & 07777;
+    f.uid = st.st_uid;
+    f.gid = st.st_gid;
+    f.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+    f.atime_ns = int64_t{st.st_atim.tv_sec} * 1000000000 + st.st_atim.tv_nsec;
+    if (S_ISREG(st.st_mode)) {
+      f.type = FileType::kFile;
+      f.size = st.st_size;
+      out->push_back(std::move(f));
+    } else if (S_ISDIR(st.st_mode)) {
+      f.type = FileType::kDir;
+      out->push_back(std::move(f));
+      LM_RETURN_IF_ERROR(Walk(root, r, out, skipped));
+    } else if (S_ISLNK(st.st_mode)) {
+      f.type = FileType::kSymlink;
+      std::string target(st.st_size + 1, '\0');
+      ssize_t n = ::readlink(full.c_str(), target.data(), target.size());
+      if (n < 0) return Status::FromErrno(errno, "readlink " + full);
+      target.resize(n);
+      f.target = target;
+      f.size = target.size();
+      out->push_back(std::move(f));
+    } else {
+      skipped->push_back(r);
+    }
+  }
+  return Status::Ok();
+}
+
+// Shared state of one backup run.
+class BackupWriter {
+ public:
+  BackupWriter(Repository& repo, const BackupOptions& o) : repo_(repo), o_(o) {}
+
+  // Chunks one open file into `chunks`, storing what is new.
+  Status ChunkFile(int fd, const std::string& path, FileChunks* chunks, unsigned threads);
+  // Finishes the open pack and writes the last index file.
+  Status Finish();
+
+  std::atomic<uint64_t> done_bytes{0}, new_stored{0}, new_raw{0}, new_chunks{0}, zero_chunks{0},
+      chunks{0};
+
+ private:
+  Status StoreChunk(const Digest& d, std::string_view raw, std::string* scratch);
+  Status FinishPack(PackWriter pack);
+  Status WriteIndexFile(std::vector<std::pair<PackId, std::vector<PackEntry>>> packs);
+
+  Repository& repo_;
+  const BackupOptions& o_;
+  std::mutex claim_mu_;
+  std::unordered_set<Digest, DigestHash> claimed_;  // new this run, maybe not in a pack yet
+  std::mutex pack_mu_;
+  std::optional<PackWriter> pack_;
+  std::mutex index_mu_;
+  std::vector<std::pair<PackId, std::vector<PackEntry>>> unindexed_;
+};
+
+Status BackupWriter::StoreChunk(const Digest& d, std::string_view raw, std::string* scratch) {
+  if (repo_.index().Contains(d)) return Status::Ok();
+  {
+    std::lock_guard lock(claim_mu_);
+    if (!claimed_.insert(d).second) return Status::Ok();
+  }
+  Codec codec = CompressChunk(raw, o_.compression_level, scratch);
+  std::optional<PackWriter> full;
+  {
+    std::lock_guard lock(pack_mu_);
+    if (!pack_) {
+      LM_ASSIGN_OR_RETURN(PackWriter w, PackWriter::Create(repo_.env(), repo_.path()));
+      pack_.emplace(std::move(w));
+    }
+    LM_RETURN_IF_ERROR(pack_->Append(d, codec, static_cast<uint32_t>(raw.size()), *scratch));
+    if (pack_->size() >= o_.pack_target_bytes) {
+      full.emplace(std::move(*pack_));
+      pack_.reset();
+    }
+  }
+  new_stored += kRecordHeaderSize + scratch->size();
+  new_raw += raw.size();
+  new_chunks++;
+  if (full) return FinishPack(std::move(*full));  // fsync outside the pack lock
+  return Status::Ok();
+}
+
+Status BackupWriter::FinishPack(PackWriter pack) {
+  LM_RETURN_IF_ERROR(pack.Finish());
+  std::vector<std::pair<PackId, std::vector<PackEntry>>> batch;
+  {
+    std::lock_guard lock(index_mu_);
+    unindexed_.push_back({pack.id(), pack.entries()});
+    if (unindexed_.size() < kPacksPerIndexFile) return Status::Ok();
+    batch.swap(unindexed_);
+  }
+  return WriteIndexFile(std::move(batch));
+}
+
+Status BackupWriter::WriteIndexFile(std::vector<std::pair<PackId, std::vector<PackEntry>>> packs) {
+  if (packs.empty()) return Status::Ok();
+  IndexFileContents c{std::move(packs)};
+  std::string path = JoinPath(repo_.path(), "index/" + RandomHex(16) + ".idx");
+  LM_RETURN_IF_ERROR(repo_.env()->WriteFileAtomic(path, EncodeIndexFile(c)));
+  for (auto& [id, entries] : c.packs) repo_.index().Add(id, entries);
+  return Status::Ok();
+}
+
+Status BackupWriter::Finish() {
+  std::optional<PackWriter> last;
+  {
+    std::lock_guard lock(pack_mu_);
+    last.swap(pack_);
+  }
+  if (last) {
+    LM_RETURN_IF_ERROR(last->Finish());
+    std::lock_guard lock(index_mu_);
+    unindexed_.push_back({last->id(), last->entries()});
+  }
+  std::vector<std::pair<PackId, std::vector<PackEntry>>> rest;
+  {
+    std::lock_guard lock(index_mu_);
+    rest.swap(unindexed_);
+  }
+  return WriteIndexFile(std::move(rest));
+}
+
+Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, unsigned threads) {
+  const uint64_t cs = fc->chunk_size;
+  const uint64_t nchunks = fc->digests.size();
+  const uint64_t nbatches = (nchunks + kBatchChunks - 1) / kBatchChunks;
+  std::atomic<uint64_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex err_mu;
+  Status first_error;
+
+  auto worker = [&] {
+    std::string buf(kBatchChunks * cs, '\0');
+    std::string scratch;
+    for (uint64_t b; !failed && (b = next.fetch_add(1)) < nbatches;) {
+      uint64_t first = b * kBatchChunks;
+      uint64_t last = std::min(nchunks, first + kBatchChunks);
+      uint64_t off = first * cs;
+      uint64_t end = std::min(fc->file_size, last * cs);
+      // A hole covering the whole batch needs no read: its chunks are all zero.
+      off_t data = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
+      bool hole = (data < 0 && errno == ENXIO) || (data >= 0 && uint64_t(data) >= end);
+      size_t got = 0;
+      Status s;
+      if (!hole) s = repo_.env()->PRead(fd, buf.data(), end - off, off, &got, path);
+      if (s.ok() && !hole && got != end - off) {
+        s = Status::IoError(path + ": file shrank while being backed up");
+      }
+      for (uint64_t i = first; s.ok() && i < last; i++) {
+        const char* p = buf.data() + (i - first) * cs;
+        uint32_t len = fc->ChunkLen(i);
+        chunks++;
+        if (hole || IsAllZero(p, len)) {
+          fc->digests[i] = Digest{};
+          zero_chunks++;
+          continue;
+        }
+        Digest d = Digest::Of(p, len);
+        fc->digests[i] = d;
+        s = StoreChunk(d, std::string_view(p, len), &scratch);
+      }
+      done_bytes += end - off;
+      if (!s.ok()) {
+        std::lock_guard lock(err_mu);
+        if (first_error.ok()) first_error = s;
+        failed = true;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  unsigned n = static_cast<unsigned>(std::min<uint64_t>(threads, std::max<uint64_t>(nbatches, 1)));
+  for (unsigned t = 1; t < n; t++) pool.emplace_back(worker);
+  worker();
+  for (auto& t : pool) t.join();
+  return first_error;
+}
+
+std::string HostName() {
+  char buf[256] = {};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+}  // namespace
+
+Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
+  LM_RETURN_IF_ERROR(o.validate());
+  if (!IsDirectory(o.vmdir)) return Status::NotFound(o.vmdir + ": no such VM directory");
+  std::string profile;
+  if (!o.profile_path.empty()) {
+    LM_ASSIGN_OR_RETURN(profile, repo.env()->ReadFile(o.profile_path));
+  }
+  LM_ASSIGN_OR_RETURN(RepoLock lock, RepoLock::Shared(repo.path()));
+  LM_RETURN_IF_ERROR(repo.Refresh());  // dedup against backups finished since Open
+
+  auto start = std::chrono::steady_clock::now();
+  BackupSummary out;
+  BackupManifest& m = out.manifest;
+  m.vm = o.vm;
+  m.time_ns = repo.env()->NowMicros() * 1000;
+  char* abs = ::realpath(o.vmdir.c_str(), nullptr);
+  m.source = abs ? abs : o.vmdir;
+  free(abs);
+  m.host = HostName();
+  m.chunk_size = repo.chunk_size();
+  LM_RETURN_IF_ERROR(Walk(o.vmdir, "", &m.files, &out.skipped));
+
+  std::string vm_dir = JoinPath(repo.path(), "backups/" + o.vm);
+  if (!IsDirectory(vm_dir)) {
+    LM_RETURN_IF_ERROR(MkdirAll(vm_dir));
+    LM_RETURN_IF_ERROR(repo.env()->FsyncDir(DirName(vm_dir)));
+  }
+  // Built under a dot-name that list and mount ignore; renamed into place at the end.
+  std::string tmp_dir = JoinPath(vm_dir, ".tmp-" + RandomHex(8));
+  LM_RETURN_IF_ERROR(MkdirAll(JoinPath(tmp_dir, "files")));
+  struct Cleanup {
+    std::string dir;
+    bool armed = true;
+    ~Cleanup() {
+      if (armed) (void)RemoveTree(dir);
+    }
+  } cleanup{tmp_dir};
+
+  BackupProgress progress;
+  for (auto& f : m.files)
+    if (f.type == FileType::kFile) progress.total_bytes += f.size;
+  unsigned threads = o.threads ? o.threads : std::max(2u, std::thread::hardware_concurrency());
+  BackupWriter writer(repo, o);
+
+  size_t file_no = 0;
+  for (FileEntry& f : m.files) {
+    if (f.type != FileType::kFile) continue;
+    std::string full = JoinPath(o.vmdir, f.path);
+    LM_ASSIGN_OR_RETURN(UniqueFd fd, repo.env()->Open(full, O_RDONLY | O_NOATIME));
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, full);
+    FileChunks fc;
+    fc.file_size = st.st_size;  // the size when opened; a file that grows is read to here
+    fc.chunk_size = m.chunk_size;
+    fc.digests.resize((fc.file_size + fc.chunk_size - 1) / fc.chunk_size);
+    f.size = fc.file_size;
+    m.logical_bytes += f.size;
+
+    progress.current_file = f.path;
+    Status s;
+    std::atomic<bool> done{false};
+    std::thread chunker([&] {
+      s = writer.ChunkFile(fd.get(), full, &fc, threads);
+      done = true;
+    });
+    while (!done) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (o.progress) {
+        progress.done_bytes = writer.done_bytes;
+        progress.new_stored_bytes = writer.new_stored;
+        o.progress(progress);
+      }
+    }
+    chunker.join();
+    LM_RETURN_IF_ERROR(s);
+    f.fidx = "files/" + std::to_string(file_no++) + ".fidx";
+    LM_RETURN_IF_ERROR(repo.env()->WriteFileAtomic(JoinPath(tmp_dir, f.fidx), EncodeFidx(fc)));
+  }
+  LM_RETURN_IF_ERROR(writer.Finish());
+
+  m.new_raw_bytes = writer.new_raw;
+  m.stored_bytes = writer.new_stored;
+  m.chunks = writer.chunks;
+  m.zero_chunks = writer.zero_chunks;
+  m.new_chunks = writer.new_chunks;
+  if (!profile.empty()) {
+    LM_RETURN_IF_ERROR(repo.env()->WriteFileAtomic(JoinPath(tmp_dir, "profile.json"), profile));
+    m.has_profile = true;
+  }
+  m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  // Pick a free id and publish: the rename is the commit point of the backup.
+  std::string base_id = BackupIdForTime(m.time_ns);
+  for (int attempt = 1;; attempt++) {
+    m.id = attempt == 1 ? base_id : base_id + "-" + std::to_string(attempt);
+    std::string json = EncodeManifest(m);
+    std::string mpath = JoinPath(tmp_dir, "backup.json");
+    LM_RETURN_IF_ERROR(repo.env()->WriteFileAtomic(mpath, json));
+    LM_RETURN_IF_ERROR(
+        repo.env()->WriteFileAtomic(mpath + ".sha256", Digest::Of(json).Hex() + "\n"));
+    LM_RETURN_IF_ERROR(repo.env()->FsyncDir(JoinPath(tmp_dir, "files")));
+    LM_RETURN_IF_ERROR(repo.env()->FsyncDir(tmp_dir));
+    std::string final_dir = JoinPath(vm_dir, m.id);
+    if (::rename(tmp_dir.c_str(), final_dir.c_str()) == 0) break;
+    if ((errno != EEXIST && errno != ENOTEMPTY) || attempt > 100) {
+      return Status::FromErrno(errno, "rename " + tmp_dir + " to " + final_dir);
+    }
+  }
+  cleanup.armed = false;
+  LM_RETURN_IF_ERROR(repo.env()->FsyncDir(vm_dir));
+  if (o.progress) {
+    progress.done_bytes = progress.total_bytes;
+    progress.new_stored_bytes = writer.new_stored;
+    o.progress(progress);
+  }
+  return out;
+}
+
+}  // namespace lm

@@ -1,0 +1,43 @@
+// The data agent: turns a VM directory into a new backup copy.
+//
+// Every regular file is cut into fixed-size chunks. Worker threads read batches of chunks,
+// skip holes (SEEK_DATA) and all-zero chunks, hash the rest with SHA-256, and compress and
+// append to the current pack only the chunks the repository does not hold yet (dedup across
+// all VMs and backups). Packs are finished (fsync, rename) at ~32 MiB; an index file is
+// written for every 16 finished packs and at the end, so a killed backup keeps most of its
+// work for the next one; the backup copy's directory is renamed into place last.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "store/repository.h"
+
+namespace lm {
+
+struct BackupProgress {
+  uint64_t total_bytes = 0, done_bytes = 0, new_stored_bytes = 0;
+  std::string current_file;
+};
+
+struct BackupOptions {
+  std::string vm;
+  std::string vmdir;
+  std::string profile_path;   // optional profile JSON to attach to the backup copy
+  int compression_level = 3;  // zstd level; 0 stores chunks raw
+  unsigned threads = 0;       // 0: one per core, at least 2
+  uint64_t pack_target_bytes = 32ull << 20;
+  std::function<void(const BackupProgress&)> progress;  // called ~10 times a second
+  Status validate() const;
+};
+
+struct BackupSummary {
+  BackupManifest manifest;
+  std::vector<std::string> skipped;  // special files (sockets, devices) not backed up
+};
+
+Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& options);
+
+}  // namespace lm

@@ -1,0 +1,182 @@
+#include "store/chunk_index.h"
+
+#include <mutex>
+
+#include "store/bytes.h"
+
+namespace lm {
+
+namespace {
+constexpr size_t kIndexEntrySize = 64;
+
+bool ParsePackId(const char* raw16, PackId* out) {
+  static const char* kHex = "0123456789abcdef";
+  out->clear();
+  for (int i = 0; i < 16; i++) {
+    auto c = static_cast<unsigned char>(raw16[i]);
+    out->push_back(kHex[c >> 4]);
+    out->push_back(kHex[c & 15]);
+  }
+  return true;
+}
+
+void PutPackId(std::string* s, const PackId& id) {
+  Digest tmp;  // reuse hex decoding: pad the 32 hex characters to 64
+  Digest::FromHex(id + std::string(32, '0'), &tmp);
+  PutBytes(s, tmp.bytes.data(), 16);
+}
+}  // namespace
+
+std::string EncodeIndexFile(const IndexFileContents& c) {
+  uint64_t n = 0;
+  for (auto& [id, entries] : c.packs) n += entries.size();
+  std::string s;
+  s.reserve(24 + c.packs.size() * 16 + n * kIndexEntrySize + 32);
+  PutBytes(&s, kIndexMagic, 8);
+  PutU32(&s, 1);
+  PutU32(&s, static_cast<uint32_t>(c.packs.size()));
+  PutU64(&s, n);
+  for (auto& [id, entries] : c.packs) PutPackId(&s, id);
+  for (uint32_t p = 0; p < c.packs.size(); p++) {
+    for (const PackEntry& e : c.packs[p].second) {
+      PutBytes(&s, e.digest.bytes.data(), 32);
+      PutU32(&s, p);
+      PutU32(&s, 0);
+      PutU64(&s, e.offset);
+      PutU32(&s, e.stored_len);
+      PutU32(&s, e.raw_len);
+      PutU8(&s, static_cast<uint8_t>(e.codec));
+      PutZeros(&s, 7);
+    }
+  }
+  Digest sum = Digest::Of(s);
+  PutBytes(&s, sum.bytes.data(), 32);
+  return s;
+}
+
+Result<IndexFileContents> DecodeIndexFile(std::string_view data, const std::string& path) {
+  if (data.size() < 24 + 32) return Status::Corrupt(path + ": too short to be an index file");
+  if (std::memcmp(data.data(), kIndexMagic, 8) != 0) return Status::Corrupt(path + ": bad magic");
+  Digest want;
+  std::memcpy(want.bytes.data(), data.data() + data.size() - 32, 32);
+  std::string_view body = data.substr(0, data.size() - 32);
+  if (Digest::Of(body) != want) return Status::Corrupt(path + ": checksum mismatch");
+  ByteReader r(body);
+  r.Take(8);
+  uint32_t version = r.U32();
+  if (version != 1) return Status::Unsupported(path + ": index version " + std::to_string(version));
+  uint32_t npacks = r.U32();
+  uint64_t n = r.U64();
+  if (r.remaining() != npacks * 16ull + n * kIndexEntrySize) {
+    return Status::Corrupt(path + ": entry counts do not match the file size");
+  }
+  IndexFileContents c;
+  c.packs.resize(npacks);
+  for (auto& [id, entries] : c.packs) ParsePackId(r.Take(16), &id);
+  for (uint64_t i = 0; i < n; i++) {
+    PackEntry e;
+    r.Copy(e.digest.bytes.data(), 32);
+    uint32_t p = r.U32();
+    r.U32();
+    e.offset = r.U64();
+    e.stored_len = r.U32();
+    e.raw_len = r.U32();
+    e.codec = static_cast<Codec>(r.U8());
+    r.Take(7);
+    if (p >= npacks) return Status::Corrupt(path + ": entry names pack #" + std::to_string(p));
+    c.packs[p].second.push_back(e);
+  }
+  return c;
+}
+
+uint32_t ChunkIndex::PackNoLocked(const PackId& id) {
+  auto it = pack_nos_.find(id);
+  if (it != pack_nos_.end()) return it->second;
+  uint32_t no = static_cast<uint32_t>(packs_.size());
+  packs_.push_back(id);
+  pack_nos_.emplace(id, no);
+  return no;
+}
+
+void ChunkIndex::Add(const PackId& pack, const std::vector<PackEntry>& entries) {
+  std::unique_lock lock(mu_);
+  uint32_t no = PackNoLocked(pack);
+  for (const PackEntry& e : entries) {
+    map_.try_emplace(e.digest, ChunkLocation{no, e.stored_len, e.raw_len, e.codec, e.offset});
+  }
+}
+
+Status ChunkIndex::LoadNew(Env* env, const std::string& repo, bool* found_bad) {
+  if (found_bad) *found_bad = false;
+  std::string dir = JoinPath(repo, "index");
+  LM_ASSIGN_OR_RETURN(auto names, ListDir(dir));
+  for (const std::string& name : names) {
+    if (name.size() < 4 || name.compare(name.size() - 4, 4, ".idx") != 0) continue;
+    {
+      std::shared_lock lock(mu_);
+      if (loaded_files_.count(name)) continue;
+    }
+    std::string path = JoinPath(dir, name);
+    auto data = env->ReadFile(path);
+    if (!data.ok() && data.status().code() == Code::kNotFound) continue;  // raced a delete
+    Result<IndexFileContents> c = data.ok() ? DecodeIndexFile(*data, path)
+                                            : Result<IndexFileContents>(data.status());
+    if (c.ok()) {
+      for (auto& [id, entries] : c->packs) Add(id, entries);
+    }
+    std::unique_lock lock(mu_);
+    loaded_files_.insert(name);
+    if (!c.ok()) {
+      bad_files_.push_back(c.status().message());
+      if (found_bad) *found_bad = true;
+    }
+  }
+  return Status::Ok();
+}
+
+bool ChunkIndex::Find(const Digest& d, ChunkLocation* loc, PackId* pack) const {
+  std::shared_lock lock(mu_);
+  auto it = map_.find(d);
+  if (it == map_.end()) return false;
+  if (loc) *loc = it->second;
+  if (pack) *pack = packs_[it->second.pack_no];
+  return true;
+}
+
+std::vector<std::string> ChunkIndex::BadFiles() const {
+  std::shared_lock lock(mu_);
+  return bad_files_;
+}
+
+bool ChunkIndex::HasPack(const PackId& id) const {
+  std::shared_lock lock(mu_);
+  return pack_nos_.count(id) != 0;
+}
+
+bool ChunkIndex::Contains(const Digest& d) const {
+  std::shared_lock lock(mu_);
+  return map_.count(d) != 0;
+}
+
+size_t ChunkIndex::size() const {
+  std::shared_lock lock(mu_);
+  return map_.size();
+}
+
+std::vector<PackId> ChunkIndex::Packs() const {
+  std::shared_lock lock(mu_);
+  return packs_;
+}
+
+std::vector<std::pair<PackId, PackEntry>> ChunkIndex::AllEntries() const {
+  std::shared_lock lock(mu_);
+  std::vector<std::pair<PackId, PackEntry>> out;
+  out.reserve(map_.size());
+  for (auto& [d, loc] : map_) {
+    out.push_back({packs_[loc.pack_no], PackEntry{d, loc.offset, loc.stored_len, loc.raw_len,
+                                                  loc.codec}});
+  }
+  return out;
+}
+
+}  // namespace lm

@@ -1,0 +1,66 @@
+// The repository's chunk index: digest -> (pack, offset, lengths). On disk it is a set of
+// immutable index files (index/<id>.idx), each written after the packs it names are
+// durable; in memory one hash table merges them all. Readers reload it when they meet a
+// digest they do not know, so a mount sees backups that finished after it started.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "store/digest.h"
+#include "store/env.h"
+#include "store/pack.h"
+
+namespace lm {
+
+inline constexpr char kIndexMagic[8] = {'L', 'M', 'I', 'N', 'D', 'X', '0', '1'};
+
+struct ChunkLocation {
+  uint32_t pack_no = 0;  // into ChunkIndex's pack table
+  uint32_t stored_len = 0;
+  uint32_t raw_len = 0;
+  Codec codec = Codec::kNone;
+  uint64_t offset = 0;
+};
+
+// One index file's worth of entries, grouped by pack.
+struct IndexFileContents {
+  std::vector<std::pair<PackId, std::vector<PackEntry>>> packs;
+};
+
+std::string EncodeIndexFile(const IndexFileContents& c);
+// `path` is used in error messages only.
+Result<IndexFileContents> DecodeIndexFile(std::string_view data, const std::string& path);
+
+// Thread-safe: lookups take a shared lock, loading an exclusive one.
+class ChunkIndex {
+ public:
+  // Reads index files under repo/index that are not loaded yet. A corrupt one is skipped
+  // and remembered in BadFiles() (the repository then reads its packs' own tables);
+  // *found_bad says whether this call met a new one.
+  Status LoadNew(Env* env, const std::string& repo, bool* found_bad = nullptr);
+  std::vector<std::string> BadFiles() const;  // "path: what is wrong"
+  bool HasPack(const PackId& id) const;
+  void Add(const PackId& pack, const std::vector<PackEntry>& entries);
+  bool Find(const Digest& d, ChunkLocation* loc, PackId* pack) const;
+  bool Contains(const Digest& d) const;
+  size_t size() const;
+  std::vector<PackId> Packs() const;
+  // Every (pack, entry) known; for verify.
+  std::vector<std::pair<PackId, PackEntry>> AllEntries() const;
+
+ private:
+  uint32_t PackNoLocked(const PackId& id);
+  mutable std::shared_mutex mu_;
+  std::unordered_map<Digest, ChunkLocation, DigestHash> map_;
+  std::vector<PackId> packs_;
+  std::unordered_map<PackId, uint32_t> pack_nos_;
+  std::set<std::string> loaded_files_;
+  std::vector<std::string> bad_files_;
+};
+
+}  // namespace lm

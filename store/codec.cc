@@ -1,0 +1,66 @@
+#include "store/codec.h"
+
+#include <zstd.h>
+
+#include <cstring>
+
+namespace lm {
+
+namespace {
+// One context per thread: creating a ZSTD_CCtx costs far more than compressing 128 KiB.
+ZSTD_CCtx* ThreadCCtx() {
+  thread_local struct Holder {
+    ZSTD_CCtx* c = ZSTD_createCCtx();
+    ~Holder() { ZSTD_freeCCtx(c); }
+  } h;
+  return h.c;
+}
+ZSTD_DCtx* ThreadDCtx() {
+  thread_local struct Holder {
+    ZSTD_DCtx* d = ZSTD_createDCtx();
+    ~Holder() { ZSTD_freeDCtx(d); }
+  } h;
+  return h.d;
+}
+}  // namespace
+
+Codec CompressChunk(std::string_view raw, int level, std::string* out) {
+  if (level > 0) {
+    out->resize(ZSTD_compressBound(raw.size()));
+    size_t n = ZSTD_compressCCtx(ThreadCCtx(), out->data(), out->size(), raw.data(), raw.size(),
+                                 level);
+    if (!ZSTD_isError(n) && n < raw.size() - raw.size() / 32) {
+      out->resize(n);
+      return Codec::kZstd;
+    }
+  }
+  out->assign(raw.data(), raw.size());
+  return Codec::kNone;
+}
+
+Status DecompressChunk(Codec codec, std::string_view stored, uint32_t raw_len, char* out,
+                       const std::string& what) {
+  switch (codec) {
+    case Codec::kNone:
+      if (stored.size() != raw_len) {
+        return Status::Corrupt(what + ": stored length " + std::to_string(stored.size()) +
+                               " differs from raw length " + std::to_string(raw_len));
+      }
+      std::memcpy(out, stored.data(), raw_len);
+      return Status::Ok();
+    case Codec::kZstd: {
+      size_t n = ZSTD_decompressDCtx(ThreadDCtx(), out, raw_len, stored.data(), stored.size());
+      if (ZSTD_isError(n)) {
+        return Status::Corrupt(what + ": zstd: " + ZSTD_getErrorName(n));
+      }
+      if (n != raw_len) {
+        return Status::Corrupt(what + ": decompressed to " + std::to_string(n) +
+                               " bytes, expected " + std::to_string(raw_len));
+      }
+      return Status::Ok();
+    }
+  }
+  return Status::Corrupt(what + ": unknown codec " + std::to_string(static_cast<int>(codec)));
+}
+
+}  // namespace lm

@@ -1,0 +1,210 @@
+#include "store/env.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace lm {
+
+Status Status::FromErrno(int err, const std::string& what) {
+  std::string m = what + ": " + std::strerror(err);
+  if (err == ENOENT) return NotFound(m);
+  if (err == ENOSPC || err == EDQUOT) return NoSpace(m);
+  if (err == EEXIST) return Exists(m);
+  if (err == EINVAL) return Invalid(m);
+  return IoError(m);
+}
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
+  if (this != &o) reset(o.release());
+  return *this;
+}
+
+void UniqueFd::reset(int fd) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+Env* Env::Default() {
+  static Env env;
+  return &env;
+}
+
+Result<UniqueFd> Env::Open(const std::string& path, int flags, mode_t mode) {
+  int fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  if (fd < 0) return Status::FromErrno(errno, path);
+  return UniqueFd(fd);
+}
+
+Status Env::PRead(int fd, void* buf, size_t n, uint64_t off, size_t* got,
+                  const std::string& path) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pread(fd, static_cast<char*>(buf) + done, n - done, off + done);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "read " + path);
+    }
+    if (r == 0) break;
+    done += r;
+  }
+  *got = done;
+  return Status::Ok();
+}
+
+Status Env::PReadExact(int fd, void* buf, size_t n, uint64_t off, const std::string& path) {
+  size_t got = 0;
+  LM_RETURN_IF_ERROR(PRead(fd, buf, n, off, &got, path));
+  if (got != n) {
+    return Status::Corrupt(path + ": truncated (wanted " + std::to_string(n) + " bytes at offset " +
+                           std::to_string(off) + ", file ends after " + std::to_string(got) + ")");
+  }
+  return Status::Ok();
+}
+
+Status Env::PWrite(int fd, const void* buf, size_t n, uint64_t off, const std::string& path) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pwrite(fd, static_cast<const char*>(buf) + done, n - done, off + done);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return Status::FromErrno(errno, "write " + path);
+    }
+    done += r;
+  }
+  return Status::Ok();
+}
+
+Status Env::Fsync(int fd, const std::string& path) {
+  if (::fsync(fd) != 0) return Status::FromErrno(errno, "fsync " + path);
+  return Status::Ok();
+}
+
+Status Env::Rename(const std::string& from, const std::string& to) {
+  if (::rename(from.c_str(), to.c_str()) != 0) {
+    return Status::FromErrno(errno, "rename " + from + " to " + to);
+  }
+  return Status::Ok();
+}
+
+Status Env::FsyncDir(const std::string& dir) {
+  LM_ASSIGN_OR_RETURN(UniqueFd fd, Open(dir, O_RDONLY | O_DIRECTORY));
+  return Fsync(fd.get(), dir);
+}
+
+int64_t Env::NowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+Result<std::string> Env::ReadFile(const std::string& path) {
+  LM_ASSIGN_OR_RETURN(UniqueFd fd, Open(path, O_RDONLY));
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, path);
+  std::string data(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  LM_RETURN_IF_ERROR(PRead(fd.get(), data.data(), data.size(), 0, &got, path));
+  data.resize(got);
+  return data;
+}
+
+Status Env::WriteFileAtomic(const std::string& path, std::string_view data) {
+  std::string tmp = path + ".tmp-" + RandomHex(4);
+  {
+    LM_ASSIGN_OR_RETURN(UniqueFd fd, Open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
+    Status s = PWrite(fd.get(), data.data(), data.size(), 0, tmp);
+    if (s.ok()) s = Fsync(fd.get(), tmp);
+    if (!s.ok()) {
+      ::unlink(tmp.c_str());
+      return s;
+    }
+  }
+  Status s = Rename(tmp, path);
+  if (!s.ok()) {
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  return FsyncDir(DirName(path));
+}
+
+Status MkdirAll(const std::string& path, mode_t mode) {
+  if (path.empty() || IsDirectory(path)) return Status::Ok();
+  std::string parent = DirName(path);
+  if (parent != path) LM_RETURN_IF_ERROR(MkdirAll(parent, mode));
+  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "mkdir " + path);
+  }
+  return Status::Ok();
+}
+
+Status RemoveTree(const std::string& path) {
+  if (!PathExists(path)) return Status::Ok();
+  auto rm = [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); };
+  if (::nftw(path.c_str(), rm, 16, FTW_DEPTH | FTW_PHYS) != 0) {
+    return Status::FromErrno(errno, "remove " + path);
+  }
+  return Status::Ok();
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+Result<std::vector<std::string>> ListDir(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return Status::FromErrno(errno, dir);
+  std::vector<std::string> names;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string DirName(const std::string& path) {
+  auto pos = path.find_last_of('/');
+  if (pos == std::string::npos) return ".";
+  if (pos == 0) return "/";
+  return path.substr(0, pos);
+}
+
+std::string JoinPath(const std::string& a, const std::string& b) {
+  if (a.empty()) return b;
+  if (a.back() == '/') return a + b;
+  return a + "/" + b;
+}
+
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  size_t got = 0;
+  while (got < bytes) {
+    ssize_t r = ::getrandom(raw.data() + got, bytes - got, 0);
+    if (r > 0) got += r;
+  }
+  static const char* kHex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : raw) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+
+}  // namespace lm

@@ -1,0 +1,75 @@
+// Env: the store's only door to files and clocks. Production uses Env::Default() (POSIX);
+// tests subclass Env to inject faults (failing writes, short reads, slow reads).
+// Every error message names the file it is about.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/status.h"
+
+namespace lm {
+
+// Owns a file descriptor; closes it on destruction.
+class UniqueFd {
+ public:
+  UniqueFd() = default;
+  explicit UniqueFd(int fd) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+  int get() const { return fd_; }
+  bool valid() const { return fd_ >= 0; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void reset(int fd = -1);
+
+ private:
+  int fd_ = -1;
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+  static Env* Default();
+
+  virtual Result<UniqueFd> Open(const std::string& path, int flags, mode_t mode = 0644);
+  // Reads exactly n bytes at off; a short read is Corrupt ("truncated").
+  virtual Status PReadExact(int fd, void* buf, size_t n, uint64_t off, const std::string& path);
+  // Reads up to n bytes; *got is what was read (0 at end of file).
+  virtual Status PRead(int fd, void* buf, size_t n, uint64_t off, size_t* got,
+                       const std::string& path);
+  virtual Status PWrite(int fd, const void* buf, size_t n, uint64_t off, const std::string& path);
+  virtual Status Fsync(int fd, const std::string& path);
+  virtual Status Rename(const std::string& from, const std::string& to);
+  virtual Status FsyncDir(const std::string& dir);
+  virtual int64_t NowMicros();
+
+  // Helpers built on the primitives above.
+  Result<std::string> ReadFile(const std::string& path);
+  // Writes to a temporary name beside path, fsyncs, renames over path, fsyncs the directory:
+  // readers see the old bytes or the new bytes, never a mix.
+  Status WriteFileAtomic(const std::string& path, std::string_view data);
+};
+
+// Plain filesystem helpers (not behind Env: they do not move data).
+Status MkdirAll(const std::string& path, mode_t mode = 0755);
+Status RemoveTree(const std::string& path);  // rm -rf; a missing path is fine
+bool PathExists(const std::string& path);
+bool IsDirectory(const std::string& path);
+Result<std::vector<std::string>> ListDir(const std::string& dir);  // names, sorted, no . and ..
+std::string DirName(const std::string& path);
+std::string JoinPath(const std::string& a, const std::string& b);
+// A random lowercase hex string of 2*bytes characters (from /dev/urandom).
+std::string RandomHex(size_t bytes);
+
+}  // namespace lm

@@ -1,0 +1,161 @@
+#include "store/manifest.h"
+
+#include <nlohmann/json.hpp>
+
+#include <ctime>
+
+#include "store/bytes.h"
+
+namespace lm {
+
+using nlohmann::json;
+
+static const char* TypeName(FileType t) {
+  switch (t) {
+    case FileType::kFile: return "file";
+    case FileType::kDir: return "dir";
+    case FileType::kSymlink: return "symlink";
+  }
+  return "?";
+}
+
+std::string EncodeManifest(const BackupManifest& m) {
+  json files = json::array();
+  for (const FileEntry& f : m.files) {
+    json j = {{"path", f.path},   {"type", TypeName(f.type)}, {"mode", f.mode},
+              {"uid", f.uid},     {"gid", f.gid},             {"mtime_ns", f.mtime_ns},
+              {"atime_ns", f.atime_ns}, {"size", f.size}};
+    if (f.type == FileType::kSymlink) j["target"] = f.target;
+    if (f.type == FileType::kFile) j["fidx"] = f.fidx;
+    files.push_back(std::move(j));
+  }
+  json j = {{"format", "livemount-backup"},
+            {"version", 1},
+            {"vm", m.vm},
+            {"id", m.id},
+            {"time_ns", m.time_ns},
+            {"source", m.source},
+            {"host", m.host},
+            {"chunk_size", m.chunk_size},
+            {"summary",
+             {{"logical_bytes", m.logical_bytes},
+              {"new_raw_bytes", m.new_raw_bytes},
+              {"stored_bytes", m.stored_bytes},
+              {"chunks", m.chunks},
+              {"zero_chunks", m.zero_chunks},
+              {"new_chunks", m.new_chunks},
+              {"seconds", m.seconds}}},
+            {"has_profile", m.has_profile},
+            {"files", std::move(files)}};
+  return j.dump(1) + "\n";
+}
+
+Result<BackupManifest> DecodeManifest(const std::string& text, const std::string& path) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::Corrupt(path + ": not valid JSON");
+  try {
+    if (j.at("format") != "livemount-backup") return Status::Corrupt(path + ": wrong format tag");
+    if (j.at("version") != 1) return Status::Unsupported(path + ": unknown backup version");
+    BackupManifest m;
+    m.vm = j.at("vm");
+    m.id = j.at("id");
+    m.time_ns = j.at("time_ns");
+    m.source = j.value("source", "");
+    m.host = j.value("host", "");
+    m.chunk_size = j.at("chunk_size");
+    const json& s = j.at("summary");
+    m.logical_bytes = s.at("logical_bytes");
+    m.new_raw_bytes = s.at("new_raw_bytes");
+    m.stored_bytes = s.at("stored_bytes");
+    m.chunks = s.value("chunks", 0ull);
+    m.zero_chunks = s.value("zero_chunks", 0ull);
+    m.new_chunks = s.value("new_chunks", 0ull);
+    m.seconds = s.value("seconds", 0.0);
+    m.has_profile = j.value("has_profile", false);
+    for (const json& fj : j.at("files")) {
+      FileEntry f;
+      f.path = fj.at("path");
+      std::string type = fj.at("type");
+      if (type == "file") f.type = FileType::kFile;
+      else if (type == "dir") f.type = FileType::kDir;
+      else if (type == "symlink") f.type = FileType::kSymlink;
+      else return Status::Corrupt(path + ": unknown file type '" + type + "'");
+      f.mode = fj.at("mode");
+      f.uid = fj.value("uid", 0u);
+      f.gid = fj.value("gid", 0u);
+      f.mtime_ns = fj.at("mtime_ns");
+      f.atime_ns = fj.value("atime_ns", f.mtime_ns);
+      f.size = fj.at("size");
+      if (f.type == FileType::kSymlink) f.target = fj.at("target");
+      if (f.type == FileType::kFile) f.fidx = fj.at("fidx");
+      if (f.path.empty() || f.path[0] == '/' || f.path.find("..") != std::string::npos) {
+        return Status::Corrupt(path + ": unsafe file path '" + f.path + "'");
+      }
+      m.files.push_back(std::move(f));
+    }
+    if (m.chunk_size == 0) return Status::Corrupt(path + ": chunk size 0");
+    return m;
+  } catch (const json::exception& e) {
+    return Status::Corrupt(path + ": " + e.what());
+  }
+}
+
+std::string EncodeFidx(const FileChunks& f) {
+  std::string entries;
+  entries.reserve(f.digests.size() * 32);
+  for (const Digest& d : f.digests) PutBytes(&entries, d.bytes.data(), 32);
+  std::string s;
+  s.reserve(kFidxHeaderSize + entries.size());
+  PutBytes(&s, kFidxMagic, 8);
+  PutU32(&s, 1);
+  PutU32(&s, f.chunk_size);
+  PutU64(&s, f.file_size);
+  PutU64(&s, f.digests.size());
+  Digest sum = Digest::Of(entries);
+  PutBytes(&s, sum.bytes.data(), 32);
+  s += entries;
+  return s;
+}
+
+Result<FileChunks> DecodeFidx(std::string_view data, const std::string& path) {
+  if (data.size() < kFidxHeaderSize) return Status::Corrupt(path + ": truncated header");
+  if (std::memcmp(data.data(), kFidxMagic, 8) != 0) return Status::Corrupt(path + ": bad magic");
+  ByteReader r(data);
+  r.Take(8);
+  uint32_t version = r.U32();
+  if (version != 1) return Status::Unsupported(path + ": fidx version " + std::to_string(version));
+  FileChunks f;
+  f.chunk_size = r.U32();
+  f.file_size = r.U64();
+  uint64_t n = r.U64();
+  Digest want;
+  r.Copy(want.bytes.data(), 32);
+  if (f.chunk_size == 0) return Status::Corrupt(path + ": chunk size 0");
+  uint64_t expect = (f.file_size + f.chunk_size - 1) / f.chunk_size;
+  if (n != expect) return Status::Corrupt(path + ": chunk count does not match file size");
+  if (r.remaining() != n * 32) return Status::Corrupt(path + ": truncated digest list");
+  std::string_view entries = data.substr(kFidxHeaderSize);
+  if (Digest::Of(entries) != want) return Status::Corrupt(path + ": checksum mismatch");
+  f.digests.resize(n);
+  for (uint64_t i = 0; i < n; i++) std::memcpy(f.digests[i].bytes.data(), entries.data() + 32 * i, 32);
+  return f;
+}
+
+std::string BackupIdForTime(int64_t time_ns) {
+  time_t t = static_cast<time_t>(time_ns / 1000000000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+bool IsValidName(const std::string& name) {
+  if (name.empty() || name.size() > 200 || name[0] == '.') return false;
+  for (char c : name) {
+    if (!(isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
+  }
+  return true;
+}
+
+}  // namespace lm

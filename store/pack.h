@@ -1,0 +1,86 @@
+// Pack files: many compressed chunks in one immutable file of tens of MiB (object-store
+// friendly). Each record carries its digest and lengths, and the pack ends with a table
+// of its records, so a pack describes itself and indexes can be rebuilt from packs alone.
+// Byte layout: store/FORMAT.md, "Pack files".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "store/codec.h"
+#include "store/digest.h"
+#include "store/env.h"
+#include "store/status.h"
+
+namespace lm {
+
+inline constexpr char kPackMagic[8] = {'L', 'M', 'P', 'A', 'C', 'K', '0', '1'};
+inline constexpr char kPackEndMagic[8] = {'L', 'M', 'P', 'K', 'E', 'N', 'D', '1'};
+inline constexpr uint32_t kRecordMagic = 0x4B434D4C;  // "LMCK" little-endian
+inline constexpr size_t kPackHeaderSize = 16;
+inline constexpr size_t kRecordHeaderSize = 48;
+inline constexpr size_t kPackEntrySize = 56;
+inline constexpr size_t kPackFooterSize = 32;
+
+// A pack is named by 16 random bytes, written as 32 hex characters.
+using PackId = std::string;
+
+// Where one chunk lives inside one pack.
+struct PackEntry {
+  Digest digest;
+  uint64_t offset = 0;  // of the record header
+  uint32_t stored_len = 0;
+  uint32_t raw_len = 0;
+  Codec codec = Codec::kNone;
+};
+
+// "packs/ab/ab12....pack" relative to the repository root.
+std::string PackRelPath(const PackId& id);
+
+// Writes one pack: records are appended through a buffer, then Finish() writes the table,
+// fsyncs and renames the file from its temporary name into place.
+class PackWriter {
+ public:
+  // `repo` is the repository root. The pack is invisible until Finish() succeeds.
+  static Result<PackWriter> Create(Env* env, const std::string& repo);
+  PackWriter(PackWriter&&) = default;
+  PackWriter& operator=(PackWriter&&) = default;
+  ~PackWriter();
+
+  Status Append(const Digest& digest, Codec codec, uint32_t raw_len, std::string_view stored);
+  uint64_t size() const { return size_; }
+  size_t chunk_count() const { return entries_.size(); }
+  const PackId& id() const { return id_; }
+  // Completes the pack; afterwards entries() is what the index must record.
+  Status Finish();
+  const std::vector<PackEntry>& entries() const { return entries_; }
+
+ private:
+  PackWriter() = default;
+  Status Flush();
+
+  Env* env_ = nullptr;
+  std::string repo_, tmp_path_, final_path_;
+  PackId id_;
+  UniqueFd fd_;
+  std::string buf_;
+  uint64_t size_ = 0;      // bytes appended so far, including the buffer
+  uint64_t flushed_ = 0;   // bytes already written to the file
+  std::vector<PackEntry> entries_;
+  bool finished_ = false;
+};
+
+// Reads and checks one record: header magic, digest and lengths against `e`, then
+// decompresses into *raw and checks the SHA-256. Any mismatch is Corrupt naming the pack.
+Status ReadChunkRecord(Env* env, int fd, const std::string& pack_path, const PackEntry& e,
+                       std::string* raw);
+// Decodes a record already in memory (header + stored bytes) into raw bytes, with all checks.
+Status DecodeChunkRecord(std::string_view record, const PackEntry& e, const std::string& where,
+                         char* raw_out);
+
+// Reads the table at the end of a pack, checking footer magic and checksum.
+Result<std::vector<PackEntry>> ReadPackTable(Env* env, const std::string& pack_path);
+
+}  // namespace lm

@@ -1,0 +1,267 @@
+#include "store/repository.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+namespace lm {
+
+using nlohmann::json;
+
+Status RepoOptions::validate() const {
+  if (!env) return Status::Invalid("repository options: no env");
+  if (read_latency_ms > 60000) return Status::Invalid("repository options: latency over 60 s");
+  if (max_open_packs < 1) return Status::Invalid("repository options: max_open_packs < 1");
+  return Status::Ok();
+}
+
+Status Repository::Init(const std::string& path, uint32_t chunk_size, Env* env) {
+  if (chunk_size < kMinChunkSize || chunk_size > kMaxChunkSize ||
+      (chunk_size & (chunk_size - 1)) != 0) {
+    return Status::Invalid("chunk size " + std::to_string(chunk_size) +
+                           " must be a power of two from 4K to 16M");
+  }
+  std::string config_path = JoinPath(path, "config");
+  if (PathExists(config_path)) {
+    return Status::Exists(path + ": already a livemount repository");
+  }
+  if (PathExists(path)) {
+    if (!IsDirectory(path)) return Status::Exists(path + ": exists and is not a directory");
+    LM_ASSIGN_OR_RETURN(auto names, ListDir(path));
+    if (!names.empty()) {
+      return Status::Exists(path + ": directory is not empty and is not a livemount repository");
+    }
+  }
+  for (const char* sub : {"packs", "index", "backups", "locks"}) {
+    LM_RETURN_IF_ERROR(MkdirAll(JoinPath(path, sub)));
+  }
+  LM_ASSIGN_OR_RETURN(UniqueFd lock, env->Open(JoinPath(path, "locks/repo.lock"),
+                                               O_WRONLY | O_CREAT, 0644));
+  json j = {{"format", "livemount-repository"},
+            {"version", 1},
+            {"id", RandomHex(16)},
+            {"chunk_size", chunk_size},
+            {"created_ns", env->NowMicros() * 1000}};
+  LM_RETURN_IF_ERROR(env->FsyncDir(path));
+  // The config is written last: a directory with a config is a complete repository.
+  return env->WriteFileAtomic(config_path, j.dump(1) + "\n");
+}
+
+Result<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
+                                                     RepoOptions options) {
+  if (const char* lat = std::getenv("LIVEMOUNT_REPO_LATENCY_MS")) {
+    options.read_latency_ms = static_cast<uint32_t>(std::strtoul(lat, nullptr, 10));
+  }
+  LM_RETURN_IF_ERROR(options.validate());
+  std::string config_path = JoinPath(path, "config");
+  if (!IsDirectory(path)) return Status::NotFound(path + ": no such repository directory");
+  if (!PathExists(config_path)) {
+    return Status::NotFound(path + ": not a livemount repository (no config file)");
+  }
+  std::unique_ptr<Repository> repo(new Repository(path, options));
+  LM_ASSIGN_OR_RETURN(std::string text, options.env->ReadFile(config_path));
+  json j = json::parse(text, nullptr, false);
+  try {
+    if (j.is_discarded() || j.at("format") != "livemount-repository") {
+      return Status::Corrupt(config_path + ": not a livemount repository config");
+    }
+    repo->config_.version = j.at("version");
+    repo->config_.id = j.at("id");
+    repo->config_.chunk_size = j.at("chunk_size");
+    repo->config_.created_ns = j.value("created_ns", int64_t{0});
+  } catch (const json::exception& e) {
+    return Status::Corrupt(config_path + ": " + e.what());
+  }
+  if (repo->config_.version != 1) {
+    return Status::Unsupported(config_path + ": repository version " +
+                               std::to_string(repo->config_.version) + " is newer than this livemount");
+  }
+  uint32_t cs = repo->config_.chunk_size;
+  if (cs < kMinChunkSize || cs > kMaxChunkSize || (cs & (cs - 1)) != 0) {
+    return Status::Corrupt(config_path + ": invalid chunk size " + std::to_string(cs));
+  }
+  LM_RETURN_IF_ERROR(repo->Refresh());
+  return repo;
+}
+
+Status Repository::Refresh() {
+  bool found_bad = false;
+  LM_RETURN_IF_ERROR(index_.LoadNew(env(), path_, &found_bad));
+  if (!found_bad) return Status::Ok();
+  // Some chunks' locations were in the damaged index file: learn them from the packs.
+  LM_ASSIGN_OR_RETURN(auto packs, ListPacks());
+  for (const PackId& id : packs) {
+    if (index_.HasPack(id)) continue;
+    auto table = ReadPackTable(env(), JoinPath(path_, PackRelPath(id)));
+    if (table.ok()) index_.Add(id, *table);
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<PackId>> Repository::ListPacks() const {
+  std::vector<PackId> out;
+  LM_ASSIGN_OR_RETURN(auto dirs, ListDir(JoinPath(path_, "packs")));
+  for (const std::string& d : dirs) {
+    auto names = ListDir(JoinPath(path_, "packs/" + d));
+    if (!names.ok()) continue;
+    for (const std::string& n : *names) {
+      if (n.size() == 37 && n.compare(32, 5, ".pack") == 0) out.push_back(n.substr(0, 32));
+    }
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> Repository::ListVms() const {
+  LM_ASSIGN_OR_RETURN(auto names, ListDir(JoinPath(path_, "backups")));
+  std::vector<std::string> vms;
+  for (auto& n : names) {
+    if (IsValidName(n) && IsDirectory(JoinPath(path_, "backups/" + n))) vms.push_back(n);
+  }
+  return vms;
+}
+
+Result<std::vector<std::string>> Repository::ListBackupIds(const std::string& vm) const {
+  if (!IsValidName(vm)) return Status::Invalid("invalid VM name '" + vm + "'");
+  std::string dir = JoinPath(path_, "backups/" + vm);
+  if (!IsDirectory(dir)) return Status::NotFound(path_ + ": no VM named '" + vm + "'");
+  LM_ASSIGN_OR_RETURN(auto names, ListDir(dir));
+  std::vector<std::string> ids;
+  for (auto& n : names) {
+    // Temporary directories of running or killed backups start with '.'.
+    if (!n.empty() && n[0] != '.') ids.push_back(n);
+  }
+  // Ids are UTC times and sort as strings; a "-N" suffix sorts after its base.
+  return ids;
+}
+
+Result<BackupRef> Repository::Resolve(const std::string& vm, const std::string& id) const {
+  LM_ASSIGN_OR_RETURN(auto ids, ListBackupIds(vm));
+  if (ids.empty()) return Status::NotFound(path_ + ": VM '" + vm + "' has no backup copies");
+  if (id.empty() || id == "latest") return BackupRef{vm, ids.back()};
+  for (auto& i : ids)
+    if (i == id) return BackupRef{vm, i};
+  return Status::NotFound(path_ + ": VM '" + vm + "' has no backup '" + id + "'");
+}
+
+Result<BackupRef> Repository::ResolveSpec(const std::string& spec) const {
+  auto at = spec.find('@');
+  if (at == std::string::npos) return Resolve(spec, "latest");
+  return Resolve(spec.substr(0, at), spec.substr(at + 1));
+}
+
+std::string Repository::BackupDir(const BackupRef& b) const {
+  return JoinPath(path_, "backups/" + b.vm + "/" + b.id);
+}
+
+Result<BackupManifest> Repository::LoadManifest(const BackupRef& b) const {
+  std::string dir = BackupDir(b);
+  std::string path = JoinPath(dir, "backup.json");
+  LM_ASSIGN_OR_RETURN(std::string text, env()->ReadFile(path));
+  LM_ASSIGN_OR_RETURN(std::string sum, env()->ReadFile(path + ".sha256"));
+  while (!sum.empty() && (sum.back() == '\n' || sum.back() == ' ')) sum.pop_back();
+  if (Digest::Of(text).Hex() != sum) return Status::Corrupt(path + ": checksum mismatch");
+  LM_ASSIGN_OR_RETURN(BackupManifest m, DecodeManifest(text, path));
+  if (m.vm != b.vm || m.id != b.id) {
+    return Status::Corrupt(path + ": names backup " + m.vm + "@" + m.id + ", not " + b.Name());
+  }
+  return m;
+}
+
+Result<FileChunks> Repository::LoadFileChunks(const BackupRef& b, const FileEntry& f) const {
+  std::string path = JoinPath(BackupDir(b), f.fidx);
+  LM_ASSIGN_OR_RETURN(std::string data, env()->ReadFile(path));
+  LM_ASSIGN_OR_RETURN(FileChunks c, DecodeFidx(data, path));
+  if (c.file_size != f.size) {
+    return Status::Corrupt(path + ": file size " + std::to_string(c.file_size) +
+                           " disagrees with backup.json (" + std::to_string(f.size) + ")");
+  }
+  return c;
+}
+
+Result<std::shared_ptr<UniqueFd>> Repository::PackFd(const PackId& id) {
+  std::lock_guard lock(fd_mu_);
+  auto it = open_packs_.find(id);
+  if (it != open_packs_.end()) return it->second;
+  std::string path = JoinPath(path_, PackRelPath(id));
+  LM_ASSIGN_OR_RETURN(UniqueFd fd, env()->Open(path, O_RDONLY));
+  auto shared = std::make_shared<UniqueFd>(std::move(fd));
+  if (open_packs_.size() >= options_.max_open_packs) {
+    // Close the oldest; readers still holding its shared_ptr keep it open until done.
+    open_packs_.erase(pack_lru_.front());
+    pack_lru_.pop_front();
+  }
+  open_packs_.emplace(id, shared);
+  pack_lru_.push_back(id);
+  return shared;
+}
+
+Status Repository::ReadChunk(const Digest& d, std::string* raw) {
+  ChunkLocation loc;
+  PackId pack;
+  if (!index_.Find(d, &loc, &pack)) {
+    LM_RETURN_IF_ERROR(Refresh());
+    if (!index_.Find(d, &loc, &pack)) {
+      return Status::NotFound(path_ + ": chunk " + d.ShortHex() + " is in no index");
+    }
+  }
+  if (options_.read_latency_ms) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(options_.read_latency_ms));
+  }
+  LM_ASSIGN_OR_RETURN(auto fd, PackFd(pack));
+  PackEntry e{d, loc.offset, loc.stored_len, loc.raw_len, loc.codec};
+  LM_RETURN_IF_ERROR(
+      ReadChunkRecord(env(), fd->get(), JoinPath(path_, PackRelPath(pack)), e, raw));
+  counters_.chunks_read.fetch_add(1, std::memory_order_relaxed);
+  counters_.bytes_read.fetch_add(kRecordHeaderSize + loc.stored_len, std::memory_order_relaxed);
+  counters_.raw_bytes_read.fetch_add(loc.raw_len, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+Result<RepoLock> RepoLock::Shared(const std::string& repo) {
+  RepoLock l;
+  std::string path = JoinPath(repo, "locks/repo.lock");
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::FromErrno(errno, path);
+  l.fd_.reset(fd);
+  if (::flock(fd, LOCK_SH) != 0) return Status::FromErrno(errno, "lock " + path);
+  return l;
+}
+
+Result<uint64_t> ParseSize(const std::string& text) {
+  if (text.empty()) return Status::Invalid("empty size");
+  char* end = nullptr;
+  errno = 0;
+  double v = std::strtod(text.c_str(), &end);
+  if (errno || end == text.c_str() || v < 0) return Status::Invalid("invalid size '" + text + "'");
+  std::string unit(end);
+  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
+  if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();
+  uint64_t mult = 1;
+  if (unit.empty()) mult = 1;
+  else if (unit == "K" || unit == "k") mult = 1ull << 10;
+  else if (unit == "M" || unit == "m") mult = 1ull << 20;
+  else if (unit == "G" || unit == "g") mult = 1ull << 30;
+  else if (unit == "T" || unit == "t") mult = 1ull << 40;
+  else return Status::Invalid("invalid size unit in '" + text + "' (use K, M, G or T)");
+  return static_cast<uint64_t>(v * static_cast<double>(mult));
+}
+
+std::string FormatBytes(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    u++;
+  }
+  char buf[32];
+  if (u == 0) snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  else snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+}  // namespace lm

@@ -1,0 +1,226 @@
+#include "store/verify.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+namespace lm {
+
+namespace {
+
+struct Use {
+  std::string backup_file;  // vm@id:path
+  uint64_t offset;
+};
+
+class Verifier {
+ public:
+  Verifier(Repository& repo, const VerifyOptions& o, VerifyReport* r) : repo_(repo), o_(o), r_(*r) {}
+
+  void CheckIndexFiles() {
+    for (const std::string& bad : repo_.index().BadFiles()) r_.errors.push_back(bad);
+    auto names = ListDir(JoinPath(repo_.path(), "index"));
+    if (!names.ok()) {
+      r_.errors.push_back(names.status().message());
+      return;
+    }
+    for (auto& n : *names) {
+      if (n.find(".tmp-") != std::string::npos) {
+        r_.notes.push_back("index/" + n + ": temporary file left by an interrupted backup");
+      } else {
+        r_.index_files++;
+      }
+    }
+  }
+
+  void CheckBackups() {
+    auto vms = repo_.ListVms();
+    if (!vms.ok()) {
+      r_.errors.push_back(vms.status().message());
+      return;
+    }
+    for (const std::string& vm : *vms) {
+      auto names = ListDir(JoinPath(repo_.path(), "backups/" + vm));
+      if (names.ok()) {
+        for (auto& n : *names)
+          if (n.rfind(".tmp-", 0) == 0) {
+            r_.notes.push_back("backups/" + vm + "/" + n + ": partial backup copy left by an "
+                               "interrupted backup (invisible; safe to delete)");
+          }
+      }
+      auto ids = repo_.ListBackupIds(vm);
+      if (!ids.ok()) continue;
+      for (const std::string& id : *ids) CheckBackup(BackupRef{vm, id});
+    }
+  }
+
+  void CheckBackup(const BackupRef& b) {
+    r_.backups++;
+    auto m = repo_.LoadManifest(b);
+    if (!m.ok()) {
+      r_.errors.push_back(b.Name() + ": " + m.status().message());
+      return;
+    }
+    for (const FileEntry& f : m->files) {
+      if (f.type != FileType::kFile) continue;
+      auto fc = repo_.LoadFileChunks(b, f);
+      if (!fc.ok()) {
+        r_.errors.push_back(b.Name() + ":" + f.path + ": " + fc.status().message());
+        continue;
+      }
+      for (size_t i = 0; i < fc->digests.size(); i++) {
+        const Digest& d = fc->digests[i];
+        if (d.IsZero()) continue;
+        auto& uses = uses_[d];
+        if (uses.size() < 8) uses.push_back({b.Name() + ":" + f.path, i * uint64_t{fc->chunk_size}});
+        else if (uses.size() == 8) uses.push_back({"(more)", 0});
+      }
+    }
+  }
+
+  // Every used chunk must be in the index.
+  void CheckReferences() {
+    for (auto& [d, uses] : uses_) {
+      if (!repo_.index().Contains(d)) Damage(d, "", "chunk is in no index (missing)");
+    }
+  }
+
+  // Pack headers and tables, and agreement between index and packs.
+  void CheckPacks() {
+    auto packs = repo_.ListPacks();
+    if (!packs.ok()) {
+      r_.errors.push_back(packs.status().message());
+      return;
+    }
+    std::map<PackId, std::vector<PackEntry>> indexed;
+    for (auto& [id, e] : repo_.index().AllEntries()) indexed[id].push_back(e);
+    r_.chunks = repo_.index().size();
+    std::set<PackId> present(packs->begin(), packs->end());
+    for (auto& [id, entries] : indexed) {
+      if (!present.count(id)) {
+        for (auto& e : entries) Damage(e.digest, id, "pack " + PackRelPath(id) + " is missing");
+      }
+    }
+    for (const PackId& id : *packs) {
+      r_.packs++;
+      std::string path = JoinPath(repo_.path(), PackRelPath(id));
+      auto it = indexed.find(id);
+      if (it == indexed.end()) {
+        r_.notes.push_back(PackRelPath(id) + ": in no index (left by an interrupted backup; "
+                           "its chunks are not used)");
+        continue;
+      }
+      auto table = ReadPackTable(repo_.env(), path);
+      if (!table.ok()) {
+        r_.errors.push_back(table.status().message());
+      } else {
+        std::unordered_map<Digest, PackEntry, DigestHash> by_digest;
+        for (auto& e : *table) by_digest[e.digest] = e;
+        for (auto& e : it->second) {
+          auto t = by_digest.find(e.digest);
+          if (t == by_digest.end() || t->second.offset != e.offset ||
+              t->second.stored_len != e.stored_len || t->second.raw_len != e.raw_len) {
+            Damage(e.digest, id, "index entry disagrees with the pack's own table");
+          }
+        }
+      }
+      if (o_.read_data) {
+        to_read_.push_back({id, it->second});
+        for (auto& e : it->second) total_bytes_ += kRecordHeaderSize + e.stored_len;
+      }
+    }
+  }
+
+  // Reads every indexed chunk of every pack, in offset order, one pack per worker at a time.
+  void ReadData() {
+    std::atomic<size_t> next{0};
+    std::atomic<uint64_t> done{0};
+    std::atomic<bool> finished{false};
+    auto worker = [&] {
+      std::string buf, raw;
+      for (size_t p; (p = next.fetch_add(1)) < to_read_.size();) {
+        auto& [id, entries] = to_read_[p];
+        std::sort(entries.begin(), entries.end(),
+                  [](auto& a, auto& b) { return a.offset < b.offset; });
+        std::string path = JoinPath(repo_.path(), PackRelPath(id));
+        auto fd = repo_.env()->Open(path, O_RDONLY);
+        for (const PackEntry& e : entries) {
+          std::string where = PackRelPath(id) + " offset " + std::to_string(e.offset);
+          Status s = fd.ok() ? Status::Ok() : fd.status();
+          if (s.ok()) {
+            buf.resize(kRecordHeaderSize + e.stored_len);
+            s = repo_.env()->PReadExact(fd->get(), buf.data(), buf.size(), e.offset, path);
+          }
+          if (s.ok()) {
+            raw.resize(e.raw_len);
+            s = DecodeChunkRecord(buf, e, where, raw.data());
+          }
+          done += kRecordHeaderSize + e.stored_len;
+          std::lock_guard lock(mu_);
+          r_.chunks_read++;
+          r_.bytes_read += kRecordHeaderSize + e.stored_len;
+          if (!s.ok()) Damage(e.digest, id, s.message());
+        }
+      }
+    };
+    unsigned n = o_.threads ? o_.threads : std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::thread> pool;
+    for (unsigned t = 0; t < n; t++) pool.emplace_back(worker);
+    std::thread reporter([&] {
+      while (!finished) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        if (o_.progress) o_.progress(done, total_bytes_);
+      }
+    });
+    for (auto& t : pool) t.join();
+    finished = true;
+    reporter.join();
+    if (o_.progress) o_.progress(done, total_bytes_);
+  }
+
+ private:
+  void Damage(const Digest& d, const std::string& pack, const std::string& error) {
+    ChunkDamage c{d, pack, error, {}};
+    auto it = uses_.find(d);
+    if (it != uses_.end()) {
+      for (auto& u : it->second) {
+        c.users.push_back(u.backup_file == "(more)" ? u.backup_file
+                                                     : u.backup_file + " (offset " +
+                                                           std::to_string(u.offset) + ")");
+      }
+    }
+    r_.damaged_chunks.push_back(std::move(c));
+  }
+
+  Repository& repo_;
+  const VerifyOptions& o_;
+  VerifyReport& r_;
+  std::mutex mu_;
+  std::unordered_map<Digest, std::vector<Use>, DigestHash> uses_;
+  std::vector<std::pair<PackId, std::vector<PackEntry>>> to_read_;
+  uint64_t total_bytes_ = 0;
+};
+
+}  // namespace
+
+Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& o) {
+  auto start = std::chrono::steady_clock::now();
+  LM_RETURN_IF_ERROR(repo.Refresh());
+  VerifyReport r;
+  Verifier v(repo, o, &r);
+  v.CheckIndexFiles();
+  v.CheckBackups();
+  v.CheckReferences();
+  v.CheckPacks();
+  if (o.read_data) v.ReadData();
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return r;
+}
+
+}  // namespace lm

@@ -1,0 +1,16 @@
+// The `livemount` subcommands. Each Register* adds its subcommands to the CLI11 app; the
+// handlers return a process exit code and print one line on stderr on failure.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "store/status.h"
+
+namespace lm::cli {
+
+void RegisterRepoCommands(CLI::App& app, int* exit_code);  // init backup list verify restore
+
+// Prints "livemount: <message>" to stderr and returns 1 (or 0 if ok).
+int Report(const Status& s);
+
+}  // namespace lm::cli

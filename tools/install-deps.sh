@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that livemount's build, tests and demo need.
+# Only what is missing is installed; safe to run again. Needs root (or sudo).
+#   tools/install-deps.sh [build|test|demo|bench]...   (default: build test)
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config git
+  librocksdb-dev libfuse3-dev fuse3 libcli11-dev libfmt-dev catch2
+  libzstd-dev libssl-dev libxxhash-dev nlohmann-json3-dev)
+test_pkgs=(qemu-utils xxd)
+demo_pkgs=(qemu-utils)
+bench_pkgs=(restic fio)
+
+want=()
+[ $# -eq 0 ] && set -- build test
+for group in "$@"; do
+  case "$group" in
+    build) want+=("${build_pkgs[@]}") ;;
+    test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+    demo) want+=("${build_pkgs[@]}" "${demo_pkgs[@]}") ;;
+    bench) want+=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
+    *) echo "install-deps: unknown group '$group' (build|test|demo|bench)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+# de-duplicate
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u | sed '/^$/d')
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
