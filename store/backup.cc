@@ -6,6 +6,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <optional>
@@ -75,7 +77,9 @@ Status Walk(const std::string& root, const std::string& rel, std::vector<FileEnt
 // Shared state of one backup run.
 class BackupWriter {
  public:
-  BackupWriter(Repository& repo, const BackupOptions& o) : repo_(repo), o_(o) {}
+  BackupWriter(Repository& repo, const BackupOptions& o)
+      : repo_(repo), o_(o), finisher_([this] { FinisherLoop(); }) {}
+  ~BackupWriter() { (void)StopFinisher(); }
 
   // Chunks one open file into `chunks`, storing what is new.
   Status ChunkFile(int fd, const std::string& path, FileChunks* chunks, unsigned threads);
@@ -88,6 +92,12 @@ class BackupWriter {
  private:
   Status StoreChunk(const Digest& d, std::string_view raw, std::string* scratch);
   Status FinishPack(PackWriter pack);
+  // Full packs are fsynced and renamed on a thread of their own, so that the workers
+  // keep hashing and compressing while the disk writes.
+  void QueuePack(PackWriter pack);
+  void FinisherLoop();
+  Status StopFinisher();
+  Status FinisherError();
   Status WriteIndexFile(std::vector<std::pair<PackId, std::vector<PackEntry>>> packs);
 
   Repository& repo_;
@@ -98,7 +108,48 @@ class BackupWriter {
   std::optional<PackWriter> pack_;
   std::mutex index_mu_;
   std::vector<std::pair<PackId, std::vector<PackEntry>>> unindexed_;
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::deque<PackWriter> queue_;
+  bool stopping_ = false;
+  Status finisher_error_;
+  std::thread finisher_;  // last: started after everything it uses
 };
+
+void BackupWriter::QueuePack(PackWriter pack) {
+  std::lock_guard lock(queue_mu_);
+  queue_.push_back(std::move(pack));
+  queue_cv_.notify_one();
+}
+
+void BackupWriter::FinisherLoop() {
+  std::unique_lock lock(queue_mu_);
+  for (;;) {
+    queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+    if (queue_.empty()) return;  // stopping, and nothing left
+    PackWriter pack = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    Status s = finisher_error_.ok() ? FinishPack(std::move(pack)) : Status::Ok();
+    lock.lock();
+    if (!s.ok() && finisher_error_.ok()) finisher_error_ = s;
+  }
+}
+
+Status BackupWriter::StopFinisher() {
+  {
+    std::lock_guard lock(queue_mu_);
+    stopping_ = true;
+    queue_cv_.notify_one();
+  }
+  if (finisher_.joinable()) finisher_.join();
+  return finisher_error_;
+}
+
+Status BackupWriter::FinisherError() {
+  std::lock_guard lock(queue_mu_);
+  return finisher_error_;
+}
 
 Status BackupWriter::StoreChunk(const Digest& d, std::string_view raw, std::string* scratch) {
   if (repo_.index().Contains(d)) return Status::Ok();
@@ -123,7 +174,10 @@ Status BackupWriter::StoreChunk(const Digest& d, std::string_view raw, std::stri
   new_stored += kRecordHeaderSize + scratch->size();
   new_raw += raw.size();
   new_chunks++;
-  if (full) return FinishPack(std::move(*full));  // fsync outside the pack lock
+  if (full) {
+    LM_RETURN_IF_ERROR(FinisherError());
+    QueuePack(std::move(*full));
+  }
   return Status::Ok();
 }
 
@@ -149,6 +203,7 @@ Status BackupWriter::WriteIndexFile(std::vector<std::pair<PackId, std::vector<Pa
 }
 
 Status BackupWriter::Finish() {
+  LM_RETURN_IF_ERROR(StopFinisher());
   std::optional<PackWriter> last;
   {
     std::lock_guard lock(pack_mu_);
@@ -281,6 +336,7 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
     LM_ASSIGN_OR_RETURN(UniqueFd fd, repo.env()->Open(full, O_RDONLY | O_NOATIME));
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, full);
+    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);  // larger kernel read-ahead
     FileChunks fc;
     fc.file_size = st.st_size;  // the size when opened; a file that grows is read to here
     fc.chunk_size = m.chunk_size;

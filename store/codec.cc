@@ -24,8 +24,22 @@ ZSTD_DCtx* ThreadDCtx() {
 }
 }  // namespace
 
+// True when three 4 KiB samples of `raw` do not compress at the fastest level: random or
+// already-compressed data, which then skips a full compression attempt (as btrfs does).
+static bool LooksIncompressible(std::string_view raw) {
+  constexpr size_t kSample = 4096;
+  if (raw.size() < 8 * kSample) return false;
+  char out[ZSTD_COMPRESSBOUND(kSample)];
+  size_t at[3] = {0, raw.size() / 2, raw.size() - kSample};
+  for (size_t off : at) {
+    size_t n = ZSTD_compressCCtx(ThreadCCtx(), out, sizeof out, raw.data() + off, kSample, 1);
+    if (ZSTD_isError(n) || n < kSample - kSample / 16) return false;
+  }
+  return true;
+}
+
 Codec CompressChunk(std::string_view raw, int level, std::string* out) {
-  if (level > 0) {
+  if (level > 0 && !LooksIncompressible(raw)) {
     out->resize(ZSTD_compressBound(raw.size()));
     size_t n = ZSTD_compressCCtx(ThreadCCtx(), out->data(), out->size(), raw.data(), raw.size(),
                                  level);

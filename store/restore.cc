@@ -134,7 +134,7 @@ Result<RestoreSummary> RunRestore(Repository& repo, const BackupRef& backup,
         }
         t.join();
         LM_RETURN_IF_ERROR(s.Context("restore " + backup.Name() + ":" + f.path));
-        LM_RETURN_IF_ERROR(repo.env()->Fsync(fd.get(), tmp));
+        if (o.sync) LM_RETURN_IF_ERROR(repo.env()->Fsync(fd.get(), tmp));
         fd.reset();
         LM_RETURN_IF_ERROR(repo.env()->Rename(tmp, path));
         unlinker.armed = false;

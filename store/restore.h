@@ -18,6 +18,9 @@ struct RestoreProgress {
 
 struct RestoreOptions {
   unsigned threads = 0;  // 0: two per core (reads overlap with decompression)
+  // fsync each file before renaming it into place (default). Off: faster, but a crash
+  // soon after the restore may lose restored data.
+  bool sync = true;
   std::function<void(const RestoreProgress&)> progress;
 };
 

@@ -7,8 +7,8 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config git
   librocksdb-dev libfuse3-dev fuse3 libcli11-dev libfmt-dev catch2
   libzstd-dev libssl-dev libxxhash-dev nlohmann-json3-dev)
-test_pkgs=(qemu-utils xxd)
-demo_pkgs=(qemu-utils)
+test_pkgs=(qemu-utils python3)
+demo_pkgs=(qemu-utils bc python3)
 bench_pkgs=(restic fio)
 
 want=()

@@ -172,13 +172,15 @@ int Verify(const std::string& repo_path, bool read_data, bool as_json) {
   return 0;
 }
 
-int Restore(const std::string& repo_path, const std::string& spec, const std::string& dest) {
+int Restore(const std::string& repo_path, const std::string& spec, const std::string& dest,
+            bool no_sync) {
   auto repo = Repository::Open(repo_path);
   if (!repo.ok()) return Report(repo.status());
   auto ref = (*repo)->ResolveSpec(spec);
   if (!ref.ok()) return Report(ref.status());
   ProgressBar bar("restore " + ref->Name());
   RestoreOptions o;
+  o.sync = !no_sync;
   o.progress = [&](const RestoreProgress& p) { bar.Update(p.done_bytes, p.total_bytes, p.current_file); };
   auto r = RunRestore(**repo, *ref, dest, o);
   bar.Done();
@@ -209,7 +211,7 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
     c->add_option("VMDIR", o->vmdir, "The VM's directory")->required();
     c->add_option("--vm", o->vm, "VM name")->required();
     c->add_option("--profile", o->profile_path, "Profile JSON to attach to the backup copy");
-    c->add_option("--compression-level", o->compression_level, "zstd level, 0 for none")
+    c->add_option("--compression-level", o->compression_level, "zstd level 1-19, 0 for none")
         ->capture_default_str();
     c->add_option("--threads", o->threads, "Worker threads (0: one per core)");
     c->callback([=] { *exit_code = Backup(*repo, *o); });
@@ -242,7 +244,9 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
     c->add_option("REPO", *repo, "Repository")->required();
     c->add_option("VM@BACKUP", *spec, "VM, optionally @BACKUP (default latest)")->required();
     c->add_option("DESTDIR", *dest, "Destination directory")->required();
-    c->callback([=] { *exit_code = Restore(*repo, *spec, *dest); });
+    auto no_sync = std::make_shared<bool>(false);
+    c->add_flag("--no-sync", *no_sync, "Do not fsync restored files (faster, not crash-safe)");
+    c->callback([=] { *exit_code = Restore(*repo, *spec, *dest, *no_sync); });
   }
 }
 

@@ -1,0 +1,89 @@
+# Shared helpers for the integration tests. Source it after setting LM (the binary).
+set -euo pipefail
+
+LM=$(readlink -f "${LM:?set LM to the livemount binary}")
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/lm-it-XXXXXX")
+cleanup_hooks=()
+on_exit() {
+  local rc=$?
+  for h in "${cleanup_hooks[@]}"; do eval "$h" || true; done
+  rm -rf "$WORK"
+  if [ $rc -ne 0 ]; then echo "FAILED (exit $rc)" >&2; fi
+  exit $rc
+}
+trap on_exit EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+note() { echo "== $*"; }
+
+# Runs a command that must fail: non-zero exit, no crash (exit < 128), exactly one line on
+# stderr that contains the given text.
+expect_fail() {
+  local want=$1; shift
+  local rc=0
+  "$@" >"$WORK/out" 2>"$WORK/err" || rc=$?
+  [ $rc -ne 0 ] || fail "expected failure: $*"
+  [ $rc -lt 128 ] || fail "crashed with exit $rc: $*"
+  local lines; lines=$(wc -l <"$WORK/err")
+  [ "$lines" -eq 1 ] || { cat "$WORK/err" >&2; fail "expected one stderr line, got $lines: $*"; }
+  grep -q -- "$want" "$WORK/err" || { cat "$WORK/err" >&2; fail "stderr lacks '$want': $*"; }
+}
+
+# json_get FILE EXPR: evaluates a Python expression on the parsed JSON `j`.
+json_get() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($2)" "$1"; }
+
+# Makes a raw disk image: random, text and zero regions (the zero one a hole).
+make_raw_disk() {
+  local path=$1 mib=$2 third=$(( $2 / 3 ))
+  head -c $((third << 20)) /dev/urandom >"$path"
+  python3 - "$path" $((third << 20)) <<'PY'
+import random, sys
+random.seed(7)
+words = "backup virtual machine disk block chunk restore mount cache guest kernel boot".split()
+out = []
+n = 0
+while n < int(sys.argv[2]):
+    line = " ".join(random.choice(words) for _ in range(12)) + " %d\n" % random.randrange(10**6)
+    out.append(line); n += len(line)
+with open(sys.argv[1], "ab") as f:
+    f.write("".join(out).encode()[: int(sys.argv[2])])
+PY
+  truncate -s $((mib << 20)) "$path"
+}
+
+# Makes VM directories of each flavour under $1: raw, qcow2, vmdk-sparse, vmdk-flat.
+make_vm_dirs() {
+  local base=$1 mib=${2:-24}
+  mkdir -p "$base"/{raw,qcow2,vmdk-sparse,vmdk-flat/logs}
+  make_raw_disk "$base/raw/disk.raw" "$mib"
+  cat >"$base/raw/vm.xml" <<XML
+<domain type='kvm'><name>raw</name><memory unit='MiB'>256</memory>
+<devices><disk type='file' device='disk'><source file='disk.raw'/></disk></devices></domain>
+XML
+  qemu-img convert -q -f raw -O qcow2 "$base/raw/disk.raw" "$base/qcow2/disk.qcow2"
+  cp "$base/raw/vm.xml" "$base/qcow2/vm.xml"
+  qemu-img convert -q -f raw -O vmdk -o subformat=monolithicSparse "$base/raw/disk.raw" \
+    "$base/vmdk-sparse/disk.vmdk"
+  qemu-img convert -q -f raw -O vmdk -o subformat=monolithicFlat "$base/raw/disk.raw" \
+    "$base/vmdk-flat/disk.vmdk"
+  printf 'config.version = "8"\nvirtualHW.version = "14"\nscsi0:0.fileName = "disk.vmdk"\n' \
+    >"$base/vmdk-flat/vm.vmx"
+  head -c 8684 /dev/urandom >"$base/vmdk-flat/vm.nvram"
+  echo "log line" >"$base/vmdk-flat/logs/vmware.log"
+  ln -s vm.vmx "$base/vmdk-flat/current.vmx"
+  chmod 600 "$base/vmdk-flat/vm.nvram"
+}
+
+# Compares two trees: same names, types, bytes, modes, mtimes and symlink targets.
+same_tree() {
+  local a=$1 b=$2
+  (cd "$a" && find . -printf '%p %y %m %T@ %l\n' | sort) >"$WORK/tree-a"
+  (cd "$b" && find . -printf '%p %y %m %T@ %l\n' | sort) >"$WORK/tree-b"
+  # The top directory itself may differ (it was created by the test).
+  grep -v '^\. ' "$WORK/tree-a" >"$WORK/tree-a2" || true
+  grep -v '^\. ' "$WORK/tree-b" >"$WORK/tree-b2" || true
+  diff "$WORK/tree-a2" "$WORK/tree-b2" >&2 || fail "trees differ in metadata: $a $b"
+  (cd "$a" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$WORK/sum-a"
+  (cd "$b" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$WORK/sum-b"
+  diff "$WORK/sum-a" "$WORK/sum-b" >&2 || fail "trees differ in content: $a $b"
+}
