@@ -7,7 +7,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config git
   librocksdb-dev libfuse3-dev fuse3 libcli11-dev libfmt-dev catch2
   libzstd-dev libssl-dev libxxhash-dev nlohmann-json3-dev)
-test_pkgs=(qemu-utils python3)
+test_pkgs=(qemu-utils python3 attr)
 demo_pkgs=(qemu-utils bc python3)
 bench_pkgs=(restic fio)
 

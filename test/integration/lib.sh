@@ -87,3 +87,40 @@ same_tree() {
   (cd "$b" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$WORK/sum-b"
   diff "$WORK/sum-a" "$WORK/sum-b" >&2 || fail "trees differ in content: $a $b"
 }
+
+# --- live mounts -------------------------------------------------------------------------
+# mount_repo REPO MNT [extra mount options...]: mounts in the background with cache and
+# state under $WORK; the exit trap unmounts it and stops the daemon whatever happens.
+mount_repo() {
+  local repo=$1 mnt=$2; shift 2
+  mkdir -p "$mnt"
+  "$LM" mount "$repo" "$mnt" --cache-dir "${CACHE_DIR:-$WORK/cache}" \
+    --state-dir "${STATE_DIR:-$WORK/state}" "$@" >/dev/null
+  cleanup_hooks+=("force_unmount '$mnt'")
+}
+
+force_unmount() {
+  local mnt=$1 pid
+  pid=$(getfattr --only-values -n user.livemount.pid "$mnt" 2>/dev/null || true)
+  fusermount3 -u -z "$mnt" 2>/dev/null || true
+  if [ -n "$pid" ]; then
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+}
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
+
+stat_of() {  # stat_of MNT EXPR: one figure from `livemount stats --json`
+  "$LM" stats "$1" --json >"$WORK/stats.json"
+  json_get "$WORK/stats.json" "$2"
+}
+
+# Fails if the daemon logged errors or warnings other than the expected pattern.
+check_log() {
+  local log=${STATE_DIR:-$WORK/state}/livemount.log allowed=${1:-}
+  [ -f "$log" ] || return 0
+  local bad
+  bad=$(grep -E ' (error|warn) ' "$log" | { if [ -n "$allowed" ]; then grep -vE "$allowed"; else cat; fi; } || true)
+  [ -z "$bad" ] || { echo "$bad" >&2; fail "the daemon logged errors"; }
+}

@@ -9,6 +9,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "livemount 0.1.0");
   int exit_code = 0;
   lm::cli::RegisterRepoCommands(app, &exit_code);
+  lm::cli::RegisterMountCommands(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -27,7 +27,7 @@ void ProgressBar::Update(uint64_t done, uint64_t total, const std::string& detai
   double mbs = secs > 0 ? static_cast<double>(done) / 1e6 / secs : 0;
   std::string right = fmt::format(" {:3.0f}% {}/{} {:.0f} MB/s ", frac * 100, FormatBytes(done),
                                   FormatBytes(total), mbs);
-  int width = std::max(10, std::min(30, cols - static_cast<int>(label_.size() + right.size()) - 20));
+  int width = std::max(10, std::min(30, cols - static_cast<int>(label_.size()) - 60));
   int filled = static_cast<int>(frac * width);
   std::string bar = "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
   std::string line = label_ + " " + bar + right + detail;

@@ -1,0 +1,164 @@
+#include "cache/chunk_source.h"
+
+#include <cstring>
+
+#include "store/log.h"
+
+namespace lm {
+
+Status ChunkSourceOptions::validate() const {
+  if (fetch_threads < 1 || fetch_threads > 64) return Status::Invalid("fetch threads must be 1-64");
+  return Status::Ok();
+}
+
+ChunkSource::ChunkSource(Repository& repo, ReadCache& cache, ChunkSourceOptions options)
+    : repo_(repo), cache_(cache), options_(options) {
+  for (unsigned i = 0; i < options_.fetch_threads; i++) fetchers_.emplace_back([this] { FetchLoop(); });
+}
+
+ChunkSource::~ChunkSource() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  for (auto& t : fetchers_) t.join();
+}
+
+Status ChunkSource::Fetch(const Digest& d, const std::string& what,
+                          std::shared_ptr<std::string>* data) {
+  std::shared_ptr<Inflight> f;
+  bool leader = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = inflight_.find(d);
+    if (it != inflight_.end()) {
+      f = it->second;
+    } else {
+      f = std::make_shared<Inflight>();
+      inflight_.emplace(d, f);
+      leader = true;
+    }
+  }
+  if (!leader) {
+    joined_++;
+    std::unique_lock lock(f->mu);
+    f->cv.wait(lock, [&] { return f->done; });
+    *data = f->data;
+    return f->status;
+  }
+  auto raw = std::make_shared<std::string>();
+  // Another fetch may have finished between our cache miss and becoming the leader.
+  bool cached = cache_.ReadWhole(d, raw.get()).ok();
+  Status s = cached ? Status::Ok() : repo_.ReadChunk(d, raw.get());
+  if (!cached) fetches_++;
+  if (s.ok() && !cached) {
+    Status ins = cache_.Insert(d, *raw);
+    if (!ins.ok() && ins.code() != Code::kNoSpace) {
+      LogOnce(LogLevel::kWarn, "cache-insert", "read-cache insert failed: " + ins.message());
+    }
+  } else if (!s.ok()) {
+    fetch_errors_++;
+    LogOnce(LogLevel::kError, "chunk-" + d.Hex(),
+            "damaged or missing chunk " + d.ShortHex() + " (used by " + what + "): " + s.message());
+  }
+  {
+    std::lock_guard lock(mu_);
+    inflight_.erase(d);
+  }
+  {
+    std::lock_guard lock(f->mu);
+    f->status = s;
+    f->data = raw;
+    f->done = true;
+  }
+  f->cv.notify_all();
+  *data = std::move(raw);
+  return s;
+}
+
+Status ChunkSource::Read(const FileChunks& fc, const std::string& what, uint64_t off, size_t len,
+                         char* out) {
+  reads_++;
+  bytes_read_ += len;
+  const uint64_t cs = fc.chunk_size;
+  size_t done = 0;
+  while (done < len) {
+    uint64_t pos = off + done;
+    size_t i = pos / cs;
+    uint32_t in_chunk = static_cast<uint32_t>(pos % cs);
+    uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(len - done, fc.ChunkLen(i) - in_chunk));
+    const Digest& d = fc.digests[i];
+    if (d.IsZero()) {
+      std::memset(out + done, 0, n);
+      zero_bytes_ += n;
+    } else if (!cache_.Read(d, in_chunk, n, out + done).ok()) {
+      std::shared_ptr<std::string> data;
+      Status s = Fetch(d, what, &data);
+      if (!s.ok()) {
+        return s.Context(what + " at offset " + std::to_string(i * cs));
+      }
+      if (data->size() < in_chunk + n) {
+        return Status::Corrupt(what + ": chunk " + d.ShortHex() + " is shorter than its file index says");
+      }
+      std::memcpy(out + done, data->data() + in_chunk, n);
+    }
+    done += n;
+  }
+  return Status::Ok();
+}
+
+Status ChunkSource::Ensure(const Digest& d, const std::string& what) {
+  if (d.IsZero() || cache_.Contains(d)) return Status::Ok();
+  std::shared_ptr<std::string> data;
+  return Fetch(d, what, &data);
+}
+
+void ChunkSource::Prefetch(const std::vector<Digest>& digests, const std::string& what) {
+  size_t queued = 0;
+  auto user = std::make_shared<const std::string>(what);
+  {
+    std::lock_guard lock(mu_);
+    for (const Digest& d : digests) {
+      if (d.IsZero() || inflight_.count(d) || cache_.Contains(d)) continue;
+      queue_.push_back({d, user});
+      queued++;
+    }
+  }
+  ra_queued_ += queued;
+  if (queued) queue_cv_.notify_all();
+}
+
+void ChunkSource::FetchLoop() {
+  for (;;) {
+    Digest d;
+    std::shared_ptr<const std::string> what;
+    {
+      std::unique_lock lock(mu_);
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      d = queue_.front().first;
+      what = queue_.front().second;
+      queue_.pop_front();
+      if (inflight_.count(d)) continue;
+    }
+    if (cache_.Contains(d)) continue;
+    std::shared_ptr<std::string> data;
+    if (Fetch(d, *what, &data).ok()) ra_fetched_++;
+  }
+}
+
+ChunkSourceStats ChunkSource::Stats() const {
+  ChunkSourceStats s;
+  s.reads = reads_;
+  s.bytes_read = bytes_read_;
+  s.zero_bytes = zero_bytes_;
+  s.fetches = fetches_;
+  s.fetch_errors = fetch_errors_;
+  s.joined_fetches = joined_;
+  s.readahead_queued = ra_queued_;
+  s.readahead_fetched = ra_fetched_;
+  return s;
+}
+
+}  // namespace lm

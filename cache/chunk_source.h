@@ -1,0 +1,80 @@
+// ChunkSource: the read path below the filesystem. Serves byte ranges of a backed-up file
+// from the read-cache, fetching misses from the repository (verify SHA-256, decompress,
+// insert, reply). Concurrent misses on one chunk fetch it once. All-zero chunks are never
+// fetched. Background fetches (read-ahead, and later pre-staging) run on a small pool and
+// yield to foreground reads: a foreground miss on a chunk already being fetched in the
+// background simply waits for that fetch.
+//
+// A damaged chunk is an error (Code::kCorrupt) for the ranges it covers, logged once with
+// the chunk and the file; it is never served as zeros.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "cache/read_cache.h"
+#include "store/repository.h"
+
+namespace lm {
+
+struct ChunkSourceOptions {
+  unsigned fetch_threads = 4;  // background fetchers
+  Status validate() const;
+};
+
+struct ChunkSourceStats {
+  uint64_t reads = 0, bytes_read = 0, zero_bytes = 0;
+  uint64_t fetches = 0, fetch_errors = 0, joined_fetches = 0;
+  uint64_t readahead_queued = 0, readahead_fetched = 0;
+};
+
+class ChunkSource {
+ public:
+  ChunkSource(Repository& repo, ReadCache& cache, ChunkSourceOptions options = {});
+  ~ChunkSource();
+
+  // Reads [off, off+len) of the file into out; len is clipped to the file size by the
+  // caller. `what` names the file in errors and logs ("vm@id:disk.vmdk").
+  Status Read(const FileChunks& fc, const std::string& what, uint64_t off, size_t len, char* out);
+  // Queues background fetches of these chunks (skipping cached and zero ones).
+  void Prefetch(const std::vector<Digest>& digests, const std::string& what);
+  // Fetches one chunk into the cache now (foreground), unless cached.
+  Status Ensure(const Digest& d, const std::string& what);
+
+  ChunkSourceStats Stats() const;
+  ReadCache& cache() { return cache_; }
+  Repository& repo() { return repo_; }
+
+ private:
+  struct Inflight {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Status status;
+    std::shared_ptr<std::string> data;
+  };
+  // Returns the chunk's bytes, fetching them (once) if needed.
+  Status Fetch(const Digest& d, const std::string& what, std::shared_ptr<std::string>* data);
+  void FetchLoop();
+
+  Repository& repo_;
+  ReadCache& cache_;
+  ChunkSourceOptions options_;
+  std::mutex mu_;
+  std::unordered_map<Digest, std::shared_ptr<Inflight>, DigestHash> inflight_;
+  std::condition_variable queue_cv_;
+  std::deque<std::pair<Digest, std::shared_ptr<const std::string>>> queue_;  // digest, user
+  bool stopping_ = false;
+  std::vector<std::thread> fetchers_;
+  std::atomic<uint64_t> reads_{0}, bytes_read_{0}, zero_bytes_{0}, fetches_{0}, fetch_errors_{0},
+      joined_{0}, ra_queued_{0}, ra_fetched_{0};
+};
+
+}  // namespace lm

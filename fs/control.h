@@ -1,0 +1,47 @@
+// The control socket of a running media agent: an abstract Unix socket (no file to clean up)
+// whose name the mount's root answers as the xattr user.livemount.control. One JSON request
+// per connection, one JSON reply: {"cmd":"stats"}, {"cmd":"shutdown"}, ...
+// Only the daemon's own user and root may connect (SO_PEERCRED).
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+
+#include "store/env.h"
+#include "store/status.h"
+
+namespace lm {
+
+class ControlServer {
+ public:
+  using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
+  static Result<std::unique_ptr<ControlServer>> Start(const std::string& name, Handler handler);
+  ~ControlServer();
+
+ private:
+  ControlServer() = default;
+  void Loop();
+  void Serve(int fd);
+  UniqueFd listen_fd_, stop_fd_;
+  Handler handler_;
+  std::thread thread_;
+  std::mutex active_mu_;
+  std::condition_variable active_cv_;
+  int active_ = 0;  // requests being served; the destructor waits for them
+};
+
+// Sends one request and waits up to timeout_ms for the reply.
+Result<nlohmann::json> ControlRequest(const std::string& name, const nlohmann::json& request,
+                                      int timeout_ms = 10000);
+
+// Finds the control socket of the media agent mounted at `mountpoint`.
+Result<std::string> ControlNameOf(const std::string& mountpoint);
+Result<int> DaemonPidOf(const std::string& mountpoint);
+
+}  // namespace lm

@@ -1,0 +1,25 @@
+// The one place where a Status becomes an errno (fs/ alone speaks errno).
+#pragma once
+
+#include <cerrno>
+
+#include "store/status.h"
+
+namespace lm {
+
+inline int ToErrno(const Status& s) {
+  switch (s.code()) {
+    case Code::kOk: return 0;
+    case Code::kNotFound: return ENOENT;
+    case Code::kCorrupt: return EIO;  // damaged data: never zeros, never wrong bytes
+    case Code::kIoError: return EIO;
+    case Code::kInvalid: return EINVAL;
+    case Code::kExists: return EEXIST;
+    case Code::kBusy: return EBUSY;
+    case Code::kUnsupported: return ENOTSUP;
+    case Code::kNoSpace: return ENOSPC;
+  }
+  return EIO;
+}
+
+}  // namespace lm

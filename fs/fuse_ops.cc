@@ -1,0 +1,262 @@
+// The only file that includes fuse_lowlevel.h. Callbacks translate to LiveFs calls and map
+// Status to errno (errno_map.h); every callback catches everything, so no exception
+// reaches libfuse.
+#define FUSE_USE_VERSION 312
+#include "fs/fuse_ops.h"
+
+#include <fuse_lowlevel.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <vector>
+
+#include "fs/errno_map.h"
+#include "store/log.h"
+
+namespace lm {
+
+namespace {
+
+struct Context {
+  LiveFs* fs;
+  FuseOptions options;
+};
+
+Context* Ctx(fuse_req_t req) { return static_cast<Context*>(fuse_req_userdata(req)); }
+
+// Directories that change (root, VM dirs) are revalidated each second; backup contents
+// are immutable.
+double TimeoutFor(const Node& n) {
+  return (n.kind == NodeKind::kRoot || n.kind == NodeKind::kVmDir || n.kind == NodeKind::kLatestLink)
+             ? 1.0
+             : 3600.0;
+}
+
+template <typename F>
+void Guard(fuse_req_t req, F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    LogError(std::string("internal error in a FUSE callback: ") + e.what());
+    fuse_reply_err(req, EIO);
+  } catch (...) {
+    LogError("internal error in a FUSE callback");
+    fuse_reply_err(req, EIO);
+  }
+}
+
+void ReplyEntry(fuse_req_t req, const Node& n) {
+  fuse_entry_param e{};
+  e.ino = n.ino;
+  e.generation = 1;
+  e.attr = n.attr;
+  e.attr_timeout = e.entry_timeout = TimeoutFor(n);
+  fuse_reply_entry(req, &e);
+}
+
+void OpInit(void* userdata, fuse_conn_info* conn) {
+  conn->max_readahead = std::min<unsigned>(conn->max_readahead, 1u << 20);
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+  conn->want &= ~FUSE_CAP_SPLICE_READ;  // hits are verified in memory, then copied
+  if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  LogInfo("FUSE session started: max_read " + std::to_string(conn->max_read) + ", max_write " +
+          std::to_string(conn->max_write) + ", max_readahead " + std::to_string(conn->max_readahead));
+}
+
+void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Guard(req, [&] {
+    auto n = Ctx(req)->fs->ns().Lookup(parent, name);
+    if (!n.ok()) return (void)fuse_reply_err(req, ToErrno(n.status()));
+    ReplyEntry(req, **n);
+  });
+}
+
+void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  Guard(req, [&] {
+    auto n = Ctx(req)->fs->ns().Get(ino);
+    if (!n.ok()) return (void)fuse_reply_err(req, ENOENT);
+    fuse_reply_attr(req, &(*n)->attr, TimeoutFor(**n));
+  });
+}
+
+void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
+  Guard(req, [&] {
+    auto n = Ctx(req)->fs->ns().Get(ino);
+    if (!n.ok()) return (void)fuse_reply_err(req, ENOENT);
+    if (!S_ISLNK((*n)->attr.st_mode)) return (void)fuse_reply_err(req, EINVAL);
+    fuse_reply_readlink(req, (*n)->link_target.c_str());
+  });
+}
+
+void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  Guard(req, [&] {
+    LiveFs* fs = Ctx(req)->fs;
+    auto list = fs->ns().List(ino);
+    if (!list.ok()) return (void)fuse_reply_err(req, ToErrno(list.status()));
+    auto self = fs->ns().Get(ino);
+    if (!self.ok()) return (void)fuse_reply_err(req, ENOENT);
+    std::vector<char> buf(size);
+    size_t used = 0;
+    size_t total = list->size() + 2;
+    for (size_t i = static_cast<size_t>(off); i < total; i++) {
+      struct stat st {};
+      const char* name;
+      if (i == 0) {
+        name = ".";
+        st = (*self)->attr;
+      } else if (i == 1) {
+        name = "..";
+        st.st_ino = (*self)->parent;
+        st.st_mode = S_IFDIR;
+      } else {
+        name = (*list)[i - 2].first.c_str();
+        st = (*list)[i - 2].second->attr;
+      }
+      size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name, &st,
+                                      static_cast<off_t>(i + 1));
+      if (need > size - used) break;
+      used += need;
+    }
+    fuse_reply_buf(req, buf.data(), used);
+  });
+}
+
+void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Guard(req, [&] {
+    if ((fi->flags & O_ACCMODE) != O_RDONLY) return (void)fuse_reply_err(req, EROFS);
+    auto f = Ctx(req)->fs->Open(ino);
+    if (!f.ok()) {
+      LogError("open inode " + std::to_string(ino) + ": " + f.status().message());
+      return (void)fuse_reply_err(req, ToErrno(f.status()));
+    }
+    fi->fh = reinterpret_cast<uint64_t>(f->release());
+    fi->keep_cache = 1;  // backup contents never change under the page cache
+    if (fuse_reply_open(req, fi) != 0) delete reinterpret_cast<OpenFile*>(fi->fh);
+  });
+}
+
+void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
+  Guard(req, [&] {
+    auto* f = reinterpret_cast<OpenFile*>(fi->fh);
+    thread_local std::string buf;
+    Status s = Ctx(req)->fs->Read(*f, static_cast<uint64_t>(off), size, &buf);
+    if (!s.ok()) return (void)fuse_reply_err(req, ToErrno(s));
+    fuse_reply_buf(req, buf.data(), buf.size());
+  });
+}
+
+void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  delete reinterpret_cast<OpenFile*>(fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+void OpStatfs(fuse_req_t req, fuse_ino_t) {
+  Guard(req, [&] {
+    struct statvfs st {};
+    if (::statvfs(Ctx(req)->fs->options().statfs_path.c_str(), &st) != 0) {
+      return (void)fuse_reply_err(req, errno);
+    }
+    st.f_namemax = 255;
+    fuse_reply_statfs(req, &st);
+  });
+}
+
+const char* kControlXattr = "user.livemount.control";
+const char* kPidXattr = "user.livemount.pid";
+
+void ReplyXattr(fuse_req_t req, const std::string& value, size_t size) {
+  if (size == 0) return (void)fuse_reply_xattr(req, value.size());
+  if (size < value.size()) return (void)fuse_reply_err(req, ERANGE);
+  fuse_reply_buf(req, value.data(), value.size());
+}
+
+void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  Guard(req, [&] {
+    if (ino == FUSE_ROOT_ID && std::strcmp(name, kControlXattr) == 0) {
+      return ReplyXattr(req, Ctx(req)->options.control_name, size);
+    }
+    if (ino == FUSE_ROOT_ID && std::strcmp(name, kPidXattr) == 0) {
+      return ReplyXattr(req, std::to_string(::getpid()), size);
+    }
+    fuse_reply_err(req, ENODATA);
+  });
+}
+
+void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  Guard(req, [&] {
+    std::string names;
+    if (ino == FUSE_ROOT_ID) {
+      names.append(kControlXattr).push_back('\0');
+      names.append(kPidXattr).push_back('\0');
+    }
+    ReplyXattr(req, names, size);
+  });
+}
+
+const fuse_lowlevel_ops kOps = [] {
+  fuse_lowlevel_ops ops{};
+  ops.init = OpInit;
+  ops.lookup = OpLookup;
+  ops.getattr = OpGetattr;
+  ops.readlink = OpReadlink;
+  ops.readdir = OpReaddir;
+  ops.open = OpOpen;
+  ops.read = OpRead;
+  ops.release = OpRelease;
+  ops.statfs = OpStatfs;
+  ops.getxattr = OpGetxattr;
+  ops.listxattr = OpListxattr;
+  return ops;
+}();
+
+}  // namespace
+
+Result<std::unique_ptr<FuseMount>> FuseMount::Mount(LiveFs& fs, const FuseOptions& o) {
+  std::vector<std::string> argv = {"livemount", "-o", "ro,fsname=livemount,subtype=livemount"};
+  if (o.allow_other) argv.back() += ",allow_other,default_permissions";
+  else argv.back() += ",default_permissions";
+  if (o.debug) argv.push_back("-d");
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(cargv.size()), cargv.data());
+  std::unique_ptr<FuseMount> m(new FuseMount());
+  auto* ctx = new Context{&fs, o};
+  m->ctx_ = ctx;
+  m->max_threads_ = o.max_threads;
+  m->se_ = fuse_session_new(&args, &kOps, sizeof kOps, ctx);
+  if (!m->se_) return Status::IoError("cannot create the FUSE session (is /dev/fuse available?)");
+  if (fuse_session_mount(m->se_, o.mountpoint.c_str()) != 0) {
+    return Status::IoError("cannot mount FUSE at " + o.mountpoint +
+                           " (is it an existing directory, and not already mounted?)");
+  }
+  m->mounted_ = true;
+  return m;
+}
+
+Status FuseMount::Run() {
+  if (fuse_set_signal_handlers(se_) == 0) signals_ = true;
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, max_threads_);
+  int rc = fuse_session_loop_mt(se_, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  if (rc < 0) return Status::IoError("FUSE loop failed: " + std::string(std::strerror(-rc)));
+  return Status::Ok();
+}
+
+void FuseMount::Exit() {
+  if (se_) fuse_session_exit(se_);
+}
+
+FuseMount::~FuseMount() {
+  if (se_) {
+    if (signals_) fuse_remove_signal_handlers(se_);
+    if (mounted_) fuse_session_unmount(se_);
+    fuse_session_destroy(se_);
+  }
+  delete static_cast<Context*>(ctx_);
+}
+
+}  // namespace lm

@@ -1,0 +1,62 @@
+// LiveFs: the FUSE low-level filesystem of the media agent. It owns the namespace and the
+// read path; fuse_ops.cc adapts it to libfuse's callbacks (no exception crosses them).
+//
+// Reads of a backed-up file go to the ChunkSource (cache, then repository). Each open file
+// tracks whether it is read sequentially; if so, read-ahead queues the next chunks, with a
+// window that doubles from 4 chunks up to `readahead_chunks`.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "cache/chunk_source.h"
+#include "fs/namespace.h"
+
+namespace lm {
+
+struct LiveFsOptions {
+  uint32_t readahead_chunks = 32;  // 0 disables read-ahead
+  std::string statfs_path = "/";   // where writes would go: statfs reports its space
+  Status validate() const;
+};
+
+struct OpenFile {
+  std::shared_ptr<Node> node;
+  std::shared_ptr<const FileChunks> chunks;
+  std::string what;  // "vm@id:path" for logs and errors
+  std::mutex mu;
+  uint64_t next_off = 0;
+  uint64_t ra_until = 0;  // chunks below this index were already queued
+  uint32_t ra_window = 0;
+};
+
+struct FsCounters {
+  std::atomic<uint64_t> read_requests{0}, read_bytes{0}, read_errors{0}, opens{0};
+};
+
+class LiveFs {
+ public:
+  LiveFs(Repository& repo, ChunkSource& source, LiveFsOptions options);
+
+  Namespace& ns() { return ns_; }
+  ChunkSource& source() { return source_; }
+  const LiveFsOptions& options() const { return options_; }
+  FsCounters& counters() { return counters_; }
+
+  Result<std::unique_ptr<OpenFile>> Open(Ino ino);
+  // Reads up to `size` bytes at `off` into *out (shorter at the end of the file).
+  Status Read(OpenFile& f, uint64_t off, size_t size, std::string* out);
+
+ private:
+  void MaybeReadAhead(OpenFile& f, uint64_t off, size_t len);
+
+  Repository& repo_;
+  ChunkSource& source_;
+  LiveFsOptions options_;
+  Namespace ns_;
+  FsCounters counters_;
+};
+
+}  // namespace lm

@@ -1,0 +1,216 @@
+#include "fs/media_agent.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cache/chunk_source.h"
+#include "fs/control.h"
+#include "fs/fuse_ops.h"
+#include "fs/live_fs.h"
+#include "store/log.h"
+
+namespace lm {
+
+using nlohmann::json;
+
+namespace {
+
+std::string HomeDir(const char* sub) {
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : "/tmp") + sub;
+}
+
+std::string Absolute(const std::string& p) {
+  char* r = ::realpath(p.c_str(), nullptr);
+  std::string out = r ? r : p;
+  free(r);
+  return out;
+}
+
+// Larger kernel read-ahead on the mount's backing device (best effort; needs root). It
+// stats the mountpoint, so it runs once the loop serves requests.
+void RaiseKernelReadahead(const std::string& mountpoint) {
+  std::thread([mountpoint] {
+    struct stat st;
+    if (::stat(mountpoint.c_str(), &st) != 0) return;
+    std::string path = "/sys/class/bdi/" + std::to_string(major(st.st_dev)) + ":" +
+                       std::to_string(minor(st.st_dev)) + "/read_ahead_kb";
+    std::ofstream f(path);
+    if (f) f << "1024\n";
+    LogDebug(std::string("kernel read-ahead ") + (f ? "raised to 1 MiB via " : "unchanged: ") + path);
+  }).detach();
+}
+
+json StatsJson(const MountOptions& o, LiveFs& fs, ChunkSource& source, Repository& repo) {
+  CacheStats c = source.cache().Stats();
+  ChunkSourceStats s = source.Stats();
+  FsCounters& f = fs.counters();
+  RepoCounters& r = repo.counters();
+  return {
+      {"mountpoint", o.mountpoint},
+      {"repository", o.repo},
+      {"pid", ::getpid()},
+      {"cache",
+       {{"dir", o.cache_dir},
+        {"hits", c.hits},
+        {"misses", c.misses},
+        {"bytes_served", c.bytes_served},
+        {"inserts", c.inserts},
+        {"evictions", c.evictions},
+        {"corrupt_dropped", c.corrupt_dropped},
+        {"insert_failures", c.insert_failures},
+        {"entries", c.entries},
+        {"size", c.used_bytes},
+        {"capacity", c.capacity_bytes},
+        {"pinned", c.pinned}}},
+      {"repo",
+       {{"chunks_fetched", r.chunks_read.load()},
+        {"bytes_fetched", r.bytes_read.load()},
+        {"raw_bytes_fetched", r.raw_bytes_read.load()},
+        {"errors", s.fetch_errors}}},
+      {"reads",
+       {{"requests", f.read_requests.load()},
+        {"bytes", f.read_bytes.load()},
+        {"errors", f.read_errors.load()},
+        {"zero_bytes", s.zero_bytes},
+        {"opens", f.opens.load()}}},
+      {"readahead", {{"queued", s.readahead_queued}, {"fetched", s.readahead_fetched}}},
+      {"prestage", {{"chunks", 0}, {"bytes", 0}}},
+      {"namespace", {{"nodes", fs.ns().size()}}},
+  };
+}
+
+// Everything after the fork: set up, report readiness on `ready_fd`, serve.
+int Serve(const MountOptions& o, int ready_fd) {
+  auto report = [&](const Status& s) {
+    if (ready_fd < 0) {
+      if (!s.ok()) std::fprintf(stderr, "livemount: %s\n", s.message().c_str());
+      return;
+    }
+    std::string msg = s.ok() ? "ok" : s.message();
+    (void)!::write(ready_fd, msg.data(), msg.size());
+    ::close(ready_fd);
+  };
+  auto repo = Repository::Open(o.repo);
+  if (!repo.ok()) return report(repo.status()), 1;
+  auto cache = ReadCache::Open(CacheOptions{o.cache_dir, o.cache_size, (*repo)->chunk_size()});
+  if (!cache.ok()) return report(cache.status().Context("--cache-dir")), 1;
+  ChunkSource source(**repo, **cache, ChunkSourceOptions{o.fetch_threads});
+  LiveFs fs(**repo, source, LiveFsOptions{o.readahead_chunks, o.state_dir});
+  std::string control_name = "livemount-" + std::to_string(::getpid()) + "-" + RandomHex(4);
+  FuseOptions fo{o.mountpoint, o.allow_other, o.debug, o.fuse_threads, control_name};
+  auto mount = FuseMount::Mount(fs, fo);
+  if (!mount.ok()) return report(mount.status()), 1;
+  auto control = ControlServer::Start(control_name, [&](const json& req) -> json {
+    std::string cmd = req.value("cmd", "");
+    if (cmd == "stats") return StatsJson(o, fs, source, **repo);
+    if (cmd == "ping") return {{"ok", true}, {"pid", ::getpid()}};
+    return {{"error", "unknown command '" + cmd + "'"}};
+  });
+  if (!control.ok()) return report(control.status()), 1;
+  LogInfo("mounted " + o.repo + " at " + o.mountpoint + " (cache " + o.cache_dir + ", " +
+          FormatBytes(o.cache_size) + "; pid " + std::to_string(::getpid()) + ")");
+  report(Status::Ok());
+  if (ready_fd >= 0) {
+    // Detach from the terminal; stderr already goes to the log file.
+    int null_fd = ::open("/dev/null", O_RDWR);
+    ::dup2(null_fd, 0);
+    ::dup2(null_fd, 1);
+    ::close(null_fd);
+  }
+  RaiseKernelReadahead(o.mountpoint);
+  Status s = (*mount)->Run();
+  if (!s.ok()) LogError(s.message());
+  control->reset();
+  mount->reset();  // unmounts if still mounted
+  LogInfo("unmounted " + o.mountpoint);
+  return s.ok() ? 0 : 1;
+}
+
+}  // namespace
+
+Status MountOptions::validate() {
+  bool root = ::geteuid() == 0;
+  if (cache_dir.empty()) cache_dir = root ? "/var/cache/livemount" : HomeDir("/.cache/livemount");
+  if (state_dir.empty()) state_dir = root ? "/var/lib/livemount" : HomeDir("/.local/state/livemount");
+  LogLevel level;
+  if (!ParseLogLevel(log_level, &level)) {
+    return Status::Invalid("--log-level must be error, warn, info or debug");
+  }
+  if (!IsDirectory(repo)) return Status::NotFound(repo + ": no such repository directory");
+  if (!IsDirectory(mountpoint)) return Status::NotFound(mountpoint + ": mountpoint is not a directory");
+  if (fetch_threads < 1 || fetch_threads > 64) return Status::Invalid("--fetch-threads must be 1-64");
+  if (fuse_threads < 1 || fuse_threads > 256) return Status::Invalid("--fuse-threads must be 1-256");
+  if (readahead_chunks > 1024) return Status::Invalid("--readahead must be at most 1024 chunks");
+  LM_RETURN_IF_ERROR(MkdirAll(state_dir).Context("--state-dir"));
+  LM_RETURN_IF_ERROR(MkdirAll(cache_dir).Context("--cache-dir"));
+  repo = Absolute(repo);
+  mountpoint = Absolute(mountpoint);
+  cache_dir = Absolute(cache_dir);
+  state_dir = Absolute(state_dir);
+  if (log_file.empty() && !foreground) log_file = JoinPath(state_dir, "livemount.log");
+  return Status::Ok();
+}
+
+int RunMediaAgent(MountOptions o) {
+  Status v = o.validate();
+  if (!v.ok()) {
+    std::fprintf(stderr, "livemount: %s\n", v.message().c_str());
+    return 1;
+  }
+  LogLevel level;
+  ParseLogLevel(o.log_level, &level);
+  SetLogLevel(level);
+  if (!o.log_file.empty() && !SetLogFile(o.log_file)) {
+    std::fprintf(stderr, "livemount: cannot open log file %s\n", o.log_file.c_str());
+    return 1;
+  }
+  if (o.foreground) return Serve(o, -1);
+
+  // Fork before any thread exists (RocksDB, fetchers, FUSE workers all start in the child).
+  int pipefd[2];
+  if (::pipe2(pipefd, O_CLOEXEC) != 0) {
+    std::perror("livemount: pipe");
+    return 1;
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    std::perror("livemount: fork");
+    return 1;
+  }
+  if (pid == 0) {
+    ::close(pipefd[0]);
+    ::setsid();
+    int log_fd = ::open(o.log_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (log_fd >= 0) {
+      ::dup2(log_fd, 2);  // libfuse's own messages land in the log too
+      ::close(log_fd);
+    }
+    if (::chdir("/") != 0) {}
+    ::_exit(Serve(o, pipefd[1]));
+  }
+  ::close(pipefd[1]);
+  std::string msg;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) msg.append(buf, n);
+  ::close(pipefd[0]);
+  if (msg == "ok") {
+    std::printf("mounted %s at %s (pid %d, log %s)\n", o.repo.c_str(), o.mountpoint.c_str(), pid,
+                o.log_file.c_str());
+    return 0;
+  }
+  if (msg.empty()) msg = "the media agent died while starting; see " + o.log_file;
+  std::fprintf(stderr, "livemount: %s\n", msg.c_str());
+  return 1;
+}
+
+}  // namespace lm

@@ -1,0 +1,35 @@
+// The media agent: `livemount mount`. Opens the repository and the read-cache, mounts the
+// FUSE filesystem, serves the control socket, and runs until unmounted (livemount umount,
+// fusermount3 -u) or stopped by SIGTERM/SIGINT; then it unmounts and closes the cache
+// cleanly. In the background mode the command returns only once the mount is usable, or
+// prints why it is not.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "store/status.h"
+
+namespace lm {
+
+struct MountOptions {
+  std::string repo, mountpoint;
+  std::string cache_dir;  // default: /var/cache/livemount (root) or ~/.cache/livemount
+  std::string state_dir;  // default: /var/lib/livemount (root) or ~/.local/state/livemount
+  uint64_t cache_size = 10ull << 30;
+  bool foreground = false;
+  bool allow_other = false;
+  bool debug = false;         // libfuse request tracing
+  std::string log_file;       // default: stderr in the foreground, STATE_DIR/livemount.log else
+  std::string log_level = "info";
+  uint32_t readahead_chunks = 64;  // 8 MiB at 128 KiB chunks
+  unsigned fetch_threads = 6;
+  unsigned fuse_threads = 16;
+  // Fills defaults and checks values and paths.
+  Status validate();
+};
+
+// Returns the process exit code.
+int RunMediaAgent(MountOptions options);
+
+}  // namespace lm

@@ -1,0 +1,228 @@
+#include "fs/namespace.h"
+
+#include <xxhash.h>
+
+#include <chrono>
+#include <ctime>
+
+namespace lm {
+
+namespace {
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+constexpr int64_t kRescanMs = 1000;
+
+struct timespec FromNs(int64_t ns) {
+  struct timespec t;
+  t.tv_sec = ns / 1000000000;
+  t.tv_nsec = ns % 1000000000;
+  return t;
+}
+
+// "20261125T103746Z[-N]" -> seconds since the epoch (0 if it does not parse).
+int64_t IdTime(const std::string& id) {
+  struct tm tm {};
+  if (!strptime(id.c_str(), "%Y%m%dT%H%M%SZ", &tm)) return 0;
+  return timegm(&tm);
+}
+
+void DirAttr(struct stat* st, const struct timespec& t) {
+  st->st_mode = S_IFDIR | 0555;
+  st->st_nlink = 2;
+  st->st_mtim = st->st_ctim = st->st_atim = t;
+  st->st_blksize = 4096;
+}
+
+}  // namespace
+
+Namespace::Namespace(Repository& repo) : repo_(repo) {
+  clock_gettime(CLOCK_REALTIME, &mount_time_);
+  auto root = std::make_shared<Node>();
+  root->ino = kRootIno;
+  root->parent = kRootIno;
+  root->kind = NodeKind::kRoot;
+  DirAttr(&root->attr, mount_time_);
+  root->attr.st_ino = kRootIno;
+  nodes_[kRootIno] = root;
+}
+
+std::shared_ptr<Node> Namespace::AddChild(const std::shared_ptr<Node>& parent,
+                                          const std::string& name, NodeKind kind,
+                                          const std::string& key) {
+  auto found = parent->children.find(name);
+  if (found != parent->children.end()) return nodes_[found->second];
+  Ino ino = XXH3_64bits(key.data(), key.size()) & 0x7fffffffffffffffull;
+  while (ino <= kRootIno || nodes_.count(ino)) ino = (ino + 1) & 0x7fffffffffffffffull;
+  auto n = std::make_shared<Node>();
+  n->ino = ino;
+  n->parent = parent->ino;
+  n->kind = kind;
+  n->name = name;
+  n->vm = parent->vm;
+  n->backup = parent->backup;
+  n->attr.st_ino = ino;
+  nodes_[ino] = n;
+  parent->children[name] = ino;
+  return n;
+}
+
+Status Namespace::ScanRoot(const std::shared_ptr<Node>& root) {
+  LM_ASSIGN_OR_RETURN(auto vms, repo_.ListVms());
+  std::unique_lock lock(mu_);
+  for (const std::string& vm : vms) {
+    if (root->children.count(vm)) continue;
+    auto n = AddChild(root, vm, NodeKind::kVmDir, vm);
+    n->vm = vm;
+    DirAttr(&n->attr, mount_time_);
+    n->attr.st_ino = n->ino;
+  }
+  root->loaded = true;
+  root->scanned_ms = NowMs();
+  return Status::Ok();
+}
+
+Status Namespace::ScanVm(const std::shared_ptr<Node>& vmdir) {
+  LM_ASSIGN_OR_RETURN(auto ids, repo_.ListBackupIds(vmdir->vm));
+  std::unique_lock lock(mu_);
+  for (const std::string& id : ids) {
+    if (vmdir->children.count(id)) continue;
+    auto n = AddChild(vmdir, id, NodeKind::kBackupDir, vmdir->vm + "/" + id);
+    n->backup = std::make_shared<BackupTree>();
+    n->backup->ref = BackupRef{vmdir->vm, id};
+    struct timespec t {IdTime(id), 0};
+    DirAttr(&n->attr, t);
+    n->attr.st_ino = n->ino;
+  }
+  if (!ids.empty()) {
+    auto latest = AddChild(vmdir, "latest", NodeKind::kLatestLink, vmdir->vm + "/latest");
+    latest->link_target = ids.back();
+    latest->attr.st_mode = S_IFLNK | 0777;
+    latest->attr.st_nlink = 1;
+    latest->attr.st_size = static_cast<off_t>(ids.back().size());
+    struct timespec t {IdTime(ids.back()), 0};
+    latest->attr.st_mtim = latest->attr.st_ctim = latest->attr.st_atim = t;
+    vmdir->attr.st_mtim = vmdir->attr.st_ctim = t;
+  }
+  vmdir->loaded = true;
+  vmdir->scanned_ms = NowMs();
+  return Status::Ok();
+}
+
+Status Namespace::LoadBackup(const std::shared_ptr<Node>& dir) {
+  LM_ASSIGN_OR_RETURN(BackupManifest m, repo_.LoadManifest(dir->backup->ref));
+  std::unique_lock lock(mu_);
+  BackupTree& tree = *dir->backup;
+  tree.manifest = std::move(m);
+  std::map<std::string, std::shared_ptr<Node>> by_path = {{"", dir}};
+  const std::string key_base = tree.ref.vm + "/" + tree.ref.id + "/";
+  for (size_t i = 0; i < tree.manifest.files.size(); i++) {
+    const FileEntry& f = tree.manifest.files[i];
+    auto slash = f.path.rfind('/');
+    std::string parent_path = slash == std::string::npos ? "" : f.path.substr(0, slash);
+    std::string name = slash == std::string::npos ? f.path : f.path.substr(slash + 1);
+    auto parent = by_path.find(parent_path);
+    if (parent == by_path.end()) continue;  // the manifest decoder guarantees parents first
+    NodeKind kind = f.type == FileType::kDir       ? NodeKind::kDir
+                    : f.type == FileType::kSymlink ? NodeKind::kSymlink
+                                                   : NodeKind::kFile;
+    auto n = AddChild(parent->second, name, kind, key_base + f.path);
+    n->file_index = static_cast<int>(i);
+    n->link_target = f.target;
+    struct stat& st = n->attr;
+    st.st_mode = (kind == NodeKind::kDir ? S_IFDIR : kind == NodeKind::kSymlink ? S_IFLNK : S_IFREG) |
+                 (f.mode & 07777);
+    st.st_nlink = kind == NodeKind::kDir ? 2 : 1;
+    st.st_uid = f.uid;
+    st.st_gid = f.gid;
+    st.st_size = static_cast<off_t>(f.size);
+    st.st_blocks = static_cast<blkcnt_t>((f.size + 511) / 512);
+    st.st_blksize = static_cast<blksize_t>(tree.manifest.chunk_size);
+    st.st_mtim = FromNs(f.mtime_ns);
+    st.st_atim = FromNs(f.atime_ns);
+    st.st_ctim = st.st_mtim;
+    if (kind == NodeKind::kDir) {
+      n->loaded = true;
+      by_path[f.path] = n;
+    }
+  }
+  dir->loaded = true;
+  return Status::Ok();
+}
+
+Status Namespace::Load(const std::shared_ptr<Node>& dir) {
+  bool stale;
+  {
+    std::shared_lock lock(mu_);
+    bool rescans = dir->kind == NodeKind::kRoot || dir->kind == NodeKind::kVmDir;
+    stale = !dir->loaded || (rescans && NowMs() - dir->scanned_ms > kRescanMs);
+  }
+  if (!stale) return Status::Ok();
+  std::lock_guard load_lock(load_mu_);
+  switch (dir->kind) {
+    case NodeKind::kRoot: return ScanRoot(dir);
+    case NodeKind::kVmDir: return ScanVm(dir);
+    case NodeKind::kBackupDir: {
+      {
+        std::shared_lock lock(mu_);
+        if (dir->loaded) return Status::Ok();  // another thread loaded it meanwhile
+      }
+      return LoadBackup(dir);
+    }
+    default: return Status::Ok();
+  }
+}
+
+Result<std::shared_ptr<Node>> Namespace::Get(Ino ino) {
+  std::shared_lock lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return Status::NotFound("inode " + std::to_string(ino));
+  return it->second;
+}
+
+Result<std::shared_ptr<Node>> Namespace::Lookup(Ino parent, const std::string& name) {
+  LM_ASSIGN_OR_RETURN(auto dir, Get(parent));
+  if (!S_ISDIR(dir->attr.st_mode)) return Status::Invalid("not a directory");
+  LM_RETURN_IF_ERROR(Load(dir));
+  std::shared_lock lock(mu_);
+  auto it = dir->children.find(name);
+  if (it == dir->children.end()) return Status::NotFound(name);
+  return nodes_.at(it->second);
+}
+
+Result<std::vector<std::pair<std::string, std::shared_ptr<Node>>>> Namespace::List(Ino ino) {
+  LM_ASSIGN_OR_RETURN(auto dir, Get(ino));
+  if (!S_ISDIR(dir->attr.st_mode)) return Status::Invalid("not a directory");
+  LM_RETURN_IF_ERROR(Load(dir));
+  std::shared_lock lock(mu_);
+  std::vector<std::pair<std::string, std::shared_ptr<Node>>> out;
+  out.reserve(dir->children.size());
+  for (auto& [name, child] : dir->children) out.push_back({name, nodes_.at(child)});
+  return out;
+}
+
+Result<std::shared_ptr<const FileChunks>> Namespace::Chunks(const Node& file) {
+  if (file.kind != NodeKind::kFile || !file.backup) return Status::Invalid("not a file");
+  BackupTree& tree = *file.backup;
+  {
+    std::lock_guard lock(tree.mu);
+    auto it = tree.chunks.find(file.file_index);
+    if (it != tree.chunks.end()) return it->second;
+  }
+  LM_ASSIGN_OR_RETURN(FileChunks fc,
+                      repo_.LoadFileChunks(tree.ref, tree.manifest.files[file.file_index]));
+  auto shared = std::make_shared<const FileChunks>(std::move(fc));
+  std::lock_guard lock(tree.mu);
+  return tree.chunks.emplace(file.file_index, shared).first->second;
+}
+
+size_t Namespace::size() const {
+  std::shared_lock lock(mu_);
+  return nodes_.size();
+}
+
+}  // namespace lm

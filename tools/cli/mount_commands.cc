@@ -1,0 +1,152 @@
+// mount, umount, stats: the media agent.
+#include <fmt/core.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "fs/control.h"
+#include "fs/media_agent.h"
+#include "store/repository.h"
+#include "tools/cli/commands.h"
+
+namespace lm::cli {
+
+using nlohmann::json;
+
+namespace {
+
+// Runs a command without a shell; returns its exit status and captures stderr's first line.
+int RunQuiet(const std::vector<std::string>& argv, std::string* err_line) {
+  int pipefd[2];
+  if (::pipe(pipefd) != 0) return -1;
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(pipefd[1], 2);
+    ::close(pipefd[0]);
+    std::vector<char*> a;
+    for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
+    a.push_back(nullptr);
+    ::execvp(a[0], a.data());
+    ::_exit(127);
+  }
+  ::close(pipefd[1]);
+  std::string err;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) err.append(buf, n);
+  ::close(pipefd[0]);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  *err_line = err.substr(0, err.find('\n'));
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int Umount(const std::string& mountpoint, bool lazy) {
+  auto pid = DaemonPidOf(mountpoint);
+  if (!pid.ok()) return Report(pid.status());
+  std::string err;
+  std::vector<std::string> argv = {"fusermount3", "-u"};
+  if (lazy) argv.push_back("-z");
+  argv.push_back(mountpoint);
+  if (RunQuiet(argv, &err) != 0) {
+    return Report(Status::Busy("cannot unmount " + mountpoint + ": " +
+                               (err.empty() ? "fusermount3 failed" : err)));
+  }
+  // Wait for the daemon to flush its cache and exit.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (::kill(*pid, 0) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Report(Status::Busy("unmounted " + mountpoint + ", but the media agent (pid " +
+                                 std::to_string(*pid) + ") is still running"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  fmt::print("unmounted {}\n", mountpoint);
+  return 0;
+}
+
+int Stats(const std::string& mountpoint, bool as_json) {
+  auto name = ControlNameOf(mountpoint);
+  if (!name.ok()) return Report(name.status());
+  auto reply = ControlRequest(*name, {{"cmd", "stats"}});
+  if (!reply.ok()) return Report(reply.status().Context(mountpoint));
+  const json& j = *reply;
+  if (as_json) {
+    fmt::print("{}\n", j.dump(2));
+    return 0;
+  }
+  const json &c = j["cache"], &r = j["repo"], &rd = j["reads"];
+  uint64_t hits = c["hits"], misses = c["misses"];
+  fmt::print("mount       {} (pid {}) from {}\n", j["mountpoint"].get<std::string>(),
+             j["pid"].get<int>(), j["repository"].get<std::string>());
+  fmt::print("reads       {} requests, {}, {} errors\n", rd["requests"].get<uint64_t>(),
+             FormatBytes(rd["bytes"]), rd["errors"].get<uint64_t>());
+  fmt::print("cache       {} hits, {} misses ({:.1f}% hits), {} served\n", hits, misses,
+             hits + misses ? 100.0 * hits / (hits + misses) : 0.0, FormatBytes(c["bytes_served"]));
+  fmt::print("            {} of {} used, {} chunks, {} pinned, {} evictions, {} damaged dropped\n",
+             FormatBytes(c["size"]), FormatBytes(c["capacity"]), c["entries"].get<uint64_t>(),
+             c["pinned"].get<uint64_t>(), c["evictions"].get<uint64_t>(),
+             c["corrupt_dropped"].get<uint64_t>());
+  fmt::print("repository  {} chunks fetched, {} read, {} errors\n",
+             r["chunks_fetched"].get<uint64_t>(), FormatBytes(r["bytes_fetched"]),
+             r["errors"].get<uint64_t>());
+  fmt::print("read-ahead  {} queued, {} fetched\n", j["readahead"]["queued"].get<uint64_t>(),
+             j["readahead"]["fetched"].get<uint64_t>());
+  fmt::print("prestage    {} chunks\n", j["prestage"]["chunks"].get<uint64_t>());
+  return 0;
+}
+
+}  // namespace
+
+void RegisterMountCommands(CLI::App& app, int* exit_code) {
+  {
+    auto* c = app.add_subcommand("mount", "Serve every backup copy of a repository through FUSE");
+    auto o = std::make_shared<MountOptions>();
+    auto cache_size = std::make_shared<std::string>("10G");
+    c->add_option("REPO", o->repo, "Repository")->required();
+    c->add_option("MOUNTPOINT", o->mountpoint, "Empty directory to mount on")->required();
+    c->add_option("--cache-dir", o->cache_dir, "Read-cache directory (fast local disk)");
+    c->add_option("--cache-size", *cache_size, "Read-cache capacity")->capture_default_str();
+    c->add_option("--state-dir", o->state_dir, "Where logs and overlays are kept");
+    c->add_flag("--foreground,-f", o->foreground, "Stay in the foreground, log to stderr");
+    c->add_flag("--allow-other", o->allow_other,
+                "Let other users (the hypervisor) in; implies default_permissions");
+    c->add_option("--log-file", o->log_file, "Log file (default STATE_DIR/livemount.log)");
+    c->add_option("--log-level", o->log_level, "error, warn, info or debug")->capture_default_str();
+    c->add_option("--readahead", o->readahead_chunks, "Read-ahead window in chunks (0: off)")
+        ->capture_default_str();
+    c->add_option("--fetch-threads", o->fetch_threads, "Background fetch threads")
+        ->capture_default_str();
+    c->add_flag("--debug", o->debug, "Trace every FUSE request (with --foreground)");
+    c->callback([=] {
+      auto size = ParseSize(*cache_size);
+      if (!size.ok()) {
+        *exit_code = Report(size.status().Context("--cache-size"));
+        return;
+      }
+      o->cache_size = *size;
+      *exit_code = RunMediaAgent(*o);
+    });
+  }
+  {
+    auto* c = app.add_subcommand("umount", "Unmount a live mount and stop its media agent");
+    auto mp = std::make_shared<std::string>();
+    auto lazy = std::make_shared<bool>(false);
+    c->add_option("MOUNTPOINT", *mp, "Mountpoint")->required();
+    c->add_flag("--lazy,-z", *lazy, "Detach now even if files are open");
+    c->callback([=] { *exit_code = Umount(*mp, *lazy); });
+  }
+  {
+    auto* c = app.add_subcommand("stats", "Cache and repository counters of a live mount");
+    auto mp = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    c->add_option("MOUNTPOINT", *mp, "Mountpoint")->required();
+    c->add_flag("--json", *as_json, "Machine-readable output");
+    c->callback([=] { *exit_code = Stats(*mp, *as_json); });
+  }
+}
+
+}  // namespace lm::cli
