@@ -2,24 +2,29 @@
 # Installs the Debian 12 packages that livemount's build, tests and demo need.
 # Only what is missing is installed; safe to run again. Needs root (or sudo).
 #   tools/install-deps.sh [build|test|demo|bench]...   (default: build test)
+#   groups: build test demo bench guest
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config git
   librocksdb-dev libfuse3-dev fuse3 libcli11-dev libfmt-dev catch2
   libzstd-dev libssl-dev libxxhash-dev nlohmann-json3-dev)
-test_pkgs=(qemu-utils python3 attr)
-demo_pkgs=(qemu-utils bc python3)
+# What the sample VM is made of and booted with (tools/make-sample-vm.sh).
+guest_pkgs=(linux-image-cloud-amd64 busybox-static syslinux syslinux-common mtools dosfstools
+  fdisk cpio e2fsprogs qemu-system-x86)
+test_pkgs=(qemu-utils python3 attr "${guest_pkgs[@]}")
+demo_pkgs=(qemu-utils bc python3 "${guest_pkgs[@]}")
 bench_pkgs=(restic fio)
 
 want=()
 [ $# -eq 0 ] && set -- build test
 for group in "$@"; do
   case "$group" in
+    guest) want+=("${guest_pkgs[@]}") ;;
     build) want+=("${build_pkgs[@]}") ;;
     test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
     demo) want+=("${build_pkgs[@]}" "${demo_pkgs[@]}") ;;
     bench) want+=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-    *) echo "install-deps: unknown group '$group' (build|test|demo|bench)" >&2; exit 2 ;;
+    *) echo "install-deps: unknown group '$group' (build|test|demo|bench|guest)" >&2; exit 2 ;;
   esac
 done
 

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Makes a small bootable Linux VM from Debian's packages (nothing fetched at run time):
+# an MBR disk with syslinux, a FAT boot partition (Debian's cloud kernel and an initramfs
+# built here around busybox) and an ext4 data partition. The guest's init checks its data
+# against SHA256SUMS, appends a line to /data/boot-log.txt, and powers off; everything it
+# says on the serial console starts with "LIVEMOUNT-GUEST:".
+#
+#   tools/make-sample-vm.sh OUTDIR [--flavour kvm|vmware] [--name NAME]
+#     kvm:    OUTDIR/NAME.qcow2 and OUTDIR/NAME.xml (libvirt domain)
+#     vmware: OUTDIR/NAME.vmx, NAME.vmdk + NAME-flat.vmdk (monolithicFlat), NAME.nvram
+#   Boot it: tools/boot-sample-vm.sh DISK [qemu options...]
+set -euo pipefail
+OUT=${1:?usage: make-sample-vm.sh OUTDIR [--flavour kvm|vmware] [--name NAME]}
+shift
+FLAVOUR=kvm
+NAME=sample
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --flavour) FLAVOUR=$2; shift 2 ;;
+    --name) NAME=$2; shift 2 ;;
+    *) echo "make-sample-vm: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+case "$FLAVOUR" in kvm|vmware) ;; *) echo "make-sample-vm: flavour must be kvm or vmware" >&2; exit 2 ;; esac
+
+KVER=$(ls /lib/modules | grep cloud-amd64 | sort -V | tail -1 || true)
+[ -n "$KVER" ] && [ -f "/boot/vmlinuz-$KVER" ] || {
+  echo "make-sample-vm: needs linux-image-cloud-amd64 (tools/install-deps.sh guest)" >&2; exit 1; }
+BUSYBOX=/bin/busybox
+[ -x "$BUSYBOX" ] && "$BUSYBOX" --list | grep -qx sha256sum || {
+  echo "make-sample-vm: needs busybox-static" >&2; exit 1; }
+
+mkdir -p "$OUT"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+
+# --- initramfs: busybox, the virtio modules, and /init -------------------------------------
+R=$T/initramfs
+mkdir -p "$R"/{bin,dev,proc,sys,data,lib/modules}
+cp "$BUSYBOX" "$R/bin/busybox"
+M=/lib/modules/$KVER/kernel/drivers
+for mod in virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev \
+           virtio/virtio_pci_modern_dev virtio/virtio_pci block/virtio_blk; do
+  cp "$M/$mod.ko" "$R/lib/modules/"
+done
+cat >"$R/init" <<'INIT'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+say() { echo "LIVEMOUNT-GUEST: $*"; }
+say "booted kernel $(uname -r)"
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk; do
+  insmod /lib/modules/$m.ko || say "insmod $m failed"
+done
+for i in $(seq 50); do [ -b /dev/vda2 ] && break; sleep 0.1; done
+if ! mount -t ext4 /dev/vda2 /data; then say "cannot mount the data partition"; ls /dev; cat /proc/partitions; poweroff -f; fi
+cd /data
+if sha256sum -c -s SHA256SUMS; then say "data ok ($(wc -l < SHA256SUMS) files verified)"
+else say "data BAD"; fi
+n=$(( $(cat boot-log.txt 2>/dev/null | wc -l) + 1 ))
+echo "boot $n" >> boot-log.txt
+sync
+say "wrote /data/boot-log.txt (boot $n)"
+cd /
+umount /data
+say "powering off"
+poweroff -f
+INIT
+chmod +x "$R/init"
+(cd "$R" && find . | cpio -o -H newc --quiet | gzip -1) >"$T/initrd.gz"
+
+# --- the data partition: files the guest verifies ------------------------------------------
+D=$T/data
+mkdir -p "$D/app"
+head -c $((6 << 20)) /dev/urandom >"$D/app/database.bin"
+for i in $(seq 1 200); do echo "config line $i of the sample application" ; done >"$D/app/app.conf"
+seq 1 200000 >"$D/app/numbers.txt"
+(cd "$D" && find app -type f | sort | xargs sha256sum >SHA256SUMS)
+
+# --- the disk: MBR + syslinux, FAT boot partition, ext4 data partition ---------------------
+BOOT_MIB=40
+DATA_MIB=24
+DISK=$T/disk.raw
+truncate -s $(( (1 + BOOT_MIB + DATA_MIB) << 20 )) "$DISK"
+sfdisk -q "$DISK" <<PART
+label: dos
+start=2048, size=$((BOOT_MIB * 2048)), type=6, bootable
+start=$(( (1 + BOOT_MIB) * 2048 )), type=83
+PART
+mkfs.fat -F 16 -n BOOT -C "$T/boot.img" $((BOOT_MIB * 1024)) >/dev/null
+cat >"$T/syslinux.cfg" <<CFG
+SERIAL 0 115200
+DEFAULT linux
+PROMPT 0
+TIMEOUT 0
+LABEL linux
+  KERNEL vmlinuz
+  INITRD initrd.gz
+  APPEND console=ttyS0 quiet panic=-1 rdinit=/init
+CFG
+mcopy -i "$T/boot.img" "/boot/vmlinuz-$KVER" ::vmlinuz
+mcopy -i "$T/boot.img" "$T/initrd.gz" ::initrd.gz
+mcopy -i "$T/boot.img" "$T/syslinux.cfg" ::syslinux.cfg
+syslinux --install "$T/boot.img"
+mkfs.ext4 -q -F -L data -d "$D" "$T/data.img" "${DATA_MIB}M"
+dd if="$T/boot.img" of="$DISK" bs=1M seek=1 conv=notrunc status=none
+dd if="$T/data.img" of="$DISK" bs=1M seek=$((1 + BOOT_MIB)) conv=notrunc status=none
+dd if=/usr/lib/syslinux/mbr/mbr.bin of="$DISK" bs=440 count=1 conv=notrunc status=none
+
+if [ "$FLAVOUR" = kvm ]; then
+  qemu-img convert -q -f raw -O qcow2 "$DISK" "$OUT/$NAME.qcow2"
+  cat >"$OUT/$NAME.xml" <<XML
+<domain type='kvm'>
+  <name>$NAME</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64'>hvm</type><boot dev='hd'/></os>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='$NAME.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <serial type='pty'/><console type='pty'/>
+  </devices>
+</domain>
+XML
+else
+  qemu-img convert -q -f raw -O vmdk -o subformat=monolithicFlat "$DISK" "$OUT/$NAME.vmdk"
+  cat >"$OUT/$NAME.vmx" <<VMX
+.encoding = "UTF-8"
+config.version = "8"
+virtualHW.version = "14"
+displayName = "$NAME"
+guestOS = "other5xlinux-64"
+memSize = "256"
+numvcpus = "1"
+scsi0.present = "TRUE"
+scsi0.virtualDev = "pvscsi"
+scsi0:0.present = "TRUE"
+scsi0:0.fileName = "$NAME.vmdk"
+serial0.present = "TRUE"
+nvram = "$NAME.nvram"
+VMX
+  head -c 8684 /dev/zero >"$OUT/$NAME.nvram"
+fi
+echo "made $FLAVOUR VM '$NAME' in $OUT"
