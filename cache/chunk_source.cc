@@ -1,5 +1,6 @@
 #include "cache/chunk_source.h"
 
+#include <chrono>
 #include <cstring>
 
 #include "store/log.h"
@@ -14,6 +15,7 @@ Status ChunkSourceOptions::validate() const {
 ChunkSource::ChunkSource(Repository& repo, ReadCache& cache, ChunkSourceOptions options)
     : repo_(repo), cache_(cache), options_(options) {
   for (unsigned i = 0; i < options_.fetch_threads; i++) fetchers_.emplace_back([this] { FetchLoop(); });
+  inserter_ = std::thread([this] { InsertLoop(); });
 }
 
 ChunkSource::~ChunkSource() {
@@ -22,7 +24,42 @@ ChunkSource::~ChunkSource() {
     stopping_ = true;
   }
   queue_cv_.notify_all();
+  insert_cv_.notify_all();
   for (auto& t : fetchers_) t.join();
+  inserter_.join();  // drains the pending inserts first
+}
+
+void ChunkSource::Drain() {
+  for (;;) {
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.empty() && inflight_.empty() && inserts_.empty()) return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+void ChunkSource::InsertLoop() {
+  for (;;) {
+    std::pair<Digest, std::shared_ptr<std::string>> job;
+    {
+      std::unique_lock lock(mu_);
+      insert_cv_.wait(lock, [&] { return stopping_ || !inserts_.empty(); });
+      if (inserts_.empty()) return;  // stopping and drained
+      job = std::move(inserts_.front());
+      inserts_.pop_front();
+    }
+    Status ins = cache_.Insert(job.first, *job.second);
+    if (!ins.ok() && ins.code() != Code::kNoSpace) {
+      LogOnce(LogLevel::kWarn, "cache-insert", "read-cache insert failed: " + ins.message());
+    }
+    Inserted(job.first);
+  }
+}
+
+void ChunkSource::Inserted(const Digest& d) {
+  std::lock_guard lock(mu_);
+  inflight_.erase(d);
 }
 
 Status ChunkSource::Fetch(const Digest& d, const std::string& what,
@@ -52,19 +89,10 @@ Status ChunkSource::Fetch(const Digest& d, const std::string& what,
   bool cached = cache_.ReadWhole(d, raw.get()).ok();
   Status s = cached ? Status::Ok() : repo_.ReadChunk(d, raw.get());
   if (!cached) fetches_++;
-  if (s.ok() && !cached) {
-    Status ins = cache_.Insert(d, *raw);
-    if (!ins.ok() && ins.code() != Code::kNoSpace) {
-      LogOnce(LogLevel::kWarn, "cache-insert", "read-cache insert failed: " + ins.message());
-    }
-  } else if (!s.ok()) {
+  if (!s.ok()) {
     fetch_errors_++;
     LogOnce(LogLevel::kError, "chunk-" + d.Hex(),
             "damaged or missing chunk " + d.ShortHex() + " (used by " + what + "): " + s.message());
-  }
-  {
-    std::lock_guard lock(mu_);
-    inflight_.erase(d);
   }
   {
     std::lock_guard lock(f->mu);
@@ -73,6 +101,15 @@ Status ChunkSource::Fetch(const Digest& d, const std::string& what,
     f->done = true;
   }
   f->cv.notify_all();
+  {
+    std::lock_guard lock(mu_);
+    if (s.ok() && !cached && !stopping_) {
+      inserts_.push_back({d, raw});  // the in-flight entry goes when the insert is done
+    } else {
+      inflight_.erase(d);  // errors are not remembered: the next read tries again
+    }
+  }
+  insert_cv_.notify_one();
   *data = std::move(raw);
   return s;
 }

@@ -45,6 +45,8 @@ class ChunkSource {
   Status Read(const FileChunks& fc, const std::string& what, uint64_t off, size_t len, char* out);
   // Queues background fetches of these chunks (skipping cached and zero ones).
   void Prefetch(const std::vector<Digest>& digests, const std::string& what);
+  // Waits until every queued background fetch and cache insert is done.
+  void Drain();
   // Fetches one chunk into the cache now (foreground), unless cached.
   Status Ensure(const Digest& d, const std::string& what);
 
@@ -60,9 +62,13 @@ class ChunkSource {
     Status status;
     std::shared_ptr<std::string> data;
   };
-  // Returns the chunk's bytes, fetching them (once) if needed.
+  // Returns the chunk's bytes, fetching them (once) if needed. The cache insert happens on
+  // the inserter thread after the caller has its bytes; the in-flight entry stays until then,
+  // so a reader arriving meanwhile takes the bytes from it instead of fetching again.
   Status Fetch(const Digest& d, const std::string& what, std::shared_ptr<std::string>* data);
   void FetchLoop();
+  void InsertLoop();
+  void Inserted(const Digest& d);
 
   Repository& repo_;
   ReadCache& cache_;
@@ -73,6 +79,9 @@ class ChunkSource {
   std::deque<std::pair<Digest, std::shared_ptr<const std::string>>> queue_;  // digest, user
   bool stopping_ = false;
   std::vector<std::thread> fetchers_;
+  std::condition_variable insert_cv_;
+  std::deque<std::pair<Digest, std::shared_ptr<std::string>>> inserts_;
+  std::thread inserter_;
   std::atomic<uint64_t> reads_{0}, bytes_read_{0}, zero_bytes_{0}, fetches_{0}, fetch_errors_{0},
       joined_{0}, ra_queued_{0}, ra_fetched_{0};
 };

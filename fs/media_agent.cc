@@ -132,7 +132,7 @@ int Serve(const MountOptions& o, int ready_fd) {
   control->reset();
   mount->reset();  // unmounts if still mounted
   LogInfo("unmounted " + o.mountpoint);
-  return s.ok() ? 0 : 1;
+  return s.ok() ? 0 : 1;  // the chunk source, then the cache, close as they go out of scope
 }
 
 }  // namespace

@@ -71,6 +71,10 @@ RF=$W/restic-mnt/snapshots/latest$W/vm/disk.raw
 r_rand=$(fio_run "$RF" rand)
 r_seq=$(fio_run "$RF" seq)
 kill "$RESTIC_PID"; wait "$RESTIC_PID" 2>/dev/null || true; RESTIC_PID=
+# The disk is shared and noisy: the limit is the better of a pass at the start and one here.
+max() { [ "$1" -ge "$2" ] && echo "$1" || echo "$2"; }
+local_rand=$(max "$local_rand" "$(fio_run "$W/vm/disk.raw" rand)")
+local_seq=$(max "$local_seq" "$(fio_run "$W/vm/disk.raw" seq)")
 
 r() { echo "scale=2; $1 / $2" | bc; }
 echo

@@ -1,0 +1,113 @@
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "cache/chunk_source.h"
+#include "store/backup.h"
+#include "test/test_util.h"
+
+using namespace lm;
+
+namespace {
+constexpr uint32_t kChunk = 16384;
+
+struct Fixture {
+  test::TempDir dir;
+  std::string disk;
+  std::unique_ptr<Repository> repo;
+  std::unique_ptr<ReadCache> cache;
+  FileChunks fc;
+
+  explicit Fixture(uint32_t latency_ms = 0) {
+    REQUIRE(Repository::Init(dir / "repo", kChunk).ok());
+    REQUIRE(MkdirAll(dir / "vm").ok());
+    // 16 chunks: random, then two all-zero chunks, then text.
+    disk = test::RandomBytes(6 * kChunk, 3) + std::string(2 * kChunk, '\0') +
+           test::TextBytes(8 * kChunk - 100);
+    test::WriteFile(dir / "vm/disk.raw", disk);
+    RepoOptions o;
+    o.read_latency_ms = latency_ms;
+    auto r = Repository::Open(dir / "repo", o);
+    REQUIRE(r.ok());
+    repo = std::move(r).value();
+    auto b = RunBackup(*repo, BackupOptions{"vm", dir / "vm"});
+    REQUIRE(b.ok());
+    auto c = ReadCache::Open(CacheOptions{dir / "cache", 64 * kChunk, kChunk});
+    REQUIRE(c.ok());
+    cache = std::move(c).value();
+    BackupRef ref{"vm", b->manifest.id};
+    auto f = repo->LoadFileChunks(ref, b->manifest.files[0]);
+    REQUIRE(f.ok());
+    fc = *f;
+  }
+  uint64_t fetched() const { return repo->counters().chunks_read.load(); }
+};
+}  // namespace
+
+TEST_CASE("reads across chunk boundaries return the file's bytes", "[chunk_source]") {
+  Fixture f;
+  ChunkSource src(*f.repo, *f.cache);
+  for (auto [off, len] : std::vector<std::pair<uint64_t, size_t>>{
+           {0, 10}, {kChunk - 5, 10}, {5 * kChunk + 7, 3 * kChunk}, {0, f.disk.size()},
+           {f.disk.size() - 50, 50}}) {
+    std::string out(len, 'x');
+    REQUIRE(src.Read(f.fc, "t", off, len, out.data()).ok());
+    CHECK(out == f.disk.substr(off, len));
+  }
+  CHECK(f.fetched() == 14);  // every non-zero chunk once; the zero chunks never
+}
+
+TEST_CASE("concurrent misses on one chunk fetch it once", "[chunk_source]") {
+  Fixture f(50);  // a slow repository widens the race
+  ChunkSource src(*f.repo, *f.cache);
+  std::vector<std::thread> ts;
+  std::atomic<int> bad{0};
+  for (int t = 0; t < 8; t++) {
+    ts.emplace_back([&, t] {
+      std::string out(100, '\0');
+      if (!src.Read(f.fc, "t", 3 * kChunk + t * 100, 100, out.data()).ok() ||
+          out != f.disk.substr(3 * kChunk + t * 100, 100)) {
+        bad++;
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  CHECK(bad == 0);
+  CHECK(f.fetched() == 1);
+  CHECK(src.Stats().joined_fetches >= 1);
+}
+
+TEST_CASE("prefetched chunks are then served without fetching", "[chunk_source]") {
+  Fixture f;
+  {
+    ChunkSource src(*f.repo, *f.cache);
+    src.Prefetch(f.fc.digests, "t");
+    src.Drain();
+  }
+  uint64_t before = f.fetched();
+  CHECK(before == 14);
+  ChunkSource src(*f.repo, *f.cache);
+  std::string out(f.disk.size(), '\0');
+  REQUIRE(src.Read(f.fc, "t", 0, out.size(), out.data()).ok());
+  CHECK(out == f.disk);
+  CHECK(f.fetched() == before);
+}
+
+TEST_CASE("a damaged chunk is an error for its range only, never zeros", "[chunk_source]") {
+  Fixture f;
+  auto packs = f.repo->ListPacks();
+  REQUIRE(packs->size() == 1);
+  ChunkLocation loc;
+  REQUIRE(f.repo->index().Find(f.fc.digests[2], &loc, nullptr));
+  test::FlipByte(f.dir / ("repo/" + PackRelPath((*packs)[0])), loc.offset + kRecordHeaderSize + 10);
+  ChunkSource src(*f.repo, *f.cache);
+  std::string out(kChunk, 'x');
+  Status s = src.Read(f.fc, "vm@1:disk.raw", 2 * kChunk, 100, out.data());
+  CHECK(s.code() == Code::kCorrupt);
+  CHECK(s.message().find("vm@1:disk.raw") != std::string::npos);
+  CHECK_FALSE(f.cache->Contains(f.fc.digests[2]));
+  CHECK(src.Read(f.fc, "t", 2 * kChunk, 100, out.data()).code() == Code::kCorrupt);  // still
+  REQUIRE(src.Read(f.fc, "t", kChunk, kChunk, out.data()).ok());
+  CHECK(out == f.disk.substr(kChunk, kChunk));
+  CHECK(src.Stats().fetch_errors == 2);
+}
