@@ -91,6 +91,15 @@ size=$(stat_of mnt2 'j["cache"]["size"]'); cap=$(stat_of mnt2 'j["cache"]["capac
 [ "$cap" = $((2 << 20)) ] && [ "$size" -le "$cap" ] || fail "cache size $size over capacity $cap"
 [ "$(stat_of mnt2 'j["cache"]["evictions"]')" -gt 0 ] || fail "no evictions"
 [ "$(stat -c %s small-cache/data)" -le $((2 << 20)) ] || fail "cache data file over capacity"
+
+note "--allow-other lets other users in, with default_permissions enforcing modes"
+chmod 755 "$WORK"
+as_nobody() { runuser -u nobody -- "$@"; }
+as_nobody cat mnt2/raw/latest/vm.xml >/dev/null 2>&1 && fail "another user read a mount without --allow-other"
+$LM umount mnt2 >/dev/null
+CACHE_DIR=$WORK/small-cache mount_repo repo mnt2 --allow-other
+as_nobody cat mnt2/raw/latest/vm.xml >/dev/null || fail "--allow-other: a 0644 file is unreadable"
+as_nobody cat mnt2/vmdk-flat/latest/vm.nvram >/dev/null 2>&1 && fail "--allow-other: a 0600 file was readable"
 $LM umount mnt2 >/dev/null
 
 note "bad arguments"
