@@ -18,6 +18,12 @@ inline int ToErrno(const Status& s) {
     case Code::kBusy: return EBUSY;
     case Code::kUnsupported: return ENOTSUP;
     case Code::kNoSpace: return ENOSPC;
+    case Code::kReadOnly: return EROFS;
+    case Code::kNotEmpty: return ENOTEMPTY;
+    case Code::kNotDir: return ENOTDIR;
+    case Code::kIsDir: return EISDIR;
+    case Code::kCrossDevice: return EXDEV;
+    case Code::kPermission: return EPERM;
   }
   return EIO;
 }

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <mutex>
+#include <shared_mutex>
 #include <vector>
 
 #include "fs/errno_map.h"
@@ -29,9 +31,20 @@ Context* Ctx(fuse_req_t req) { return static_cast<Context*>(fuse_req_userdata(re
 // Directories that change (root, VM dirs) are revalidated each second; backup contents
 // are immutable.
 double TimeoutFor(const Node& n) {
-  return (n.kind == NodeKind::kRoot || n.kind == NodeKind::kVmDir || n.kind == NodeKind::kLatestLink)
+  return (n.kind == NodeKind::kRoot || n.kind == NodeKind::kVmDir || n.kind == NodeKind::kLatestLink ||
+          n.backup)  // backup contents change through the overlay
              ? 1.0
              : 3600.0;
+}
+
+// Replies with the node's attributes, read under the namespace lock.
+void ReplyAttr(fuse_req_t req, LiveFs* fs, const Node& n) {
+  struct stat st;
+  {
+    std::shared_lock lock(fs->ns().mutex());
+    st = n.attr;
+  }
+  fuse_reply_attr(req, &st, TimeoutFor(n));
 }
 
 template <typename F>
@@ -51,7 +64,7 @@ void ReplyEntry(fuse_req_t req, const Node& n) {
   fuse_entry_param e{};
   e.ino = n.ino;
   e.generation = 1;
-  e.attr = n.attr;
+  e.attr = n.attr;  // callers hold no lock; a torn size here is refreshed within a second
   e.attr_timeout = e.entry_timeout = TimeoutFor(n);
   fuse_reply_entry(req, &e);
 }
@@ -78,7 +91,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   Guard(req, [&] {
     auto n = Ctx(req)->fs->ns().Get(ino);
     if (!n.ok()) return (void)fuse_reply_err(req, ENOENT);
-    fuse_reply_attr(req, &(*n)->attr, TimeoutFor(**n));
+    ReplyAttr(req, Ctx(req)->fs, **n);
   });
 }
 
@@ -126,8 +139,17 @@ void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
 
 void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Guard(req, [&] {
-    if ((fi->flags & O_ACCMODE) != O_RDONLY) return (void)fuse_reply_err(req, EROFS);
-    auto f = Ctx(req)->fs->Open(ino);
+    LiveFs* fs = Ctx(req)->fs;
+    if ((fi->flags & O_ACCMODE) != O_RDONLY) {
+      auto n = fs->ns().Get(ino);
+      if (!fs->ns().writable() || !n.ok() || !(*n)->backup) return (void)fuse_reply_err(req, EROFS);
+    }
+    if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
+      struct stat zero {};  // atomic O_TRUNC: the kernel leaves the truncate to us
+      Status t = fs->SetAttr(ino, zero, 0, false, false, false, true, false, false, false, false);
+      if (!t.ok()) return (void)fuse_reply_err(req, ToErrno(t));
+    }
+    auto f = fs->Open(ino);
     if (!f.ok()) {
       LogError("open inode " + std::to_string(ino) + ": " + f.status().message());
       return (void)fuse_reply_err(req, ToErrno(f.status()));
@@ -149,8 +171,124 @@ void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* 
 }
 
 void OpRelease(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete reinterpret_cast<OpenFile*>(fi->fh);
-  fuse_reply_err(req, 0);
+  Guard(req, [&] {
+    Ctx(req)->fs->Release(std::unique_ptr<OpenFile>(reinterpret_cast<OpenFile*>(fi->fh)));
+    fuse_reply_err(req, 0);
+  });
+}
+
+void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off,
+             fuse_file_info* fi) {
+  Guard(req, [&] {
+    auto* f = reinterpret_cast<OpenFile*>(fi->fh);
+    Status s = Ctx(req)->fs->Write(*f, static_cast<uint64_t>(off), buf, size);
+    if (!s.ok()) {
+      LogError("write " + f->what + ": " + s.message());
+      return (void)fuse_reply_err(req, ToErrno(s));
+    }
+    fuse_reply_write(req, size);
+  });
+}
+
+void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+  Guard(req, [&] {
+    auto n = Ctx(req)->fs->ns().Get(ino);
+    if (!n.ok()) return (void)fuse_reply_err(req, ENOENT);
+    Status s = Ctx(req)->fs->Fsync(**n);
+    if (!s.ok()) LogError("fsync: " + s.message());
+    fuse_reply_err(req, ToErrno(s));
+  });
+}
+
+void OpFsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  fuse_reply_err(req, 0);  // namespace changes are durable when they return
+}
+
+void OpFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void ReplyNewNode(fuse_req_t req, const Result<std::shared_ptr<Node>>& n) {
+  if (!n.ok()) return (void)fuse_reply_err(req, ToErrno(n.status()));
+  ReplyEntry(req, **n);
+}
+
+void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+  Guard(req, [&] {
+    const fuse_ctx* c = fuse_req_ctx(req);
+    ReplyNewNode(req, Ctx(req)->fs->ns().Create(parent, name, NodeKind::kDir, mode & ~c->umask,
+                                                c->uid, c->gid));
+  });
+}
+
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+  Guard(req, [&] {
+    if (!S_ISREG(mode)) return (void)fuse_reply_err(req, EPERM);  // no devices, fifos, sockets
+    const fuse_ctx* c = fuse_req_ctx(req);
+    ReplyNewNode(req, Ctx(req)->fs->ns().Create(parent, name, NodeKind::kFile, mode & ~c->umask,
+                                                c->uid, c->gid));
+  });
+}
+
+void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
+  Guard(req, [&] {
+    const fuse_ctx* c = fuse_req_ctx(req);
+    ReplyNewNode(req, Ctx(req)->fs->ns().Create(parent, name, NodeKind::kSymlink, 0777, c->uid,
+                                                c->gid, target));
+  });
+}
+
+void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+              fuse_file_info* fi) {
+  Guard(req, [&] {
+    LiveFs* fs = Ctx(req)->fs;
+    const fuse_ctx* c = fuse_req_ctx(req);
+    auto n = fs->ns().Create(parent, name, NodeKind::kFile, mode & ~c->umask, c->uid, c->gid);
+    if (!n.ok()) return (void)fuse_reply_err(req, ToErrno(n.status()));
+    auto f = fs->Open((*n)->ino);
+    if (!f.ok()) return (void)fuse_reply_err(req, ToErrno(f.status()));
+    fi->fh = reinterpret_cast<uint64_t>(f->release());
+    fuse_entry_param e{};
+    e.ino = (*n)->ino;
+    e.generation = 1;
+    e.attr = (*n)->attr;
+    e.attr_timeout = e.entry_timeout = 1.0;
+    if (fuse_reply_create(req, &e, fi) != 0) {
+      fs->Release(std::unique_ptr<OpenFile>(reinterpret_cast<OpenFile*>(fi->fh)));
+    }
+  });
+}
+
+void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Guard(req, [&] { fuse_reply_err(req, ToErrno(Ctx(req)->fs->ns().Remove(parent, name, false))); });
+}
+
+void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  Guard(req, [&] { fuse_reply_err(req, ToErrno(Ctx(req)->fs->ns().Remove(parent, name, true))); });
+}
+
+void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
+              const char* newname, unsigned int flags) {
+  Guard(req, [&] {
+    fuse_reply_err(req, ToErrno(Ctx(req)->fs->ns().Rename(parent, name, newparent, newname, flags)));
+  });
+}
+
+void OpLink(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) {
+  fuse_reply_err(req, EPERM);  // hard links are not supported in overlays
+}
+
+void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  Guard(req, [&] {
+    LiveFs* fs = Ctx(req)->fs;
+    Status s = fs->SetAttr(ino, *attr, to_set, to_set & FUSE_SET_ATTR_MODE,
+                           to_set & FUSE_SET_ATTR_UID, to_set & FUSE_SET_ATTR_GID,
+                           to_set & FUSE_SET_ATTR_SIZE, to_set & FUSE_SET_ATTR_ATIME,
+                           to_set & FUSE_SET_ATTR_ATIME_NOW, to_set & FUSE_SET_ATTR_MTIME,
+                           to_set & FUSE_SET_ATTR_MTIME_NOW);
+    if (!s.ok()) return (void)fuse_reply_err(req, ToErrno(s));
+    auto n = fs->ns().Get(ino);
+    if (!n.ok()) return (void)fuse_reply_err(req, ENOENT);
+    ReplyAttr(req, fs, **n);
+  });
 }
 
 void OpStatfs(fuse_req_t req, fuse_ino_t) {
@@ -207,6 +345,19 @@ const fuse_lowlevel_ops kOps = [] {
   ops.read = OpRead;
   ops.release = OpRelease;
   ops.statfs = OpStatfs;
+  ops.write = OpWrite;
+  ops.fsync = OpFsync;
+  ops.fsyncdir = OpFsyncdir;
+  ops.flush = OpFlush;
+  ops.mkdir = OpMkdir;
+  ops.mknod = OpMknod;
+  ops.symlink = OpSymlink;
+  ops.create = OpCreate;
+  ops.unlink = OpUnlink;
+  ops.rmdir = OpRmdir;
+  ops.rename = OpRename;
+  ops.link = OpLink;
+  ops.setattr = OpSetattr;
   ops.getxattr = OpGetxattr;
   ops.listxattr = OpListxattr;
   return ops;
@@ -215,7 +366,8 @@ const fuse_lowlevel_ops kOps = [] {
 }  // namespace
 
 Result<std::unique_ptr<FuseMount>> FuseMount::Mount(LiveFs& fs, const FuseOptions& o) {
-  std::vector<std::string> argv = {"livemount", "-o", "ro,fsname=livemount,subtype=livemount"};
+  std::vector<std::string> argv = {"livemount", "-o", "fsname=livemount,subtype=livemount"};
+  if (!fs.ns().writable()) argv.back() += ",ro";
   if (o.allow_other) argv.back() += ",allow_other,default_permissions";
   else argv.back() += ",default_permissions";
   if (o.debug) argv.push_back("-d");
@@ -244,6 +396,10 @@ Status FuseMount::Run() {
   fuse_loop_cfg_destroy(cfg);
   if (rc < 0) return Status::IoError("FUSE loop failed: " + std::string(std::strerror(-rc)));
   return Status::Ok();
+}
+
+void FuseMount::InvalidateEntry(Ino parent, const std::string& name) {
+  if (se_) fuse_lowlevel_notify_inval_entry(se_, parent, name.c_str(), name.size());
 }
 
 void FuseMount::Exit() {

@@ -26,6 +26,8 @@ class FuseMount {
   // Serves requests until unmounted or Exit(); SIGINT, SIGTERM and SIGHUP end it too.
   Status Run();
   void Exit();
+  // Makes the kernel forget a cached name (after a discard changed what it names).
+  void InvalidateEntry(Ino parent, const std::string& name);
 
  private:
   FuseMount() = default;

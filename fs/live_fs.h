@@ -18,7 +18,8 @@ namespace lm {
 
 struct LiveFsOptions {
   uint32_t readahead_chunks = 32;  // 0 disables read-ahead
-  std::string statfs_path = "/";   // where writes would go: statfs reports its space
+  std::string statfs_path = "/";   // where writes go: statfs reports its space
+  OverlayStore* overlays = nullptr;  // null: read-only mount
   Status validate() const;
 };
 
@@ -34,6 +35,7 @@ struct OpenFile {
 
 struct FsCounters {
   std::atomic<uint64_t> read_requests{0}, read_bytes{0}, read_errors{0}, opens{0};
+  std::atomic<uint64_t> write_requests{0}, write_bytes{0};
 };
 
 class LiveFs {
@@ -46,11 +48,19 @@ class LiveFs {
   FsCounters& counters() { return counters_; }
 
   Result<std::unique_ptr<OpenFile>> Open(Ino ino);
+  void Release(std::unique_ptr<OpenFile> f);
   // Reads up to `size` bytes at `off` into *out (shorter at the end of the file).
   Status Read(OpenFile& f, uint64_t off, size_t size, std::string* out);
+  Status Write(OpenFile& f, uint64_t off, const char* data, size_t len);
+  // fsync/fdatasync: the file's bytes, then its entry, are durable on return.
+  Status Fsync(Node& n);
+  // chmod, chown, utimens, truncate; `to_set` uses FUSE_SET_ATTR_* bits (passed through).
+  Status SetAttr(Ino ino, const struct stat& attr, int to_set, bool mode, bool uid, bool gid,
+                 bool size, bool atime, bool atime_now, bool mtime, bool mtime_now);
 
  private:
   void MaybeReadAhead(OpenFile& f, uint64_t off, size_t len);
+  BaseReader BaseOf(const std::shared_ptr<Node>& n, const std::string& what);
 
   Repository& repo_;
   ChunkSource& source_;

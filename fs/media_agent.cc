@@ -49,6 +49,16 @@ void RaiseKernelReadahead(const std::string& mountpoint) {
   }).detach();
 }
 
+json OverlaysJson(const std::string& state_dir) {
+  json out = json::array();
+  auto list = OverlayStore::Scan(state_dir);
+  if (!list.ok()) return out;
+  for (auto& o : *list) {
+    out.push_back({{"backup", o.backup.Name()}, {"files", o.entries}, {"bytes", o.bytes}});
+  }
+  return out;
+}
+
 json StatsJson(const MountOptions& o, LiveFs& fs, ChunkSource& source, Repository& repo) {
   CacheStats c = source.cache().Stats();
   ChunkSourceStats s = source.Stats();
@@ -82,6 +92,8 @@ json StatsJson(const MountOptions& o, LiveFs& fs, ChunkSource& source, Repositor
         {"errors", f.read_errors.load()},
         {"zero_bytes", s.zero_bytes},
         {"opens", f.opens.load()}}},
+      {"writes", {{"requests", f.write_requests.load()}, {"bytes", f.write_bytes.load()}}},
+      {"overlays", OverlaysJson(o.state_dir)},
       {"readahead", {{"queued", s.readahead_queued}, {"fetched", s.readahead_fetched}}},
       {"prestage", {{"chunks", 0}, {"bytes", 0}}},
       {"namespace", {{"nodes", fs.ns().size()}}},
@@ -104,7 +116,13 @@ int Serve(const MountOptions& o, int ready_fd) {
   auto cache = ReadCache::Open(CacheOptions{o.cache_dir, o.cache_size, (*repo)->chunk_size()});
   if (!cache.ok()) return report(cache.status().Context("--cache-dir")), 1;
   ChunkSource source(**repo, **cache, ChunkSourceOptions{o.fetch_threads});
-  LiveFs fs(**repo, source, LiveFsOptions{o.readahead_chunks, o.state_dir});
+  std::unique_ptr<OverlayStore> overlays;
+  if (!o.read_only) {
+    auto st = OverlayStore::Open(o.state_dir);
+    if (!st.ok()) return report(st.status().Context("--state-dir")), 1;
+    overlays = std::move(st).value();
+  }
+  LiveFs fs(**repo, source, LiveFsOptions{o.readahead_chunks, o.state_dir, overlays.get()});
   std::string control_name = "livemount-" + std::to_string(::getpid()) + "-" + RandomHex(4);
   FuseOptions fo{o.mountpoint, o.allow_other, o.debug, o.fuse_threads, control_name};
   auto mount = FuseMount::Mount(fs, fo);
@@ -113,6 +131,18 @@ int Serve(const MountOptions& o, int ready_fd) {
     std::string cmd = req.value("cmd", "");
     if (cmd == "stats") return StatsJson(o, fs, source, **repo);
     if (cmd == "ping") return {{"ok", true}, {"pid", ::getpid()}};
+    if (cmd == "discard") {
+      auto at = req.value("backup", "").find('@');
+      std::string spec = req.value("backup", "");
+      if (at == std::string::npos) return {{"error", "discard needs VM@BACKUP"}};
+      auto ref = (*repo)->Resolve(spec.substr(0, at), spec.substr(at + 1));
+      if (!ref.ok()) return {{"error", ref.status().message()}};
+      auto gone = fs.ns().Discard(*ref);
+      if (!gone.ok()) return {{"error", gone.status().message()}};
+      for (auto& [parent, name] : *gone) (*mount)->InvalidateEntry(parent, name);
+      LogInfo("discarded the overlay of " + ref->Name());
+      return {{"ok", true}, {"backup", ref->Name()}};
+    }
     return {{"error", "unknown command '" + cmd + "'"}};
   });
   if (!control.ok()) return report(control.status()), 1;
@@ -137,10 +167,14 @@ int Serve(const MountOptions& o, int ready_fd) {
 
 }  // namespace
 
+std::string DefaultStateDir() {
+  return ::geteuid() == 0 ? "/var/lib/livemount" : HomeDir("/.local/state/livemount");
+}
+
 Status MountOptions::validate() {
   bool root = ::geteuid() == 0;
   if (cache_dir.empty()) cache_dir = root ? "/var/cache/livemount" : HomeDir("/.cache/livemount");
-  if (state_dir.empty()) state_dir = root ? "/var/lib/livemount" : HomeDir("/.local/state/livemount");
+  if (state_dir.empty()) state_dir = DefaultStateDir();
   LogLevel level;
   if (!ParseLogLevel(log_level, &level)) {
     return Status::Invalid("--log-level must be error, warn, info or debug");

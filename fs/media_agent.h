@@ -19,6 +19,7 @@ struct MountOptions {
   uint64_t cache_size = 10ull << 30;
   bool foreground = false;
   bool allow_other = false;
+  bool read_only = false;     // no overlays: writes fail with EROFS
   bool debug = false;         // libfuse request tracing
   std::string log_file;       // default: stderr in the foreground, STATE_DIR/livemount.log else
   std::string log_level = "info";
@@ -28,6 +29,10 @@ struct MountOptions {
   // Fills defaults and checks values and paths.
   Status validate();
 };
+
+// The state directory used when none is given: /var/lib/livemount as root, else
+// ~/.local/state/livemount.
+std::string DefaultStateDir();
 
 // Returns the process exit code.
 int RunMediaAgent(MountOptions options);

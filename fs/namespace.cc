@@ -40,7 +40,7 @@ void DirAttr(struct stat* st, const struct timespec& t) {
 
 }  // namespace
 
-Namespace::Namespace(Repository& repo) : repo_(repo) {
+Namespace::Namespace(Repository& repo, OverlayStore* store) : repo_(repo), store_(store) {
   clock_gettime(CLOCK_REALTIME, &mount_time_);
   auto root = std::make_shared<Node>();
   root->ino = kRootIno;
@@ -127,11 +127,14 @@ Status Namespace::LoadBackup(const std::shared_ptr<Node>& dir) {
     std::string name = slash == std::string::npos ? f.path : f.path.substr(slash + 1);
     auto parent = by_path.find(parent_path);
     if (parent == by_path.end()) continue;  // the manifest decoder guarantees parents first
+    tree.base_paths[f.path] = static_cast<int>(i);
     NodeKind kind = f.type == FileType::kDir       ? NodeKind::kDir
                     : f.type == FileType::kSymlink ? NodeKind::kSymlink
                                                    : NodeKind::kFile;
     auto n = AddChild(parent->second, name, kind, key_base + f.path);
     n->file_index = static_cast<int>(i);
+    n->rel = f.path;
+    n->base_size = f.size;
     n->link_target = f.target;
     struct stat& st = n->attr;
     st.st_mode = (kind == NodeKind::kDir ? S_IFDIR : kind == NodeKind::kSymlink ? S_IFLNK : S_IFREG) |
@@ -149,6 +152,10 @@ Status Namespace::LoadBackup(const std::shared_ptr<Node>& dir) {
       n->loaded = true;
       by_path[f.path] = n;
     }
+  }
+  if (store_) {
+    dir->attr.st_mode = S_IFDIR | 0755;
+    LM_RETURN_IF_ERROR(ApplyOverlay(dir));
   }
   dir->loaded = true;
   return Status::Ok();

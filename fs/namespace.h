@@ -1,6 +1,10 @@
 // The mount's namespace: MOUNTPOINT/<vm>/<backup-id>/<files>, and <vm>/latest, a symlink to
-// the newest backup copy. Nodes are created on first lookup and kept for the mount's life
-// (the tree is backed by immutable manifests, so forget() has nothing to free).
+// the newest backup copy. Nodes are created on first lookup and kept for the mount's life.
+//
+// Inside a backup directory the tree is the backup's manifest merged with its overlay
+// (overlay_store.h): entries replace or add paths, whiteouts hide them. Every change is
+// written to the overlay store before the call returns; file bytes go to OverlayFiles.
+// The root and VM directories stay read-only (EROFS).
 //
 // Inode numbers are derived from the node's path (XXH3 of "vm/id/path"), so they are the same
 // after a restart of the daemon; a collision takes the next free number. The root and VM
@@ -11,6 +15,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <atomic>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,6 +24,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "fs/overlay_file.h"
+#include "fs/overlay_store.h"
 #include "store/repository.h"
 
 namespace lm {
@@ -32,8 +39,10 @@ enum class NodeKind { kRoot, kVmDir, kLatestLink, kBackupDir, kDir, kFile, kSyml
 struct BackupTree {
   BackupRef ref;
   BackupManifest manifest;
+  std::unordered_map<std::string, int> base_paths;  // path -> index into manifest.files
   std::mutex mu;
   std::unordered_map<size_t, std::shared_ptr<const FileChunks>> chunks;  // by file index
+  std::atomic<int> open_files{0};
 };
 
 struct Node {
@@ -48,11 +57,24 @@ struct Node {
   std::map<std::string, Ino> children;  // sorted: stable readdir offsets
   bool loaded = false;                  // children known
   int64_t scanned_ms = 0;               // root and VM dirs: last rescan
+  // Inside a backup directory:
+  std::string rel;                      // path inside the backup ("" for the backup dir)
+  bool has_entry = false;               // the overlay has an entry at `rel`
+  bool opaque = false;                  // directories: the backup's contents here are hidden
+  uint64_t base_size = 0;               // size of the backed-up file behind it
+  std::string fid;                      // its OverlayFile, once written
+  std::shared_ptr<OverlayFile> data;
+  int open_count = 0;
+  bool unlinked = false;
+  bool meta_dirty = false;              // attributes changed since the entry was written
 };
 
 class Namespace {
  public:
-  explicit Namespace(Repository& repo);
+  // `store` null: every backup is read-only.
+  Namespace(Repository& repo, OverlayStore* store);
+  bool writable() const { return store_ != nullptr; }
+  OverlayStore* store() { return store_; }
 
   // Children of `parent` named `name`; NotFound if none.
   Result<std::shared_ptr<Node>> Lookup(Ino parent, const std::string& name);
@@ -64,6 +86,25 @@ class Namespace {
   // Node count, for stats.
   size_t size() const;
 
+  // --- changes (inside backup directories only) ---
+  Result<std::shared_ptr<Node>> Create(Ino parent, const std::string& name, NodeKind kind,
+                                       uint32_t mode, uint32_t uid, uint32_t gid,
+                                       const std::string& target = "");
+  Status Remove(Ino parent, const std::string& name, bool dir);
+  Status Rename(Ino parent, const std::string& name, Ino new_parent, const std::string& new_name,
+                unsigned flags);
+  // Writes the node's entry (attributes, data id) to the overlay store.
+  Status Persist(Node& n, bool sync);
+  // Opens or creates the node's OverlayFile (first write or truncate of a file).
+  Result<std::shared_ptr<OverlayFile>> EnsureData(Node& n);
+  // Called when the last handle of an unlinked file closes: frees its data.
+  void Released(Node& n);
+  // Drops a backup copy's overlay; Busy while a file of it is open. Returns the inos of the
+  // backup directory's children, whose kernel cache entries must go.
+  Result<std::vector<std::pair<Ino, std::string>>> Discard(const BackupRef& b);
+  // Locks for callers that change a node's attributes in place.
+  std::shared_mutex& mutex() { return mu_; }
+
  private:
   Status Load(const std::shared_ptr<Node>& dir);  // fills or refreshes children
   Status ScanRoot(const std::shared_ptr<Node>& root);
@@ -71,8 +112,15 @@ class Namespace {
   Status LoadBackup(const std::shared_ptr<Node>& dir);
   std::shared_ptr<Node> AddChild(const std::shared_ptr<Node>& parent, const std::string& name,
                                  NodeKind kind, const std::string& key);  // under mu_
+  Status ApplyOverlay(const std::shared_ptr<Node>& dir);                   // under mu_
+  OverlayEntry EntryOf(const Node& n) const;
+  Result<std::shared_ptr<Node>> WritableDir(Ino ino);                      // under mu_
+  void Detach(const std::shared_ptr<Node>& n);                             // under mu_
+  void SetRel(const std::shared_ptr<Node>& n, const std::string& rel,
+              std::vector<std::pair<std::string, std::optional<OverlayEntry>>>* changes);
 
   Repository& repo_;
+  OverlayStore* store_;
   mutable std::shared_mutex mu_;  // guards nodes_ and every node's children/loaded fields
   std::mutex load_mu_;            // one loader at a time: loads do I/O
   std::unordered_map<Ino, std::shared_ptr<Node>> nodes_;

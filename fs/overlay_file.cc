@@ -132,6 +132,11 @@ uint64_t OverlayFile::base_limit() const {
   return base_limit_;
 }
 
+bool OverlayFile::dirty() const {
+  std::lock_guard lock(mu_);
+  return !dirty_.empty() || size_dirty_;
+}
+
 uint64_t OverlayFile::present_blocks() const {
   std::lock_guard lock(mu_);
   return present_count_;

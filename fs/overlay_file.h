@@ -50,6 +50,7 @@ class OverlayFile {
   Status Write(uint64_t off, const char* data, size_t len, const BaseReader& base);
   Status Truncate(uint64_t size);
   Status Sync();
+  bool dirty() const;  // changes not yet synced
   // Deletes both files (after discard or unlink).
   Status Remove();
 

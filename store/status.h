@@ -20,6 +20,13 @@ enum class Code {
   kBusy,           // locked or in use
   kUnsupported,
   kNoSpace,
+  // Namespace errors of the writable overlay (mapped to errno in fs/errno_map.h).
+  kReadOnly,     // EROFS
+  kNotEmpty,     // ENOTEMPTY
+  kNotDir,       // ENOTDIR
+  kIsDir,        // EISDIR
+  kCrossDevice,  // EXDEV
+  kPermission,   // EPERM
 };
 
 class [[nodiscard]] Status {
@@ -34,6 +41,7 @@ class [[nodiscard]] Status {
   static Status Busy(std::string m) { return Status(Code::kBusy, std::move(m)); }
   static Status Unsupported(std::string m) { return Status(Code::kUnsupported, std::move(m)); }
   static Status NoSpace(std::string m) { return Status(Code::kNoSpace, std::move(m)); }
+  static Status Of(Code c, std::string m) { return Status(c, std::move(m)); }
   // An I/O error from errno: ENOENT becomes NotFound, ENOSPC NoSpace, the rest IoError.
   static Status FromErrno(int err, const std::string& what);
 

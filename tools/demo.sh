@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh Debian 12 machine: installs what is missing, builds,
 # makes a bootable sample VM, backs it up, verifies the repository, live-mounts it and
-# boots the VM in QEMU straight from the mount, then restores it for comparison.
+# boots the VM in QEMU straight from the mount (its writes go to the overlay), remounts and
+# boots it again, then restores it and boots the restored copy for comparison.
 #   tools/demo.sh            (work directory: $LIVEMOUNT_DEMO_DIR or /tmp/livemount-demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,12 +39,18 @@ echo "== livemount mount (media agent, read-cache in $DEMO/cache)"
 mkdir mnt
 step mount "$LM" mount repo mnt --cache-dir "$DEMO/cache" --state-dir "$DEMO/state"
 ls -l mnt/sample/latest/
-echo "== boot the VM in QEMU (TCG) straight from the mount (-snapshot: the mount is read-only)"
-step "boot from the live mount" "$SRC/tools/boot-sample-vm.sh" mnt/sample/latest/sample.qcow2 -snapshot
+echo "== boot the VM in QEMU (TCG) straight from the mount; its writes go to the overlay"
+step "boot from the live mount" "$SRC/tools/boot-sample-vm.sh" mnt/sample/latest/sample.qcow2
 echo "== livemount stats"
 "$LM" stats mnt
-echo "== livemount umount"
+echo "== livemount umount, mount again, boot again: the guest finds what it wrote"
 step umount "$LM" umount mnt
+step "mount again" "$LM" mount repo mnt --cache-dir "$DEMO/cache" --state-dir "$DEMO/state"
+step "boot again (warm cache)" "$SRC/tools/boot-sample-vm.sh" mnt/sample/latest/sample.qcow2
+"$LM" list repo --state-dir "$DEMO/state"
+step umount "$LM" umount mnt
+echo "== the backup copy itself never changed"
+step verify "$LM" verify repo --read-data
 echo "== for comparison: a full restore, then a boot from local disk"
 step restore "$LM" restore repo sample@latest restored
 step "boot from the restored copy" "$SRC/tools/boot-sample-vm.sh" restored/sample.qcow2 -snapshot

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End to end: a real guest boots in QEMU (TCG) straight from the live mount, for both
-# flavours: KVM (qcow2 + libvirt XML) and VMware (.vmx + monolithicFlat VMDK), with
-# -snapshot (the mount is read-only). The guest verifies its data and powers off.
+# flavours: KVM (qcow2 + libvirt XML) and VMware (.vmx + monolithicFlat VMDK). First with
+# -snapshot, then writable (its writes land in the overlay): after a remount the guest
+# finds the file it wrote at its previous boot. The backup copy never changes.
 LM=$1
 source "$(dirname "$0")/lib.sh"
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -14,13 +15,28 @@ $LM backup repo vms/kvm --vm guest-kvm >/dev/null
 $LM backup repo vms/vmware --vm guest-vmware >/dev/null
 mount_repo repo mnt
 
-note "boot the KVM flavour (qcow2) from the mount"
-"$SRC/tools/boot-sample-vm.sh" mnt/guest-kvm/latest/guest.qcow2 -snapshot
-note "boot the VMware flavour (VMDK descriptor + flat extent) from the mount"
-"$SRC/tools/boot-sample-vm.sh" mnt/guest-vmware/latest/guest.vmdk -snapshot
+boot() {  # boot DISK EXPECTED-LINE [qemu options]
+  local disk=$1 want=$2; shift 2
+  "$SRC/tools/boot-sample-vm.sh" "$disk" "$@" | tee boot.out
+  grep -q "LIVEMOUNT-GUEST: wrote /data/boot-log.txt ($want)" boot.out || fail "$disk: expected '$want'"
+}
+
+note "boot the KVM flavour (qcow2) from the mount with -snapshot"
+boot mnt/guest-kvm/latest/guest.qcow2 "boot 1" -snapshot
+note "boot both flavours writable from the mount"
+boot mnt/guest-kvm/latest/guest.qcow2 "boot 1"
+boot mnt/guest-vmware/latest/guest.vmdk "boot 1"
 [ "$(stat_of mnt 'j["reads"]["errors"]')" = 0 ] || fail "read errors during boot"
-[ "$(stat_of mnt 'j["repo"]["chunks_fetched"]')" -gt 0 ] || fail "nothing was read from the repository"
+[ "$(stat_of mnt 'j["writes"]["requests"]')" -gt 0 ] || fail "the guests wrote nothing"
+$LM umount mnt >/dev/null
+
+note "after a remount the guests find what they wrote"
+mount_repo repo mnt
+boot mnt/guest-kvm/latest/guest.qcow2 "boot 2"
+boot mnt/guest-vmware/latest/guest.vmdk "boot 2"
 $LM umount mnt >/dev/null
 $LM verify repo --read-data >/dev/null || fail "the repository changed"
+$LM restore repo guest-kvm restored >/dev/null
+cmp -s restored/guest.qcow2 vms/kvm/guest.qcow2 || fail "the backup copy changed"
 check_log
 echo "boot_from_mount: all checks passed"

@@ -11,8 +11,8 @@ make_vm_dirs vms 24
 $LM init repo >/dev/null
 for vm in raw qcow2 vmdk-sparse vmdk-flat; do $LM backup repo "vms/$vm" --vm "$vm" >/dev/null; done
 
-note "mount; layout and attributes"
-mount_repo repo mnt --readahead 0
+note "mount (--read-only); layout and attributes"
+mount_repo repo mnt --readahead 0 --read-only
 [ "$(ls mnt | tr '\n' ' ')" = "qcow2 raw vmdk-flat vmdk-sparse " ] || fail "root listing: $(ls mnt)"
 id=$(ls mnt/raw | grep -v latest)
 [ "$(readlink mnt/raw/latest)" = "$id" ] || fail "latest should point at $id"
@@ -21,7 +21,9 @@ id=$(ls mnt/raw | grep -v latest)
 [ "$(stat -c %Y mnt/raw/latest/disk.raw)" = "$(stat -c %Y vms/raw/disk.raw)" ] || fail "mtime"
 [ "$(readlink mnt/vmdk-flat/latest/current.vmx)" = vm.vmx ] || fail "symlink"
 [ -d mnt/vmdk-flat/latest/logs ] || fail "subdirectory"
-expect_fail "" touch mnt/raw/latest/new-file
+expect_fail "" touch mnt/raw/latest/new-file   # --read-only: EROFS
+touch mnt/raw/latest/new-file 2>touch.err || true
+grep -q "Read-only file system" touch.err || fail "not EROFS"
 [ ! -e mnt/nope ] || fail "a missing name exists"
 
 note "cold: every file byte-identical, stats agree"

@@ -107,6 +107,24 @@ int Stats(const std::string& mountpoint, bool as_json) {
   fmt::print("read-ahead  {} queued, {} fetched\n", j["readahead"]["queued"].get<uint64_t>(),
              j["readahead"]["fetched"].get<uint64_t>());
   fmt::print("prestage    {} chunks\n", j["prestage"]["chunks"].get<uint64_t>());
+  fmt::print("writes      {} requests, {}\n", j["writes"]["requests"].get<uint64_t>(),
+             FormatBytes(j["writes"]["bytes"]));
+  for (auto& ov : j["overlays"]) {
+    fmt::print("overlay     {}: {} data files, {}\n", ov["backup"].get<std::string>(),
+               ov["files"].get<uint64_t>(), FormatBytes(ov["bytes"]));
+  }
+  return 0;
+}
+
+int Discard(const std::string& mountpoint, const std::string& spec) {
+  if (spec.find('@') == std::string::npos) {
+    return Report(Status::Invalid("discard needs VM@BACKUP (a backup id or latest)"));
+  }
+  auto name = ControlNameOf(mountpoint);
+  if (!name.ok()) return Report(name.status());
+  auto reply = ControlRequest(*name, {{"cmd", "discard"}, {"backup", spec}});
+  if (!reply.ok()) return Report(reply.status());
+  fmt::print("discarded the overlay of {}\n", (*reply)["backup"].get<std::string>());
   return 0;
 }
 
@@ -132,6 +150,7 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     c->add_option("--fetch-threads", o->fetch_threads, "Background fetch threads")
         ->capture_default_str();
     c->add_flag("--debug", o->debug, "Trace every FUSE request (with --foreground)");
+    c->add_flag("--read-only", o->read_only, "No overlays: writes fail with EROFS");
     c->callback([=] {
       auto size = ParseSize(*cache_size);
       if (!size.ok()) {
@@ -149,6 +168,14 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     c->add_option("MOUNTPOINT", *mp, "Mountpoint")->required();
     c->add_flag("--lazy,-z", *lazy, "Detach now even if files are open");
     c->callback([=] { *exit_code = Umount(*mp, *lazy); });
+  }
+  {
+    auto* c = app.add_subcommand("discard", "Drop the overlay (all writes) of one backup copy");
+    auto mp = std::make_shared<std::string>();
+    auto spec = std::make_shared<std::string>();
+    c->add_option("MOUNTPOINT", *mp, "Mountpoint")->required();
+    c->add_option("VM@BACKUP", *spec, "Backup copy (id or latest)")->required();
+    c->callback([=] { *exit_code = Discard(*mp, *spec); });
   }
   {
     auto* c = app.add_subcommand("stats", "Cache and repository counters of a live mount");

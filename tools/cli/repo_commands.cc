@@ -4,6 +4,10 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include <map>
+
+#include "fs/media_agent.h"
+#include "fs/overlay_store.h"
 #include "store/backup.h"
 #include "store/restore.h"
 #include "store/verify.h"
@@ -64,9 +68,15 @@ int Backup(const std::string& repo_path, BackupOptions o) {
   return 0;
 }
 
-int List(const std::string& repo_path, const std::string& only_vm, bool as_json) {
+int List(const std::string& repo_path, const std::string& only_vm, bool as_json,
+         std::string state_dir) {
   auto repo = Repository::Open(repo_path);
   if (!repo.ok()) return Report(repo.status());
+  if (state_dir.empty()) state_dir = DefaultStateDir();
+  std::map<std::string, OverlayInfo> overlays;
+  if (auto scan = OverlayStore::Scan(state_dir); scan.ok()) {
+    for (auto& o : *scan) overlays[o.backup.Name()] = o;
+  }
   std::vector<std::string> vms;
   if (!only_vm.empty()) {
     vms.push_back(only_vm);
@@ -85,13 +95,19 @@ int List(const std::string& repo_path, const std::string& only_vm, bool as_json)
       auto m = (*repo)->LoadManifest(BackupRef{vm, id});
       if (!m.ok()) {
         fmt::print(stderr, "livemount: {}\n", m.status().message());
-        rows.push_back({vm, id, "(damaged)", "", "", ""});
+        rows.push_back({vm, id, "(damaged)", "", "", "", ""});
         jvm["backups"].push_back({{"id", id}, {"error", m.status().message()}});
         continue;
       }
       size_t nfiles = 0;
       for (auto& f : m->files) nfiles += f.type != FileType::kDir;
+      auto ov = overlays.find(vm + "@" + id);
+      std::string ov_text = ov == overlays.end() ? "-" : FormatBytes(ov->second.bytes);
       jvm["backups"].push_back({{"id", id},
+                                {"overlay", ov == overlays.end()
+                                                ? json(nullptr)
+                                                : json({{"files", ov->second.entries},
+                                                        {"bytes", ov->second.bytes}})},
                                 {"time", LocalTime(m->time_ns)},
                                 {"time_ns", m->time_ns},
                                 {"logical_bytes", m->logical_bytes},
@@ -100,7 +116,7 @@ int List(const std::string& repo_path, const std::string& only_vm, bool as_json)
                                 {"has_profile", m->has_profile},
                                 {"source", m->source}});
       rows.push_back({vm, id, LocalTime(m->time_ns), std::to_string(nfiles),
-                      FormatBytes(m->logical_bytes), FormatBytes(m->stored_bytes)});
+                      FormatBytes(m->logical_bytes), FormatBytes(m->stored_bytes), ov_text});
     }
     out["vms"].push_back(std::move(jvm));
   }
@@ -108,7 +124,7 @@ int List(const std::string& repo_path, const std::string& only_vm, bool as_json)
     fmt::print("{}\n", out.dump(2));
     return 0;
   }
-  std::vector<std::string> head = {"VM", "BACKUP", "TIME", "FILES", "SIZE", "STORED"};
+  std::vector<std::string> head = {"VM", "BACKUP", "TIME", "FILES", "SIZE", "STORED", "OVERLAY"};
   std::vector<size_t> w(head.size());
   for (size_t i = 0; i < head.size(); i++) w[i] = head[i].size();
   for (auto& r : rows)
@@ -224,7 +240,9 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
     c->add_option("REPO", *repo, "Repository")->required();
     c->add_option("VM", *vm, "Only this VM");
     c->add_flag("--json", *as_json, "Machine-readable output");
-    c->callback([=] { *exit_code = List(*repo, *vm, *as_json); });
+    auto state = std::make_shared<std::string>();
+    c->add_option("--state-dir", *state, "Media agent state directory, for overlay sizes");
+    c->callback([=] { *exit_code = List(*repo, *vm, *as_json, *state); });
   }
   {
     auto* c = app.add_subcommand("verify", "Check the repository for damage");

@@ -1,0 +1,420 @@
+// The writable half of the namespace: creating, removing and renaming inside backup
+// directories, persisting overlay entries, and merging them at load.
+#include <xxhash.h>
+
+#include <ctime>
+#include <functional>
+#include <set>
+
+#include "fs/namespace.h"
+#include "store/log.h"
+
+namespace lm {
+
+namespace {
+
+using Changes = std::vector<std::pair<std::string, std::optional<OverlayEntry>>>;
+
+struct timespec Now() {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return t;
+}
+
+int64_t Ns(const struct timespec& t) { return int64_t{t.tv_sec} * 1000000000 + t.tv_nsec; }
+
+struct timespec FromNs(int64_t ns) {
+  struct timespec t;
+  t.tv_sec = ns / 1000000000;
+  t.tv_nsec = ns % 1000000000;
+  return t;
+}
+
+mode_t TypeBits(NodeKind k) {
+  return k == NodeKind::kDir ? S_IFDIR : k == NodeKind::kSymlink ? S_IFLNK : S_IFREG;
+}
+
+std::string Child(const std::string& rel, const std::string& name) {
+  return rel.empty() ? name : rel + "/" + name;
+}
+
+}  // namespace
+
+OverlayEntry Namespace::EntryOf(const Node& n) const {
+  OverlayEntry e;
+  e.type = n.kind == NodeKind::kDir ? 'd' : n.kind == NodeKind::kSymlink ? 'l' : 'f';
+  e.mode = n.attr.st_mode & 07777;
+  e.uid = n.attr.st_uid;
+  e.gid = n.attr.st_gid;
+  e.atime_ns = Ns(n.attr.st_atim);
+  e.mtime_ns = Ns(n.attr.st_mtim);
+  e.ctime_ns = Ns(n.attr.st_ctim);
+  e.ino = n.ino;
+  e.base_index = n.kind == NodeKind::kFile ? n.file_index : -1;
+  e.base_size = e.base_index >= 0 ? n.base_size : 0;
+  e.fid = n.fid;
+  e.target = n.kind == NodeKind::kSymlink ? n.link_target : "";
+  e.opaque = n.opaque;
+  return e;
+}
+
+void Namespace::Detach(const std::shared_ptr<Node>& n) {
+  auto parent = nodes_.find(n->parent);
+  if (parent != nodes_.end()) {
+    auto it = parent->second->children.find(n->name);
+    if (it != parent->second->children.end() && it->second == n->ino) parent->second->children.erase(it);
+  }
+  n->unlinked = true;
+  n->attr.st_nlink = 0;
+  for (auto& [name, ino] : std::map<std::string, Ino>(n->children)) Detach(nodes_.at(ino));
+}
+
+Result<std::shared_ptr<Node>> Namespace::WritableDir(Ino ino) {
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return Status::NotFound("inode " + std::to_string(ino));
+  auto& n = it->second;
+  if (!S_ISDIR(n->attr.st_mode)) return Status::Of(Code::kNotDir, n->name);
+  if (!store_ || !n->backup || (n->kind != NodeKind::kBackupDir && n->kind != NodeKind::kDir)) {
+    return Status::Of(Code::kReadOnly, "only backup directories are writable");
+  }
+  if (n->unlinked) return Status::NotFound(n->name);
+  return n;
+}
+
+// Moves a node to another inode number (an overlay entry remembers the one it had).
+static void MoveIno(std::unordered_map<Ino, std::shared_ptr<Node>>& nodes,
+                    std::shared_ptr<Node> n, Ino ino) {  // by value: it erases n's slot
+  auto parent = nodes.find(n->parent);
+  if (parent != nodes.end()) {
+    auto it = parent->second->children.find(n->name);
+    if (it != parent->second->children.end() && it->second == n->ino) it->second = ino;
+  }
+  nodes.erase(n->ino);
+  for (auto& [name, child] : n->children) nodes.at(child)->parent = ino;
+  n->ino = ino;
+  n->attr.st_ino = ino;
+  nodes[ino] = n;
+}
+
+Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
+  BackupTree& tree = *dir->backup;
+  LM_ASSIGN_OR_RETURN(auto entries, store_->Entries(tree.ref));
+  std::string data_dir = store_->DataDir(tree.ref);
+  auto walk = [&](const std::string& rel) -> std::shared_ptr<Node> {
+    std::shared_ptr<Node> n = dir;
+    size_t pos = 0;
+    while (n && pos < rel.size()) {
+      size_t slash = rel.find('/', pos);
+      std::string part = rel.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+      auto it = n->children.find(part);
+      n = it == n->children.end() ? nullptr : nodes_.at(it->second);
+      pos = slash == std::string::npos ? rel.size() : slash + 1;
+    }
+    return n;
+  };
+  std::set<std::string> fids;
+  for (auto& [path, e] : entries) {
+    auto node = walk(path);
+    if (e.whiteout) {
+      if (node) Detach(node);
+      continue;
+    }
+    auto slash = path.rfind('/');
+    auto parent = walk(slash == std::string::npos ? "" : path.substr(0, slash));
+    std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    if (!parent || !S_ISDIR(parent->attr.st_mode)) {
+      LogWarn(tree.ref.Name() + ": overlay entry " + path + " has no parent directory; ignored");
+      continue;
+    }
+    NodeKind kind = e.type == 'd' ? NodeKind::kDir : e.type == 'l' ? NodeKind::kSymlink : NodeKind::kFile;
+    if (node && (node->kind != kind || e.opaque)) {
+      for (auto& [n, ino] : std::map<std::string, Ino>(node->children)) Detach(nodes_.at(ino));
+    }
+    if (!node) {
+      node = AddChild(parent, name, kind, tree.ref.vm + "/" + tree.ref.id + "/" + path);
+      node->unlinked = false;
+    }
+    if (e.ino && e.ino != node->ino) {
+      auto taken = nodes_.find(e.ino);
+      if (taken != nodes_.end() && taken->second != node) {
+        Ino fresh = e.ino;
+        while (nodes_.count(fresh) || fresh <= kRootIno) fresh = (fresh + 1) & 0x7fffffffffffffffull;
+        MoveIno(nodes_, taken->second, fresh);
+      }
+      MoveIno(nodes_, node, e.ino);
+    }
+    node->kind = kind;
+    node->rel = path;
+    node->has_entry = true;
+    node->opaque = e.opaque;
+    node->file_index = e.base_index;
+    node->base_size = e.base_size;
+    node->fid = e.fid;
+    node->link_target = e.target;
+    struct stat& st = node->attr;
+    st.st_mode = TypeBits(kind) | e.mode;
+    st.st_uid = e.uid;
+    st.st_gid = e.gid;
+    st.st_atim = FromNs(e.atime_ns);
+    st.st_mtim = FromNs(e.mtime_ns);
+    st.st_ctim = FromNs(e.ctime_ns);
+    st.st_nlink = kind == NodeKind::kDir ? 2 : 1;
+    st.st_size = kind == NodeKind::kSymlink ? static_cast<off_t>(e.target.size())
+                 : kind == NodeKind::kFile   ? static_cast<off_t>(e.base_size)
+                                             : 0;
+    if (kind == NodeKind::kDir) node->loaded = true;
+    if (!e.fid.empty()) {
+      auto f = OverlayFile::Open(data_dir, e.fid, e.base_size);
+      if (!f.ok()) return f.status().Context(tree.ref.Name() + ":" + path);
+      node->data = std::move(f).value();
+      st.st_size = static_cast<off_t>(node->data->size());
+      fids.insert(e.fid);
+    }
+    st.st_blocks = (st.st_size + 511) / 512;
+  }
+  // Data files no entry names were left by a crash between creating and recording them.
+  auto names = ListDir(data_dir);
+  if (names.ok()) {
+    for (auto& n : *names) {
+      if (!fids.count(n.substr(0, n.find('.')))) (void)::unlink(JoinPath(data_dir, n).c_str());
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<Node>> Namespace::Create(Ino parent, const std::string& name, NodeKind kind,
+                                                uint32_t mode, uint32_t uid, uint32_t gid,
+                                                const std::string& target) {
+  if (name.empty() || name.size() > 255 || name.find('/') != std::string::npos || name == "." ||
+      name == "..") {
+    return Status::Invalid("invalid name '" + name + "'");
+  }
+  LM_ASSIGN_OR_RETURN(auto p, Get(parent));
+  LM_RETURN_IF_ERROR(Load(p));
+  std::unique_lock lock(mu_);
+  LM_ASSIGN_OR_RETURN(auto dir, WritableDir(parent));
+  if (dir->children.count(name)) return Status::Exists(name);
+  BackupTree& tree = *dir->backup;
+  std::string rel = Child(dir->rel, name);
+  auto n = AddChild(dir, name, kind, tree.ref.vm + "/" + tree.ref.id + "/" + rel);
+  n->rel = rel;
+  n->file_index = -1;
+  n->opaque = kind == NodeKind::kDir;  // hides what the backup had at this path before
+  n->loaded = kind == NodeKind::kDir;
+  n->link_target = target;
+  struct stat& st = n->attr;
+  st.st_mode = TypeBits(kind) | (kind == NodeKind::kSymlink ? 0777 : (mode & 07777));
+  st.st_uid = uid;
+  st.st_gid = gid;
+  st.st_atim = st.st_mtim = st.st_ctim = Now();
+  st.st_nlink = kind == NodeKind::kDir ? 2 : 1;
+  st.st_size = kind == NodeKind::kSymlink ? static_cast<off_t>(target.size()) : 0;
+  st.st_blksize = 4096;
+  Status s = MkdirAll(store_->DataDir(tree.ref));
+  if (s.ok()) s = store_->Apply(tree.ref, {{rel, EntryOf(*n)}}, true);
+  if (!s.ok()) {
+    Detach(n);
+    return s;
+  }
+  n->has_entry = true;
+  dir->attr.st_mtim = dir->attr.st_ctim = st.st_mtim;
+  return n;
+}
+
+Status Namespace::Remove(Ino parent, const std::string& name, bool want_dir) {
+  LM_ASSIGN_OR_RETURN(auto p, Get(parent));
+  LM_RETURN_IF_ERROR(Load(p));
+  std::shared_ptr<OverlayFile> to_remove;
+  {
+    std::unique_lock lock(mu_);
+    LM_ASSIGN_OR_RETURN(auto dir, WritableDir(parent));
+    auto it = dir->children.find(name);
+    if (it == dir->children.end()) return Status::NotFound(name);
+    auto n = nodes_.at(it->second);
+    bool is_dir = S_ISDIR(n->attr.st_mode);
+    if (want_dir && !is_dir) return Status::Of(Code::kNotDir, name);
+    if (!want_dir && is_dir) return Status::Of(Code::kIsDir, name);
+    if (is_dir && !n->children.empty()) return Status::Of(Code::kNotEmpty, name);
+    BackupTree& tree = *dir->backup;
+    Changes changes;
+    if (n->has_entry) changes.push_back({n->rel, std::nullopt});
+    if (tree.base_paths.count(n->rel)) changes.push_back({n->rel, OverlayEntry{true}});
+    LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
+    LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
+    Detach(n);
+    if (n->data && n->open_count == 0) to_remove = std::move(n->data);
+    dir->attr.st_mtim = dir->attr.st_ctim = Now();
+  }
+  if (to_remove) LM_RETURN_IF_ERROR(to_remove->Remove());
+  return Status::Ok();
+}
+
+Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
+                         const std::string& new_name, unsigned flags) {
+  constexpr unsigned kNoReplace = 1;  // RENAME_NOREPLACE
+  if (flags & ~kNoReplace) return Status::Invalid("rename flags not supported");
+  if (new_name.empty() || new_name.size() > 255 || new_name.find('/') != std::string::npos) {
+    return Status::Invalid("invalid name '" + new_name + "'");
+  }
+  LM_ASSIGN_OR_RETURN(auto p1, Get(parent));
+  LM_RETURN_IF_ERROR(Load(p1));
+  LM_ASSIGN_OR_RETURN(auto p2, Get(new_parent));
+  LM_RETURN_IF_ERROR(Load(p2));
+  std::shared_ptr<OverlayFile> to_remove;
+  {
+    std::unique_lock lock(mu_);
+    LM_ASSIGN_OR_RETURN(auto sd, WritableDir(parent));
+    LM_ASSIGN_OR_RETURN(auto dd, WritableDir(new_parent));
+    if (sd->backup != dd->backup) return Status::Of(Code::kCrossDevice, "rename across backups");
+    auto sit = sd->children.find(name);
+    if (sit == sd->children.end()) return Status::NotFound(name);
+    auto src = nodes_.at(sit->second);
+    bool src_dir = S_ISDIR(src->attr.st_mode);
+    std::shared_ptr<Node> dst;
+    auto dit = dd->children.find(new_name);
+    if (dit != dd->children.end()) {
+      dst = nodes_.at(dit->second);
+      if (flags & kNoReplace) return Status::Exists(new_name);
+      if (dst == src) return Status::Ok();
+      bool dst_dir = S_ISDIR(dst->attr.st_mode);
+      if (src_dir && !dst_dir) return Status::Of(Code::kNotDir, new_name);
+      if (!src_dir && dst_dir) return Status::Of(Code::kIsDir, new_name);
+      if (dst_dir && !dst->children.empty()) return Status::Of(Code::kNotEmpty, new_name);
+    }
+    for (auto up = dd; up; up = up->kind == NodeKind::kBackupDir ? nullptr : nodes_.at(up->parent)) {
+      if (up == src) return Status::Invalid("cannot move a directory into itself");
+    }
+    BackupTree& tree = *sd->backup;
+    Changes changes;
+    if (dst && dst->has_entry) changes.push_back({dst->rel, std::nullopt});
+    // Every node of the moved subtree gets an entry at its new path (pure: nothing changes
+    // in memory until the store has the batch).
+    std::vector<std::pair<std::shared_ptr<Node>, std::string>> moved;
+    std::function<void(const std::shared_ptr<Node>&, const std::string&)> collect =
+        [&](const std::shared_ptr<Node>& n, const std::string& rel) {
+          moved.push_back({n, rel});
+          for (auto& [cname, ino] : n->children) collect(nodes_.at(ino), Child(rel, cname));
+        };
+    std::string new_rel = Child(dd->rel, new_name);
+    collect(src, new_rel);
+    for (auto& [n, rel] : moved) {
+      if (n->has_entry) changes.push_back({n->rel, std::nullopt});
+    }
+    for (auto& [n, rel] : moved) {
+      OverlayEntry e = EntryOf(*n);
+      if (n == src && src_dir) e.opaque = true;
+      changes.push_back({rel, e});
+    }
+    if (tree.base_paths.count(src->rel)) changes.push_back({src->rel, OverlayEntry{true}});
+    LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
+    LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
+    if (dst) {
+      Detach(dst);
+      if (dst->data && dst->open_count == 0) to_remove = std::move(dst->data);
+    }
+    sd->children.erase(name);
+    dd->children[new_name] = src->ino;
+    src->parent = dd->ino;
+    src->name = new_name;
+    if (src_dir) src->opaque = true;
+    for (auto& [n, rel] : moved) {
+      n->rel = rel;
+      n->has_entry = true;
+    }
+    struct timespec now = Now();
+    src->attr.st_ctim = now;
+    sd->attr.st_mtim = sd->attr.st_ctim = dd->attr.st_mtim = dd->attr.st_ctim = now;
+  }
+  if (to_remove) LM_RETURN_IF_ERROR(to_remove->Remove());
+  return Status::Ok();
+}
+
+Status Namespace::Persist(Node& n, bool sync) {
+  OverlayEntry e;
+  BackupRef ref;
+  std::string rel;
+  {
+    std::shared_lock lock(mu_);
+    if (!store_ || !n.backup || n.unlinked || n.kind == NodeKind::kBackupDir) return Status::Ok();
+    e = EntryOf(n);
+    ref = n.backup->ref;
+    rel = n.rel;
+  }
+  LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(ref)));
+  LM_RETURN_IF_ERROR(store_->Apply(ref, {{rel, e}}, sync));
+  std::unique_lock lock(mu_);
+  n.has_entry = true;
+  n.meta_dirty = false;
+  return Status::Ok();
+}
+
+Result<std::shared_ptr<OverlayFile>> Namespace::EnsureData(Node& n) {
+  std::lock_guard data_lock(load_mu_);
+  std::string dir;
+  uint64_t base_size;
+  {
+    std::shared_lock lock(mu_);
+    if (n.data) return n.data;
+    if (!store_ || !n.backup || n.kind != NodeKind::kFile) {
+      return Status::Of(Code::kReadOnly, "not a writable file");
+    }
+    dir = store_->DataDir(n.backup->ref);
+    base_size = n.file_index >= 0 ? n.base_size : 0;
+  }
+  std::string fid = RandomHex(8);
+  LM_ASSIGN_OR_RETURN(auto f, OverlayFile::Open(dir, fid, base_size));
+  std::shared_ptr<OverlayFile> shared = std::move(f);
+  {
+    std::unique_lock lock(mu_);
+    n.data = shared;
+    n.fid = fid;
+  }
+  Status s = Persist(n, true);  // the entry names the data before any byte is written
+  if (!s.ok()) {
+    std::unique_lock lock(mu_);
+    n.data.reset();
+    n.fid.clear();
+    (void)shared->Remove();
+    return s;
+  }
+  return shared;
+}
+
+void Namespace::Released(Node& n) {
+  std::shared_ptr<OverlayFile> to_remove;
+  {
+    std::unique_lock lock(mu_);
+    if (n.unlinked && n.open_count == 0 && n.data) to_remove = std::move(n.data);
+  }
+  if (to_remove) (void)to_remove->Remove();
+}
+
+Result<std::vector<std::pair<Ino, std::string>>> Namespace::Discard(const BackupRef& b) {
+  if (!store_) return Status::Of(Code::kReadOnly, "this mount has no overlays");
+  LM_ASSIGN_OR_RETURN(auto vm, Lookup(kRootIno, b.vm));
+  LM_ASSIGN_OR_RETURN(auto dir, Lookup(vm->ino, b.id));
+  std::unique_lock lock(mu_);
+  int open = dir->backup ? dir->backup->open_files.load() : 0;
+  if (open > 0) {
+    return Status::Busy(b.Name() + " has " + std::to_string(open) + " open file" +
+                        (open == 1 ? "" : "s") + "; stop the VM before discarding its overlay");
+  }
+  LM_RETURN_IF_ERROR(store_->Discard(b));
+  std::vector<std::pair<Ino, std::string>> gone;
+  std::function<void(const std::shared_ptr<Node>&)> erase = [&](const std::shared_ptr<Node>& n) {
+    for (auto& [name, ino] : n->children) erase(nodes_.at(ino));
+    nodes_.erase(n->ino);
+  };
+  for (auto& [name, ino] : dir->children) {
+    gone.push_back({dir->ino, name});
+    erase(nodes_.at(ino));
+  }
+  dir->children.clear();
+  dir->loaded = false;
+  auto fresh = std::make_shared<BackupTree>();
+  fresh->ref = b;
+  dir->backup = fresh;
+  return gone;
+}
+
+}  // namespace lm

@@ -1,0 +1,161 @@
+#include "fs/overlay_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+#include <sys/stat.h>
+
+#include <nlohmann/json.hpp>
+
+namespace lm {
+
+using nlohmann::json;
+
+namespace {
+
+std::string Prefix(const BackupRef& b) { return "e/" + b.vm + "/" + b.id + "/"; }
+
+std::string Encode(const OverlayEntry& e) {
+  if (e.whiteout) return R"({"w":1})";
+  json j = {{"t", std::string(1, e.type)}, {"m", e.mode}, {"u", e.uid}, {"g", e.gid},
+            {"at", e.atime_ns}, {"mt", e.mtime_ns}, {"ct", e.ctime_ns}, {"i", e.ino}};
+  if (e.base_index >= 0) {
+    j["b"] = e.base_index;
+    j["bs"] = e.base_size;
+  }
+  if (!e.fid.empty()) j["f"] = e.fid;
+  if (!e.target.empty()) j["l"] = e.target;
+  if (e.opaque) j["o"] = 1;
+  return j.dump();
+}
+
+bool Decode(const std::string& s, OverlayEntry* e) {
+  json j = json::parse(s, nullptr, false);
+  if (!j.is_object()) return false;
+  try {
+    if (j.value("w", 0)) {
+      e->whiteout = true;
+      return true;
+    }
+    e->type = j.at("t").get<std::string>().at(0);
+    e->mode = j.at("m");
+    e->uid = j.at("u");
+    e->gid = j.at("g");
+    e->atime_ns = j.at("at");
+    e->mtime_ns = j.at("mt");
+    e->ctime_ns = j.at("ct");
+    e->ino = j.at("i");
+    e->base_index = j.value("b", -1);
+    e->base_size = j.value("bs", uint64_t{0});
+    e->fid = j.value("f", "");
+    e->target = j.value("l", "");
+    e->opaque = j.value("o", 0) != 0;
+    return e->type == 'f' || e->type == 'd' || e->type == 'l';
+  } catch (const json::exception&) {
+    return false;
+  }
+}
+
+Status FromRocks(const rocksdb::Status& s, const std::string& what) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+    return Status::Busy(what + ": in use by another livemount process");
+  }
+  return Status::IoError(what + ": " + s.ToString());
+}
+
+uint64_t AllocatedBytes(const std::string& dir) {
+  uint64_t total = 0;
+  auto names = ListDir(dir);
+  if (!names.ok()) return 0;
+  for (auto& n : *names) {
+    struct stat st;
+    if (::stat(JoinPath(dir, n).c_str(), &st) == 0) total += uint64_t(st.st_blocks) * 512;
+  }
+  return total;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<OverlayStore>> OverlayStore::Open(const std::string& state_dir) {
+  std::unique_ptr<OverlayStore> s(new OverlayStore());
+  s->state_dir_ = state_dir;
+  std::string meta = JoinPath(state_dir, "overlays/meta");
+  LM_RETURN_IF_ERROR(MkdirAll(meta));
+  rocksdb::Options opts;
+  opts.create_if_missing = true;
+  opts.keep_log_file_num = 2;
+  rocksdb::DB* db = nullptr;
+  LM_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, meta, &db), meta));
+  s->db_.reset(db);
+  return s;
+}
+
+OverlayStore::~OverlayStore() {
+  if (db_) (void)db_->Close();
+}
+
+std::string OverlayStore::DataDir(const BackupRef& b) const {
+  return JoinPath(state_dir_, "overlays/" + b.vm + "/" + b.id);
+}
+
+Result<std::vector<std::pair<std::string, OverlayEntry>>> OverlayStore::Entries(const BackupRef& b) {
+  std::vector<std::pair<std::string, OverlayEntry>> out;
+  std::string prefix = Prefix(b);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    OverlayEntry e;
+    std::string path = it->key().ToString().substr(prefix.size());
+    if (!Decode(it->value().ToString(), &e)) {
+      return Status::Corrupt(state_dir_ + "/overlays/meta: damaged entry for " + b.Name() + ":" + path);
+    }
+    out.push_back({path, e});
+  }
+  LM_RETURN_IF_ERROR(FromRocks(it->status(), "overlay entries of " + b.Name()));
+  return out;
+}
+
+Status OverlayStore::Apply(const BackupRef& b,
+                           const std::vector<std::pair<std::string, std::optional<OverlayEntry>>>& changes,
+                           bool sync) {
+  rocksdb::WriteBatch batch;
+  std::string prefix = Prefix(b);
+  for (auto& [path, e] : changes) {
+    if (e) batch.Put(prefix + path, Encode(*e));
+    else batch.Delete(prefix + path);
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return FromRocks(db_->Write(wo, &batch), "overlay of " + b.Name());
+}
+
+Status OverlayStore::Discard(const BackupRef& b) {
+  std::string prefix = Prefix(b);
+  std::string end = prefix;
+  end.back() = '/' + 1;
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  LM_RETURN_IF_ERROR(FromRocks(db_->DeleteRange(wo, db_->DefaultColumnFamily(), prefix, end),
+                               "discard " + b.Name()));
+  return RemoveTree(DataDir(b));
+}
+
+Result<std::vector<OverlayInfo>> OverlayStore::Scan(const std::string& state_dir) {
+  std::vector<OverlayInfo> out;
+  std::string base = JoinPath(state_dir, "overlays");
+  if (!IsDirectory(base)) return out;
+  LM_ASSIGN_OR_RETURN(auto vms, ListDir(base));
+  for (auto& vm : vms) {
+    if (vm == "meta") continue;
+    auto ids = ListDir(JoinPath(base, vm));
+    if (!ids.ok()) continue;
+    for (auto& id : *ids) {
+      std::string dir = JoinPath(base, vm + "/" + id);
+      auto files = ListDir(dir);
+      OverlayInfo info{{vm, id}, files.ok() ? files->size() / 2 : 0, AllocatedBytes(dir)};
+      out.push_back(info);
+    }
+  }
+  return out;
+}
+
+}  // namespace lm
