@@ -62,9 +62,12 @@ void Guard(fuse_req_t req, F&& f) {
 
 void ReplyEntry(fuse_req_t req, const Node& n) {
   fuse_entry_param e{};
-  e.ino = n.ino;
+  {
+    std::shared_lock lock(Ctx(req)->fs->ns().mutex());  // writers change attr in place
+    e.ino = n.ino;
+    e.attr = n.attr;
+  }
   e.generation = 1;
-  e.attr = n.attr;  // callers hold no lock; a torn size here is refreshed within a second
   e.attr_timeout = e.entry_timeout = TimeoutFor(n);
   fuse_reply_entry(req, &e);
 }
@@ -247,9 +250,12 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     if (!f.ok()) return (void)fuse_reply_err(req, ToErrno(f.status()));
     fi->fh = reinterpret_cast<uint64_t>(f->release());
     fuse_entry_param e{};
-    e.ino = (*n)->ino;
+    {
+      std::shared_lock lock(fs->ns().mutex());
+      e.ino = (*n)->ino;
+      e.attr = (*n)->attr;
+    }
     e.generation = 1;
-    e.attr = (*n)->attr;
     e.attr_timeout = e.entry_timeout = 1.0;
     if (fuse_reply_create(req, &e, fi) != 0) {
       fs->Release(std::unique_ptr<OpenFile>(reinterpret_cast<OpenFile*>(fi->fh)));

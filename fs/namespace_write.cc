@@ -34,6 +34,12 @@ mode_t TypeBits(NodeKind k) {
   return k == NodeKind::kDir ? S_IFDIR : k == NodeKind::kSymlink ? S_IFLNK : S_IFREG;
 }
 
+OverlayEntry Whiteout() {
+  OverlayEntry e;
+  e.whiteout = true;
+  return e;
+}
+
 std::string Child(const std::string& rel, const std::string& name) {
   return rel.empty() ? name : rel + "/" + name;
 }
@@ -130,10 +136,7 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
     if (node && (node->kind != kind || e.opaque)) {
       for (auto& [n, ino] : std::map<std::string, Ino>(node->children)) Detach(nodes_.at(ino));
     }
-    if (!node) {
-      node = AddChild(parent, name, kind, tree.ref.vm + "/" + tree.ref.id + "/" + path);
-      node->unlinked = false;
-    }
+    if (!node) node = AddChild(parent, name, kind, tree.ref.vm + "/" + tree.ref.id + "/" + path);
     if (e.ino && e.ino != node->ino) {
       auto taken = nodes_.find(e.ino);
       if (taken != nodes_.end() && taken->second != node) {
@@ -238,7 +241,7 @@ Status Namespace::Remove(Ino parent, const std::string& name, bool want_dir) {
     BackupTree& tree = *dir->backup;
     Changes changes;
     if (n->has_entry) changes.push_back({n->rel, std::nullopt});
-    if (tree.base_paths.count(n->rel)) changes.push_back({n->rel, OverlayEntry{true}});
+    if (tree.base_paths.count(n->rel)) changes.push_back({n->rel, Whiteout()});
     LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
     LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
     Detach(n);
@@ -305,7 +308,7 @@ Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
       if (n == src && src_dir) e.opaque = true;
       changes.push_back({rel, e});
     }
-    if (tree.base_paths.count(src->rel)) changes.push_back({src->rel, OverlayEntry{true}});
+    if (tree.base_paths.count(src->rel)) changes.push_back({src->rel, Whiteout()});
     LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
     LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
     if (dst) {
