@@ -1,6 +1,9 @@
 #include "fs/live_fs.h"
 
+#include <chrono>
 #include <ctime>
+
+#include "profile/prestage.h"
 
 #include "store/log.h"
 
@@ -40,7 +43,7 @@ void LiveFs::Release(std::unique_ptr<OpenFile> f) {
     n.open_count--;
     dirty = n.meta_dirty;
   }
-  n.backup->open_files--;
+  if (--n.backup->open_files == 0) FlushTrace(*n.backup);  // e.g. the VM powered off
   // A clean close loses nothing: what was written is made durable as by fsync.
   if (dirty) {
     Status s = Fsync(n);
@@ -49,8 +52,67 @@ void LiveFs::Release(std::unique_ptr<OpenFile> f) {
   ns_.Released(n);
 }
 
+void LiveFs::RecordTouch(Node& n, uint64_t off, size_t len) {
+  if (options_.state_dir.empty() || !n.backup || n.file_index < 0 || len == 0) return;
+  BackupTree& t = *n.backup;
+  uint64_t cs = t.manifest.chunk_size;
+  const std::string& path = t.manifest.files[n.file_index].path;
+  int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now().time_since_epoch())
+                    .count();
+  bool first = false;
+  {
+    std::lock_guard lock(t.trace_mu);
+    if (t.trace_start_ms < 0) {
+      t.trace_start_ms = now;
+      t.trace.vm = t.ref.vm;
+      t.trace.backup = t.ref.id;
+      t.trace.chunk_size = static_cast<uint32_t>(cs);
+      t.trace.started_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+      first = true;
+    }
+    for (uint64_t c = off / cs; c <= (off + len - 1) / cs; c++) {
+      if (t.touched.insert(path + "\n" + std::to_string(c)).second) {
+        t.trace.touches.push_back({path, c, static_cast<uint64_t>(now - t.trace_start_ms)});
+        t.trace_dirty = true;
+      }
+    }
+  }
+  if (first) {
+    std::lock_guard lock(traced_mu_);
+    traced_.push_back(n.backup);
+  }
+}
+
+void LiveFs::FlushTrace(BackupTree& t) {
+  std::string text, path;
+  {
+    std::lock_guard lock(t.trace_mu);
+    if (!t.trace_dirty) return;
+    text = EncodeTrace(t.trace);
+    path = JoinPath(TraceDir(options_.state_dir, t.ref.vm),
+                    t.ref.id + "-" + std::to_string(t.trace.started_ns) + ".json");
+    t.trace_dirty = false;
+  }
+  Status s = MkdirAll(DirName(path));
+  if (s.ok()) s = Env::Default()->WriteFileAtomic(path, text);
+  if (!s.ok()) LogWarn("cannot write the access trace: " + s.message());
+}
+
+void LiveFs::FlushTraces() {
+  std::vector<std::shared_ptr<BackupTree>> trees;
+  {
+    std::lock_guard lock(traced_mu_);
+    trees = traced_;
+  }
+  for (auto& t : trees) FlushTrace(*t);
+}
+
 BaseReader LiveFs::BaseOf(const std::shared_ptr<Node>& n, const std::string& what) {
   return [this, n, what](uint64_t off, size_t len, char* out) -> Status {
+    RecordTouch(*n, off, len);
     LM_ASSIGN_OR_RETURN(auto chunks, ns_.Chunks(*n));
     return source_.Read(*chunks, what, off, len, out);
   };
@@ -86,6 +148,7 @@ Status LiveFs::Read(OpenFile& f, uint64_t off, size_t size, std::string* out) {
   }
   size_t len = static_cast<size_t>(std::min<uint64_t>(size, fc.file_size - off));
   out->resize(len);
+  RecordTouch(*f.node, off, len);
   MaybeReadAhead(f, off, len);
   Status s = source_.Read(fc, f.what, off, len, out->data());
   if (!s.ok()) {

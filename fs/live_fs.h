@@ -9,6 +9,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <vector>
 #include <string>
 
 #include "cache/chunk_source.h"
@@ -20,6 +21,7 @@ struct LiveFsOptions {
   uint32_t readahead_chunks = 32;  // 0 disables read-ahead
   std::string statfs_path = "/";   // where writes go: statfs reports its space
   OverlayStore* overlays = nullptr;  // null: read-only mount
+  std::string state_dir;             // traces go to STATE/traces/<vm>/; "" records none
   Status validate() const;
 };
 
@@ -55,12 +57,18 @@ class LiveFs {
   // fsync/fdatasync: the file's bytes, then its entry, are durable on return.
   Status Fsync(Node& n);
   // chmod, chown, utimens, truncate; `to_set` uses FUSE_SET_ATTR_* bits (passed through).
+  // Writes the first-touch traces recorded so far (at the last close and at unmount).
+  void FlushTraces();
   Status SetAttr(Ino ino, const struct stat& attr, int to_set, bool mode, bool uid, bool gid,
                  bool size, bool atime, bool atime_now, bool mtime, bool mtime_now);
 
  private:
   void MaybeReadAhead(OpenFile& f, uint64_t off, size_t len);
   BaseReader BaseOf(const std::shared_ptr<Node>& n, const std::string& what);
+  void RecordTouch(Node& n, uint64_t off, size_t len);
+  void FlushTrace(BackupTree& tree);
+  std::mutex traced_mu_;
+  std::vector<std::shared_ptr<BackupTree>> traced_;
 
   Repository& repo_;
   ChunkSource& source_;

@@ -122,7 +122,8 @@ int Serve(const MountOptions& o, int ready_fd) {
     if (!st.ok()) return report(st.status().Context("--state-dir")), 1;
     overlays = std::move(st).value();
   }
-  LiveFs fs(**repo, source, LiveFsOptions{o.readahead_chunks, o.state_dir, overlays.get()});
+  LiveFs fs(**repo, source,
+            LiveFsOptions{o.readahead_chunks, o.state_dir, overlays.get(), o.state_dir});
   std::string control_name = "livemount-" + std::to_string(::getpid()) + "-" + RandomHex(4);
   FuseOptions fo{o.mountpoint, o.allow_other, o.debug, o.fuse_threads, control_name};
   auto mount = FuseMount::Mount(fs, fo);
@@ -161,6 +162,7 @@ int Serve(const MountOptions& o, int ready_fd) {
   if (!s.ok()) LogError(s.message());
   control->reset();
   mount->reset();  // unmounts if still mounted
+  fs.FlushTraces();
   LogInfo("unmounted " + o.mountpoint);
   return s.ok() ? 0 : 1;  // the chunk source, then the cache, close as they go out of scope
 }

@@ -22,9 +22,11 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "fs/overlay_file.h"
+#include "profile/profile.h"
 #include "fs/overlay_store.h"
 #include "store/repository.h"
 
@@ -43,6 +45,12 @@ struct BackupTree {
   std::mutex mu;
   std::unordered_map<size_t, std::shared_ptr<const FileChunks>> chunks;  // by file index
   std::atomic<int> open_files{0};
+  // First touches of this backup's chunks while mounted (for learned profiles).
+  std::mutex trace_mu;
+  std::unordered_set<std::string> touched;  // "path\n<chunk>"
+  Trace trace;
+  int64_t trace_start_ms = -1;
+  bool trace_dirty = false;
 };
 
 struct Node {

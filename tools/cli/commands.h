@@ -9,7 +9,8 @@
 namespace lm::cli {
 
 void RegisterRepoCommands(CLI::App& app, int* exit_code);   // init backup list verify restore
-void RegisterMountCommands(CLI::App& app, int* exit_code);  // mount umount stats
+void RegisterMountCommands(CLI::App& app, int* exit_code);  // mount umount stats discard
+void RegisterProfileCommands(CLI::App& app, int* exit_code);  // profile ..., prestage
 
 // Prints "livemount: <message>" to stderr and returns 1 (or 0 if ok).
 int Report(const Status& s);

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   lm::cli::RegisterRepoCommands(app, &exit_code);
   lm::cli::RegisterMountCommands(app, &exit_code);
+  lm::cli::RegisterProfileCommands(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,135 @@
+#include "profile/prestage.h"
+
+#include <atomic>
+#include <map>
+#include <chrono>
+#include <thread>
+#include <unordered_set>
+
+namespace lm {
+
+std::string LearnedProfilePath(const std::string& state_dir, const std::string& vm) {
+  return JoinPath(state_dir, "profiles/" + vm + ".json");
+}
+
+std::string TraceDir(const std::string& state_dir, const std::string& vm) {
+  return JoinPath(state_dir, "traces/" + vm);
+}
+
+Result<std::vector<Digest>> ProfileChunks(Repository& repo, const BackupRef& b, const Profile& p,
+                                          bool all, uint64_t* profile_chunks, uint64_t* missing) {
+  LM_ASSIGN_OR_RETURN(BackupManifest m, repo.LoadManifest(b));
+  std::map<std::string, const FileEntry*> files;
+  for (auto& f : m.files)
+    if (f.type == FileType::kFile) files[f.path] = &f;
+  std::map<std::string, FileChunks> loaded;
+  auto chunks_of = [&](const FileEntry& f) -> Result<const FileChunks*> {
+    auto it = loaded.find(f.path);
+    if (it == loaded.end()) {
+      LM_ASSIGN_OR_RETURN(FileChunks fc, repo.LoadFileChunks(b, f));
+      it = loaded.emplace(f.path, std::move(fc)).first;
+    }
+    return &it->second;
+  };
+  std::vector<Digest> out;
+  std::unordered_set<Digest, DigestHash> seen;
+  auto add = [&](const Digest& d) {
+    if (!d.IsZero() && seen.insert(d).second) out.push_back(d);
+  };
+  *missing = 0;
+  for (const ProfileEntry& e : p.entries) {
+    auto f = files.find(e.file);
+    if (f == files.end()) {
+      (*missing)++;
+      continue;
+    }
+    LM_ASSIGN_OR_RETURN(const FileChunks* fc, chunks_of(*f->second));
+    for (auto [off, len] : e.ranges) {
+      if (len == 0 || off >= fc->file_size) continue;
+      uint64_t end = std::min(fc->file_size, off + len);
+      for (uint64_t i = off / fc->chunk_size; i <= (end - 1) / fc->chunk_size; i++) add(fc->digests[i]);
+    }
+  }
+  *profile_chunks = out.size();
+  if (all) {
+    for (auto& [path, f] : files) {
+      LM_ASSIGN_OR_RETURN(const FileChunks* fc, chunks_of(*f));
+      for (const Digest& d : fc->digests) add(d);
+    }
+  }
+  return out;
+}
+
+Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const Profile& p,
+                                 const PrestageOptions& o) {
+  auto start = std::chrono::steady_clock::now();
+  PrestageSummary sum;
+  LM_ASSIGN_OR_RETURN(auto digests, ProfileChunks(source.repo(), b, p, o.all, &sum.profile_chunks,
+                                                  &sum.missing_files));
+  sum.total_chunks = digests.size();
+  std::atomic<size_t> next{0};
+  std::atomic<uint64_t> done{0}, cached{0}, fetched{0}, failed{0}, bytes{0};
+  uint64_t raw_before = source.repo().counters().raw_bytes_read;
+  auto worker = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < digests.size();) {
+      const Digest& d = digests[i];
+      if (source.cache().Contains(d)) {
+        cached++;
+      } else if (source.Ensure(d, b.Name() + " (prestage)").ok()) {
+        fetched++;
+      } else {
+        failed++;
+      }
+      done++;
+    }
+  };
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < std::max(1u, o.threads); t++) pool.emplace_back(worker);
+  while (done < digests.size()) {
+    if (o.progress) o.progress(done, digests.size());
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  for (auto& t : pool) t.join();
+  source.Drain();  // every fetched chunk is in the cache before we report
+  if (o.pin_until > 0) {
+    for (const Digest& d : digests) (void)source.cache().Pin(d, o.pin_until);
+  }
+  if (o.progress) o.progress(done, digests.size());
+  sum.already_cached = cached;
+  sum.fetched = fetched;
+  sum.failed = failed;
+  sum.bytes_fetched = source.repo().counters().raw_bytes_read - raw_before;
+  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return sum;
+}
+
+Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::string& explicit_path,
+                              const std::string& state_dir, std::string* chosen) {
+  Env* env = repo.env();
+  std::vector<std::string> candidates;
+  if (!explicit_path.empty()) {
+    LM_ASSIGN_OR_RETURN(std::string text, env->ReadFile(explicit_path));
+    *chosen = explicit_path;
+    return DecodeProfile(text, explicit_path);
+  }
+  for (const std::string& path : {JoinPath(repo.BackupDir(b), "profile.json"),
+                                  LearnedProfilePath(state_dir, b.vm)}) {
+    if (!PathExists(path)) continue;
+    LM_ASSIGN_OR_RETURN(std::string text, env->ReadFile(path));
+    *chosen = path;
+    return DecodeProfile(text, path);
+  }
+  LM_ASSIGN_OR_RETURN(BackupManifest m, repo.LoadManifest(b));
+  Profile p;
+  p.vm = b.vm;
+  uint64_t n = 0;
+  for (auto& f : m.files) {
+    if (f.type == FileType::kFile && f.size > 0 && f.size < (1 << 20)) {
+      p.entries.push_back({f.path, {{0, f.size}}, "structural", n++, "small file (configuration)"});
+    }
+  }
+  *chosen = "structural (small files whole)";
+  return p;
+}
+
+}  // namespace lm

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Learned profiles and the pre-stager: a live mount records what a real boot reads; the
+# profile learned from it, pre-staged into a fresh cache, makes the next boot of the VM,
+# from a newer backup copy too, read nothing from the repository. Also: show, export,
+# import, the backup copy's own profile, the structural fallback, --all, --pin-for, errors.
+LM=$1
+source "$(dirname "$0")/lib.sh"
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$WORK"
+
+"$SRC/tools/make-sample-vm.sh" vm --flavour kvm --name guest >/dev/null
+$LM init repo >/dev/null
+$LM backup repo vm --vm guest >/dev/null
+
+note "a boot from the mount is recorded"
+CACHE_DIR=$WORK/cache1 mount_repo repo mnt
+"$SRC/tools/boot-sample-vm.sh" mnt/guest/latest/guest.qcow2 -snapshot >/dev/null
+$LM umount mnt >/dev/null
+ls state/traces/guest/*.json >/dev/null || fail "no trace recorded"
+
+note "learn, show, export, import"
+$LM profile learn guest --state-dir state | grep -q "from 1 recorded mounts" || fail "learn"
+$LM profile show state/profiles/guest.json | grep -q "learned" || fail "show"
+$LM profile export repo guest exported.json --state-dir state | grep -q "state/profiles/guest.json" || fail "export picks the learned profile"
+$LM profile import other exported.json --state-dir state >/dev/null
+[ -f state/profiles/other.json ] || fail "import"
+expect_fail "no recorded live mounts" $LM profile learn nobody --state-dir state
+echo '{"format":"nope"}' >bad.json
+expect_fail "bad.json: not a livemount profile" $LM profile show bad.json
+
+note "prestage the learned profile for a newer backup copy into a fresh cache"
+$LM backup repo vm --vm guest >/dev/null
+$LM prestage repo guest --cache-dir "$WORK/cache2" --state-dir state >pre.out
+grep -q "from profile .*state/profiles/guest.json" pre.out || { cat pre.out; fail "prestage did not use the learned profile"; }
+grep -q " 0 failed" pre.out || fail "prestage failures"
+CACHE_DIR=$WORK/cache2 mount_repo repo mnt --readahead 0
+"$SRC/tools/boot-sample-vm.sh" mnt/guest/latest/guest.qcow2 -snapshot >/dev/null
+[ "$(stat_of mnt 'j["repo"]["chunks_fetched"]')" = 0 ] || fail "the pre-staged boot read from the repository"
+[ "$(stat_of mnt 'j["cache"]["hits"]')" -gt 0 ] || fail "no cache hits"
+note "a running mount owns its cache: a standalone prestage says so"
+expect_fail "in use by another livemount process" $LM prestage repo guest --cache-dir "$WORK/cache2" --state-dir state
+$LM umount mnt >/dev/null
+$LM prestage repo guest --cache-dir "$WORK/cache2" --state-dir state | grep -q "0 fetched" || fail "second prestage should find everything cached"
+
+note "the backup copy's own profile wins over the learned one; structural fallback"
+$LM backup repo vm --vm guest --profile exported.json >/dev/null
+$LM profile export repo guest own.json --state-dir state | grep -q "backups/guest/.*/profile.json" || fail "own profile not preferred"
+$LM backup repo vm --vm fresh >/dev/null
+$LM prestage repo fresh --cache-dir "$WORK/cache3" --state-dir state >fb.out
+grep -q "structural" fb.out || { cat fb.out; fail "no structural fallback"; }
+
+note "--all hydrates every chunk; --pin-for pins"
+$LM prestage repo guest --cache-dir "$WORK/cache4" --state-dir state --all --pin-for 1h >all.out
+chunks=$($LM verify repo --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["chunks"])')
+grep -q "with --all" all.out || fail "--all summary"
+CACHE_DIR=$WORK/cache4 mount_repo repo mnt
+[ "$(stat_of mnt 'j["cache"]["entries"]')" -ge "$((chunks - 1))" ] || fail "--all did not stage everything"
+[ "$(stat_of mnt 'j["cache"]["pinned"]')" -gt 0 ] || fail "--pin-for pinned nothing"
+$LM umount mnt >/dev/null
+expect_fail "pin-for" $LM prestage repo guest --cache-dir "$WORK/cache4" --pin-for x
+expect_fail "no VM named" $LM prestage repo ghost --cache-dir "$WORK/cache4"
+check_log
+echo "profile_prestage: all checks passed"

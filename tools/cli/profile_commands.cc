@@ -1,0 +1,229 @@
+// profile learn|show|import|export, prestage: VM profiles and the pre-stager.
+#include <fmt/core.h>
+
+#include <cstdlib>
+#include <ctime>
+#include <map>
+#include <unistd.h>
+
+#include "fs/media_agent.h"
+#include "profile/prestage.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/progress.h"
+
+namespace lm::cli {
+
+namespace {
+
+void PrintProfile(const Profile& p, const std::string& where) {
+  std::map<std::string, std::pair<uint64_t, uint64_t>> by_source;  // entries, bytes
+  for (auto& e : p.entries) {
+    auto& s = by_source[e.source];
+    s.first++;
+    for (auto& [off, len] : e.ranges) s.second += len;
+  }
+  fmt::print("profile of {} ({}): {} entries, {}\n", p.vm.empty() ? "?" : p.vm, where,
+             p.entries.size(), FormatBytes(p.Bytes()));
+  for (auto& [src, v] : by_source) fmt::print("  {:<11} {} entries, {}\n", src, v.first, FormatBytes(v.second));
+  size_t shown = 0;
+  for (auto& e : p.entries) {
+    if (shown++ == 10) {
+      fmt::print("  ... {} more\n", p.entries.size() - 10);
+      break;
+    }
+    uint64_t bytes = 0;
+    for (auto& [off, len] : e.ranges) bytes += len;
+    fmt::print("  #{:<4} {:<24} {} ranges from offset {}, {}{}\n", e.order, e.file, e.ranges.size(),
+               e.ranges.empty() ? 0 : e.ranges.front().first, FormatBytes(bytes),
+               e.note.empty() ? "" : " (" + e.note + ")");
+  }
+}
+
+int Learn(const std::string& vm, std::string state_dir, const std::string& output) {
+  if (state_dir.empty()) state_dir = DefaultStateDir();
+  std::string dir = TraceDir(state_dir, vm);
+  auto names = ListDir(dir);
+  if (!names.ok() || names->empty()) {
+    return Report(Status::NotFound(dir + ": no recorded live mounts of VM '" + vm + "'"));
+  }
+  std::vector<Trace> traces;
+  for (auto& n : *names) {
+    std::string path = JoinPath(dir, n);
+    auto text = Env::Default()->ReadFile(path);
+    if (!text.ok()) return Report(text.status());
+    auto t = DecodeTrace(*text, path);
+    if (!t.ok()) return Report(t.status());
+    traces.push_back(std::move(t).value());
+  }
+  Profile p = LearnProfile(vm, traces);
+  p.created_ns = static_cast<int64_t>(::time(nullptr)) * 1000000000;
+  std::string out = output.empty() ? LearnedProfilePath(state_dir, vm) : output;
+  Status s = MkdirAll(DirName(out));
+  if (s.ok()) s = Env::Default()->WriteFileAtomic(out, EncodeProfile(p));
+  if (!s.ok()) return Report(s);
+  fmt::print("learned the profile of {} from {} recorded mounts: {} entries, {}; saved to {}\n", vm,
+             traces.size(), p.entries.size(), FormatBytes(p.Bytes()), out);
+  return 0;
+}
+
+int Show(const std::string& file) {
+  auto text = Env::Default()->ReadFile(file);
+  if (!text.ok()) return Report(text.status());
+  auto p = DecodeProfile(*text, file);
+  if (!p.ok()) return Report(p.status());
+  PrintProfile(*p, file);
+  return 0;
+}
+
+int Import(const std::string& vm, const std::string& file, std::string state_dir) {
+  if (state_dir.empty()) state_dir = DefaultStateDir();
+  auto text = Env::Default()->ReadFile(file);
+  if (!text.ok()) return Report(text.status());
+  auto p = DecodeProfile(*text, file);
+  if (!p.ok()) return Report(p.status());
+  p->vm = vm;
+  std::string out = LearnedProfilePath(state_dir, vm);
+  Status s = MkdirAll(DirName(out));
+  if (s.ok()) s = Env::Default()->WriteFileAtomic(out, EncodeProfile(*p));
+  if (!s.ok()) return Report(s);
+  fmt::print("imported {} as the profile of {} ({})\n", file, vm, out);
+  return 0;
+}
+
+int Export(const std::string& repo_path, const std::string& spec, const std::string& file,
+           std::string state_dir) {
+  if (state_dir.empty()) state_dir = DefaultStateDir();
+  auto repo = Repository::Open(repo_path);
+  if (!repo.ok()) return Report(repo.status());
+  auto ref = (*repo)->ResolveSpec(spec);
+  if (!ref.ok()) return Report(ref.status());
+  std::string chosen;
+  auto p = ChooseProfile(**repo, *ref, "", state_dir, &chosen);
+  if (!p.ok()) return Report(p.status());
+  Status s = Env::Default()->WriteFileAtomic(file, EncodeProfile(*p));
+  if (!s.ok()) return Report(s);
+  fmt::print("exported the profile of {} ({}) to {}\n", ref->Name(), chosen, file);
+  return 0;
+}
+
+struct PrestageArgs {
+  std::string repo, spec, profile, cache_dir, state_dir, cache_size = "10G", pin_for;
+  bool all = false;
+  unsigned threads = 4;
+};
+
+int RunPrestage(PrestageArgs a) {
+  if (a.cache_dir.empty()) a.cache_dir = ::geteuid() == 0 ? "/var/cache/livemount" : "";
+  if (a.state_dir.empty()) a.state_dir = DefaultStateDir();
+  if (a.cache_dir.empty()) {
+    const char* home = std::getenv("HOME");
+    a.cache_dir = std::string(home ? home : "/tmp") + "/.cache/livemount";
+  }
+  auto size = ParseSize(a.cache_size);
+  if (!size.ok()) return Report(size.status().Context("--cache-size"));
+  int64_t pin_until = 0;
+  if (!a.pin_for.empty()) {
+    char unit = a.pin_for.back();
+    double v = std::atof(a.pin_for.c_str());
+    double mult = unit == 'd' ? 86400 : unit == 'h' ? 3600 : unit == 'm' ? 60 : 1;
+    if (v <= 0) return Report(Status::Invalid("--pin-for takes a duration like 30m, 2h or 1d"));
+    pin_until = static_cast<int64_t>(::time(nullptr) + v * mult);
+  }
+  auto repo = Repository::Open(a.repo);
+  if (!repo.ok()) return Report(repo.status());
+  auto ref = (*repo)->ResolveSpec(a.spec);
+  if (!ref.ok()) return Report(ref.status());
+  std::string chosen;
+  auto p = ChooseProfile(**repo, *ref, a.profile, a.state_dir, &chosen);
+  if (!p.ok()) return Report(p.status());
+  auto cache = ReadCache::Open(CacheOptions{a.cache_dir, *size, (*repo)->chunk_size()});
+  if (!cache.ok()) {
+    return Report(cache.status().Context(
+        "--cache-dir (a running mount owns its cache; pre-staging through a running mount is "
+        "not available yet)"));
+  }
+  ChunkSource source(**repo, **cache, ChunkSourceOptions{a.threads});
+  ProgressBar bar("prestage " + ref->Name());
+  PrestageOptions o;
+  o.threads = a.threads;
+  o.all = a.all;
+  o.pin_until = pin_until;
+  o.progress = [&](uint64_t done, uint64_t total) { bar.Update(done, total); };
+  auto r = Prestage(source, *ref, *p, o);
+  bar.Done();
+  if (!r.ok()) return Report(r.status());
+  fmt::print("prestaged {} from profile {}: {} chunks in profile{}, {} already cached, {} fetched "
+             "({}), {} failed, {:.1f} s, {:.0f} MB/s\n",
+             ref->Name(), chosen, r->profile_chunks,
+             a.all ? fmt::format(" ({} with --all)", r->total_chunks) : "", r->already_cached,
+             r->fetched, FormatBytes(r->bytes_fetched), r->failed, r->seconds,
+             r->seconds > 0 ? r->bytes_fetched / 1e6 / r->seconds : 0.0);
+  if (r->missing_files) {
+    fmt::print(stderr, "livemount: note: {} profile entries name files {} does not have\n",
+               r->missing_files, ref->Name());
+  }
+  return r->failed ? Report(Status::Corrupt(std::to_string(r->failed) +
+                                            " chunks could not be fetched (see verify)"))
+                   : 0;
+}
+
+}  // namespace
+
+void RegisterProfileCommands(CLI::App& app, int* exit_code) {
+  auto* prof = app.add_subcommand("profile", "VM profiles: what a boot reads first");
+  prof->require_subcommand(1);
+  {
+    auto* c = prof->add_subcommand("learn", "Learn a VM's profile from its recorded live mounts");
+    auto vm = std::make_shared<std::string>();
+    auto state = std::make_shared<std::string>();
+    auto out = std::make_shared<std::string>();
+    c->add_option("VM", *vm, "VM name")->required();
+    c->add_option("--state-dir", *state, "Media agent state directory (where traces are)");
+    c->add_option("--output,-o", *out, "Write here instead of STATE/profiles/VM.json");
+    c->callback([=] { *exit_code = Learn(*vm, *state, *out); });
+  }
+  {
+    auto* c = prof->add_subcommand("show", "Summarize a profile file");
+    auto file = std::make_shared<std::string>();
+    c->add_option("FILE", *file, "Profile JSON")->required();
+    c->callback([=] { *exit_code = Show(*file); });
+  }
+  {
+    auto* c = prof->add_subcommand("import", "Use a profile file as a VM's learned profile");
+    auto vm = std::make_shared<std::string>();
+    auto file = std::make_shared<std::string>();
+    auto state = std::make_shared<std::string>();
+    c->add_option("VM", *vm, "VM name")->required();
+    c->add_option("FILE", *file, "Profile JSON")->required();
+    c->add_option("--state-dir", *state, "Media agent state directory");
+    c->callback([=] { *exit_code = Import(*vm, *file, *state); });
+  }
+  {
+    auto* c = prof->add_subcommand("export", "Write the profile a backup copy would be pre-staged with");
+    auto repo = std::make_shared<std::string>();
+    auto spec = std::make_shared<std::string>();
+    auto file = std::make_shared<std::string>();
+    auto state = std::make_shared<std::string>();
+    c->add_option("REPO", *repo, "Repository")->required();
+    c->add_option("VM@BACKUP", *spec, "Backup copy")->required();
+    c->add_option("FILE", *file, "Output file")->required();
+    c->add_option("--state-dir", *state, "Media agent state directory");
+    c->callback([=] { *exit_code = Export(*repo, *spec, *file, *state); });
+  }
+  {
+    auto* c = app.add_subcommand("prestage", "Copy the blocks a VM needs first into the read-cache");
+    auto a = std::make_shared<PrestageArgs>();
+    c->add_option("REPO", a->repo, "Repository")->required();
+    c->add_option("VM@BACKUP", a->spec, "Backup copy (default latest)")->required();
+    c->add_option("--profile", a->profile, "Profile JSON (default: the backup's, the learned, structural)");
+    c->add_option("--cache-dir", a->cache_dir, "Read-cache directory");
+    c->add_option("--cache-size", a->cache_size, "Read-cache capacity")->capture_default_str();
+    c->add_option("--state-dir", a->state_dir, "Media agent state directory (learned profiles)");
+    c->add_flag("--all", a->all, "Then stage every other chunk of the backup copy (hydrate)");
+    c->add_option("--pin-for", a->pin_for, "Keep the staged chunks from eviction this long (30m, 2h, 1d)");
+    c->add_option("--threads", a->threads, "Parallel fetches")->capture_default_str();
+    c->callback([=] { *exit_code = RunPrestage(*a); });
+  }
+}
+
+}  // namespace lm::cli
