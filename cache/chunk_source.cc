@@ -131,7 +131,9 @@ Status ChunkSource::Read(const FileChunks& fc, const std::string& what, uint64_t
       zero_bytes_ += n;
     } else if (!cache_.Read(d, in_chunk, n, out + done).ok()) {
       std::shared_ptr<std::string> data;
+      foreground_fetches_++;
       Status s = Fetch(d, what, &data);
+      foreground_fetches_--;
       if (!s.ok()) {
         return s.Context(what + " at offset " + std::to_string(i * cs));
       }
@@ -145,8 +147,12 @@ Status ChunkSource::Read(const FileChunks& fc, const std::string& what, uint64_t
   return Status::Ok();
 }
 
-Status ChunkSource::Ensure(const Digest& d, const std::string& what) {
+Status ChunkSource::Ensure(const Digest& d, const std::string& what, bool background) {
   if (d.IsZero() || cache_.Contains(d)) return Status::Ok();
+  // Yield to guest reads (bounded, so a steady stream of them cannot stall us forever).
+  for (int i = 0; background && foreground_fetches_ > 0 && i < 200; i++) {
+    std::this_thread::sleep_for(std::chrono::microseconds(500));
+  }
   std::shared_ptr<std::string> data;
   return Fetch(d, what, &data);
 }

@@ -47,8 +47,10 @@ class ChunkSource {
   void Prefetch(const std::vector<Digest>& digests, const std::string& what);
   // Waits until every queued background fetch and cache insert is done.
   void Drain();
-  // Fetches one chunk into the cache now (foreground), unless cached.
-  Status Ensure(const Digest& d, const std::string& what);
+  // Fetches one chunk into the cache now, unless cached. A background caller (the
+  // pre-stager) passes background=true: it then waits while guest reads are fetching, so
+  // guest reads go first.
+  Status Ensure(const Digest& d, const std::string& what, bool background = false);
 
   ChunkSourceStats Stats() const;
   ReadCache& cache() { return cache_; }
@@ -82,6 +84,7 @@ class ChunkSource {
   std::condition_variable insert_cv_;
   std::deque<std::pair<Digest, std::shared_ptr<std::string>>> inserts_;
   std::thread inserter_;
+  std::atomic<int> foreground_fetches_{0};  // guest reads waiting on the repository now
   std::atomic<uint64_t> reads_{0}, bytes_read_{0}, zero_bytes_{0}, fetches_{0}, fetch_errors_{0},
       joined_{0}, ra_queued_{0}, ra_fetched_{0};
 };

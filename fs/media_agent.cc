@@ -9,12 +9,14 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <atomic>
 #include <thread>
 
 #include "cache/chunk_source.h"
 #include "fs/control.h"
 #include "fs/fuse_ops.h"
 #include "fs/live_fs.h"
+#include "profile/prestage.h"
 #include "store/log.h"
 
 namespace lm {
@@ -59,7 +61,47 @@ json OverlaysJson(const std::string& state_dir) {
   return out;
 }
 
-json StatsJson(const MountOptions& o, LiveFs& fs, ChunkSource& source, Repository& repo) {
+struct PrestageCounters {
+  std::atomic<uint64_t> chunks{0}, bytes{0};
+  std::atomic<int> running{0};
+  std::atomic<bool> stopping{false};
+};
+
+json SummaryJson(const BackupRef& b, const std::string& profile, const PrestageSummary& r) {
+  return {{"backup", b.Name()},           {"profile", profile},
+          {"profile_chunks", r.profile_chunks}, {"total_chunks", r.total_chunks},
+          {"already_cached", r.already_cached}, {"fetched", r.fetched},
+          {"failed", r.failed},           {"bytes_fetched", r.bytes_fetched},
+          {"missing_files", r.missing_files}, {"seconds", r.seconds}};
+}
+
+// Pre-stages one backup copy through this daemon's cache; pinned until the mount ends.
+json RunPrestageHere(Repository& repo, ChunkSource& source, const std::string& state_dir,
+                     PrestageCounters& counters, const std::string& spec,
+                     const std::string& profile_path, bool all, int64_t pin_until) {
+  auto ref = repo.ResolveSpec(spec);
+  if (!ref.ok()) return {{"error", ref.status().message()}};
+  std::string chosen;
+  auto p = ChooseProfile(repo, *ref, profile_path, state_dir, &chosen);
+  if (!p.ok()) return {{"error", p.status().message()}};
+  PrestageOptions po;
+  po.all = all;
+  po.pin_session = true;
+  po.pin_until = pin_until;
+  po.staged_chunks = &counters.chunks;
+  po.staged_bytes = &counters.bytes;
+  po.cancel = &counters.stopping;
+  counters.running++;
+  auto r = Prestage(source, *ref, *p, po);
+  counters.running--;
+  if (!r.ok()) return {{"error", r.status().message()}};
+  LogInfo("prestaged " + ref->Name() + " from " + chosen + ": " + std::to_string(r->fetched) +
+          " chunks fetched, " + std::to_string(r->already_cached) + " already cached");
+  return SummaryJson(*ref, chosen, *r);
+}
+
+json StatsJson(const MountOptions& o, LiveFs& fs, ChunkSource& source, Repository& repo,
+               const PrestageCounters& pc) {
   CacheStats c = source.cache().Stats();
   ChunkSourceStats s = source.Stats();
   FsCounters& f = fs.counters();
@@ -95,7 +137,7 @@ json StatsJson(const MountOptions& o, LiveFs& fs, ChunkSource& source, Repositor
       {"writes", {{"requests", f.write_requests.load()}, {"bytes", f.write_bytes.load()}}},
       {"overlays", OverlaysJson(o.state_dir)},
       {"readahead", {{"queued", s.readahead_queued}, {"fetched", s.readahead_fetched}}},
-      {"prestage", {{"chunks", 0}, {"bytes", 0}}},
+      {"prestage", {{"chunks", pc.chunks.load()}, {"bytes", pc.bytes.load()}, {"running", pc.running.load()}}},
       {"namespace", {{"nodes", fs.ns().size()}}},
   };
 }
@@ -126,11 +168,17 @@ int Serve(const MountOptions& o, int ready_fd) {
             LiveFsOptions{o.readahead_chunks, o.state_dir, overlays.get(), o.state_dir});
   std::string control_name = "livemount-" + std::to_string(::getpid()) + "-" + RandomHex(4);
   FuseOptions fo{o.mountpoint, o.allow_other, o.debug, o.fuse_threads, control_name};
+  PrestageCounters prestaged;
   auto mount = FuseMount::Mount(fs, fo);
   if (!mount.ok()) return report(mount.status()), 1;
   auto control = ControlServer::Start(control_name, [&](const json& req) -> json {
     std::string cmd = req.value("cmd", "");
-    if (cmd == "stats") return StatsJson(o, fs, source, **repo);
+    if (cmd == "stats") return StatsJson(o, fs, source, **repo, prestaged);
+    if (cmd == "prestage") {
+      return RunPrestageHere(**repo, source, o.state_dir, prestaged, req.value("backup", ""),
+                             req.value("profile", ""), req.value("all", false),
+                             req.value("pin_until", int64_t{0}));
+    }
     if (cmd == "ping") return {{"ok", true}, {"pid", ::getpid()}};
     if (cmd == "discard") {
       auto at = req.value("backup", "").find('@');
@@ -158,7 +206,16 @@ int Serve(const MountOptions& o, int ready_fd) {
     ::close(null_fd);
   }
   RaiseKernelReadahead(o.mountpoint);
+  // Pre-staging on start runs beside the guests' reads, which go first.
+  std::thread starter([&] {
+    for (const std::string& spec : o.prestage) {
+      json r = RunPrestageHere(**repo, source, o.state_dir, prestaged, spec, "", o.hydrate, 0);
+      if (r.contains("error")) LogError("prestage " + spec + ": " + r["error"].get<std::string>());
+    }
+  });
   Status s = (*mount)->Run();
+  prestaged.stopping = true;
+  starter.join();
   if (!s.ok()) LogError(s.message());
   control->reset();
   mount->reset();  // unmounts if still mounted

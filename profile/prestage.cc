@@ -72,11 +72,16 @@ Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const 
   uint64_t raw_before = source.repo().counters().raw_bytes_read;
   auto worker = [&] {
     for (size_t i; (i = next.fetch_add(1)) < digests.size();) {
+      if (o.cancel && o.cancel->load()) {
+        done++;
+        continue;
+      }
       const Digest& d = digests[i];
       if (source.cache().Contains(d)) {
         cached++;
-      } else if (source.Ensure(d, b.Name() + " (prestage)").ok()) {
+      } else if (source.Ensure(d, b.Name() + " (prestage)", true).ok()) {
         fetched++;
+        if (o.staged_chunks) (*o.staged_chunks)++;
       } else {
         failed++;
       }
@@ -91,7 +96,7 @@ Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const 
   }
   for (auto& t : pool) t.join();
   source.Drain();  // every fetched chunk is in the cache before we report
-  if (o.pin_until > 0) {
+  if (o.pin_until > 0 || o.pin_session) {
     for (const Digest& d : digests) (void)source.cache().Pin(d, o.pin_until);
   }
   if (o.progress) o.progress(done, digests.size());
@@ -99,6 +104,7 @@ Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const 
   sum.fetched = fetched;
   sum.failed = failed;
   sum.bytes_fetched = source.repo().counters().raw_bytes_read - raw_before;
+  if (o.staged_bytes) *o.staged_bytes += sum.bytes_fetched;
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return sum;
 }

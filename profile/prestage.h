@@ -3,6 +3,7 @@
 // every other chunk of the backup copy afterwards (hydration).
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <string>
 
@@ -16,6 +17,10 @@ struct PrestageOptions {
   unsigned threads = 4;
   bool all = false;
   int64_t pin_until = 0;  // unix seconds; 0: no pin
+  bool pin_session = false;  // pin until the owning process (the mount) ends
+  std::atomic<uint64_t>* staged_chunks = nullptr;  // counters to add to (a mount's stats)
+  std::atomic<uint64_t>* staged_bytes = nullptr;
+  const std::atomic<bool>* cancel = nullptr;  // set: stop soon (the mount is ending)
   std::function<void(uint64_t done, uint64_t total)> progress;  // chunks
 };
 

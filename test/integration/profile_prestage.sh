@@ -37,8 +37,7 @@ CACHE_DIR=$WORK/cache2 mount_repo repo mnt --readahead 0
 "$SRC/tools/boot-sample-vm.sh" mnt/guest/latest/guest.qcow2 -snapshot >/dev/null
 [ "$(stat_of mnt 'j["repo"]["chunks_fetched"]')" = 0 ] || fail "the pre-staged boot read from the repository"
 [ "$(stat_of mnt 'j["cache"]["hits"]')" -gt 0 ] || fail "no cache hits"
-note "a running mount owns its cache: a standalone prestage says so"
-expect_fail "in use by another livemount process" $LM prestage repo guest --cache-dir "$WORK/cache2" --state-dir state
+expect_fail "not a livemount mount" $LM prestage repo guest --mount "$WORK" --state-dir state
 $LM umount mnt >/dev/null
 $LM prestage repo guest --cache-dir "$WORK/cache2" --state-dir state | grep -q "0 fetched" || fail "second prestage should find everything cached"
 
@@ -59,5 +58,38 @@ CACHE_DIR=$WORK/cache4 mount_repo repo mnt
 $LM umount mnt >/dev/null
 expect_fail "pin-for" $LM prestage repo guest --cache-dir "$WORK/cache4" --pin-for x
 expect_fail "no VM named" $LM prestage repo ghost --cache-dir "$WORK/cache4"
+note "a prestage during a mount goes through the media agent, and pins until the mount ends"
+CACHE_DIR=$WORK/cache5 mount_repo repo mnt --readahead 0
+$LM prestage repo guest --cache-dir "$WORK/cache5" --state-dir state >thru.out
+grep -q "through the mount at" thru.out || { cat thru.out; fail "prestage did not go through the mount"; }
+staged=$(stat_of mnt 'j["prestage"]["chunks"]')
+[ "$staged" -gt 0 ] || fail "stats prestage.chunks is 0"
+[ "$(stat_of mnt 'j["cache"]["pinned"]')" -ge "$staged" ] || fail "staged chunks are not pinned"
+fetched=$(stat_of mnt 'j["repo"]["chunks_fetched"]')
+"$SRC/tools/boot-sample-vm.sh" mnt/guest/latest/guest.qcow2 -snapshot >/dev/null
+[ "$(stat_of mnt 'j["repo"]["chunks_fetched"]')" = "$fetched" ] || fail "boot after prestage through the mount read the repository"
+$LM umount mnt >/dev/null
+
+note "mount --prestage stages on start"
+CACHE_DIR=$WORK/cache6 mount_repo repo mnt --prestage guest@latest
+for _ in $(seq 100); do [ "$(stat_of mnt 'j["prestage"]["chunks"]')" -gt 0 ] && break; sleep 0.1; done
+[ "$(stat_of mnt 'j["prestage"]["chunks"]')" -gt 0 ] || fail "mount --prestage staged nothing"
+$LM umount mnt >/dev/null
+
+note "guest reads are not starved by a long prestage"
+mkdir big && head -c $((64 << 20)) /dev/urandom >big/disk.raw && echo cfg >big/vm.vmx
+$LM backup repo big --vm big >/dev/null
+# A slow repository (20 ms per chunk) makes the hydration of 512 chunks last seconds.
+CACHE_DIR=$WORK/cache7 LIVEMOUNT_REPO_LATENCY_MS=20 mount_repo repo mnt --readahead 0
+$LM prestage repo big --cache-dir "$WORK/cache7" --state-dir state --all >/dev/null &
+pre=$!
+for _ in $(seq 100); do [ "$(stat_of mnt 'j["prestage"]["running"]')" = 1 ] && break; sleep 0.05; done
+[ "$(stat_of mnt 'j["prestage"]["running"]')" = 1 ] || fail "prestage did not start"
+dd if=mnt/big/latest/disk.raw of=/dev/null bs=4K skip=$((60 << 8)) count=1 iflag=direct status=none \
+  || fail "guest read during prestage"
+[ "$(stat_of mnt 'j["prestage"]["running"]')" = 1 ] || fail "the guest read waited for the whole prestage"
+wait $pre || fail "prestage --all through the mount"
+$LM umount mnt >/dev/null
+
 check_log
 echo "profile_prestage: all checks passed"

@@ -151,6 +151,8 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
         ->capture_default_str();
     c->add_flag("--debug", o->debug, "Trace every FUSE request (with --foreground)");
     c->add_flag("--read-only", o->read_only, "No overlays: writes fail with EROFS");
+    c->add_option("--prestage", o->prestage, "Pre-stage VM[@BACKUP] as soon as the mount is up (repeatable)");
+    c->add_flag("--hydrate", o->hydrate, "After pre-staging, copy the rest of those backup copies too");
     c->callback([=] {
       auto size = ParseSize(*cache_size);
       if (!size.ok()) {

@@ -6,6 +6,10 @@
 #include <map>
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
+
+#include "fs/control.h"
 #include "fs/media_agent.h"
 #include "profile/prestage.h"
 #include "tools/cli/commands.h"
@@ -107,10 +111,52 @@ int Export(const std::string& repo_path, const std::string& spec, const std::str
 }
 
 struct PrestageArgs {
-  std::string repo, spec, profile, cache_dir, state_dir, cache_size = "10G", pin_for;
+  std::string repo, spec, profile, cache_dir, state_dir, cache_size = "10G", pin_for, mount;
   bool all = false;
   unsigned threads = 4;
 };
+
+std::string AbsPath(const std::string& p) {
+  char* r = ::realpath(p.c_str(), nullptr);
+  std::string out = r ? r : p;
+  free(r);
+  return out;
+}
+
+// The livemount mount whose media agent owns `cache_dir`, from /proc/self/mountinfo.
+std::string MountOwningCache(const std::string& cache_dir) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(" - fuse.livemount ") == std::string::npos) continue;
+    std::istringstream f(line);
+    std::string id, parent, dev, root, mp;
+    f >> id >> parent >> dev >> root >> mp;
+    auto name = ControlNameOf(mp);
+    if (!name.ok()) continue;
+    auto stats = ControlRequest(*name, {{"cmd", "stats"}}, 5000);
+    if (stats.ok() && (*stats)["cache"]["dir"] == cache_dir) return mp;
+  }
+  return "";
+}
+
+int PrestageThroughMount(const PrestageArgs& a, const std::string& mountpoint, int64_t pin_until) {
+  auto name = ControlNameOf(mountpoint);
+  if (!name.ok()) return Report(name.status());
+  nlohmann::json req = {{"cmd", "prestage"}, {"backup", a.spec},     {"all", a.all},
+                        {"pin_until", pin_until}, {"profile", a.profile.empty() ? "" : AbsPath(a.profile)}};
+  if (a.spec.find('@') == std::string::npos) req["backup"] = a.spec + "@latest";
+  auto r = ControlRequest(*name, req, 24 * 3600 * 1000);
+  if (!r.ok()) return Report(r.status().Context("prestage through " + mountpoint));
+  const nlohmann::json& j = *r;
+  fmt::print("prestaged {} through the mount at {} from profile {}: {} chunks in profile, {} already "
+             "cached, {} fetched ({}), {} failed, {:.1f} s\n",
+             j["backup"].get<std::string>(), mountpoint, j["profile"].get<std::string>(),
+             j["profile_chunks"].get<uint64_t>(), j["already_cached"].get<uint64_t>(),
+             j["fetched"].get<uint64_t>(), FormatBytes(j["bytes_fetched"]), j["failed"].get<uint64_t>(),
+             j["seconds"].get<double>());
+  return j["failed"].get<uint64_t>() ? Report(Status::Corrupt("some chunks could not be fetched")) : 0;
+}
 
 int RunPrestage(PrestageArgs a) {
   if (a.cache_dir.empty()) a.cache_dir = ::geteuid() == 0 ? "/var/cache/livemount" : "";
@@ -133,15 +179,17 @@ int RunPrestage(PrestageArgs a) {
   if (!repo.ok()) return Report(repo.status());
   auto ref = (*repo)->ResolveSpec(a.spec);
   if (!ref.ok()) return Report(ref.status());
+  if (!a.mount.empty()) return PrestageThroughMount(a, a.mount, pin_until);
   std::string chosen;
   auto p = ChooseProfile(**repo, *ref, a.profile, a.state_dir, &chosen);
   if (!p.ok()) return Report(p.status());
   auto cache = ReadCache::Open(CacheOptions{a.cache_dir, *size, (*repo)->chunk_size()});
-  if (!cache.ok()) {
-    return Report(cache.status().Context(
-        "--cache-dir (a running mount owns its cache; pre-staging through a running mount is "
-        "not available yet)"));
+  if (!cache.ok() && cache.status().code() == Code::kBusy) {
+    // The cache belongs to a running mount: its media agent stages (and pins) for us.
+    std::string mp = MountOwningCache(AbsPath(a.cache_dir));
+    if (!mp.empty()) return PrestageThroughMount(a, mp, pin_until);
   }
+  if (!cache.ok()) return Report(cache.status().Context("--cache-dir"));
   ChunkSource source(**repo, **cache, ChunkSourceOptions{a.threads});
   ProgressBar bar("prestage " + ref->Name());
   PrestageOptions o;
@@ -222,6 +270,7 @@ void RegisterProfileCommands(CLI::App& app, int* exit_code) {
     c->add_flag("--all", a->all, "Then stage every other chunk of the backup copy (hydrate)");
     c->add_option("--pin-for", a->pin_for, "Keep the staged chunks from eviction this long (30m, 2h, 1d)");
     c->add_option("--threads", a->threads, "Parallel fetches")->capture_default_str();
+    c->add_option("--mount", a->mount, "Stage through this running mount (found by --cache-dir otherwise)");
     c->callback([=] { *exit_code = RunPrestage(*a); });
   }
 }
