@@ -1,6 +1,9 @@
 #include "profile/prestage.h"
 
 #include <atomic>
+#include <cstring>
+
+#include "profile/disk_image.h"
 #include <map>
 #include <chrono>
 #include <thread>
@@ -110,7 +113,8 @@ Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const 
 }
 
 Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::string& explicit_path,
-                              const std::string& state_dir, std::string* chosen) {
+                              const std::string& state_dir, std::string* chosen,
+                              std::vector<std::string>* out_notes) {
   Env* env = repo.env();
   std::vector<std::string> candidates;
   if (!explicit_path.empty()) {
@@ -125,16 +129,88 @@ Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::s
     *chosen = path;
     return DecodeProfile(text, path);
   }
+  std::vector<std::string> notes;
+  LM_ASSIGN_OR_RETURN(Profile p, StructuralProfile(repo, b, &notes));
+  if (out_notes) *out_notes = notes;
+  *chosen = "structural";
+  return p;
+}
+
+namespace {
+// Reads a backed-up file straight from the repository, remembering recent chunks (format
+// metadata is read in many small pieces).
+class RepoFileReader {
+ public:
+  RepoFileReader(Repository& repo, const FileChunks& fc) : repo_(repo), fc_(fc) {}
+  Status Read(uint64_t off, size_t len, char* out) {
+    if (off + len > fc_.file_size) return Status::Corrupt("read past the end of the file");
+    for (size_t done = 0; done < len;) {
+      uint64_t pos = off + done;
+      size_t i = pos / fc_.chunk_size;
+      uint32_t in = static_cast<uint32_t>(pos % fc_.chunk_size);
+      size_t n = std::min<uint64_t>(len - done, fc_.ChunkLen(i) - in);
+      const Digest& d = fc_.digests[i];
+      if (d.IsZero()) {
+        std::memset(out + done, 0, n);
+      } else {
+        auto it = memo_.find(d);
+        if (it == memo_.end()) {
+          if (memo_.size() > 256) memo_.clear();
+          std::string raw;
+          LM_RETURN_IF_ERROR(repo_.ReadChunk(d, &raw));
+          it = memo_.emplace(d, std::move(raw)).first;
+        }
+        std::memcpy(out + done, it->second.data() + in, n);
+      }
+      done += n;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  Repository& repo_;
+  const FileChunks& fc_;
+  std::unordered_map<Digest, std::string, DigestHash> memo_;
+};
+}  // namespace
+
+Result<Profile> StructuralProfile(Repository& repo, const BackupRef& b, std::vector<std::string>* notes) {
   LM_ASSIGN_OR_RETURN(BackupManifest m, repo.LoadManifest(b));
   Profile p;
   p.vm = b.vm;
   uint64_t n = 0;
+  // Configuration first: the hypervisor reads it before any disk.
   for (auto& f : m.files) {
     if (f.type == FileType::kFile && f.size > 0 && f.size < (1 << 20)) {
       p.entries.push_back({f.path, {{0, f.size}}, "structural", n++, "small file (configuration)"});
     }
   }
-  *chosen = "structural (small files whole)";
+  for (auto& f : m.files) {
+    if (f.type != FileType::kFile || f.size < (1 << 20)) continue;
+    LM_ASSIGN_OR_RETURN(FileChunks fc, repo.LoadFileChunks(b, f));
+    RepoFileReader reader(repo, fc);
+    auto img = DiskImage::Open([&](uint64_t off, size_t len, char* out) { return reader.Read(off, len, out); },
+                               f.size, f.path);
+    if (!img.ok()) {
+      notes->push_back(f.path + ": " + img.status().message());
+      continue;
+    }
+    for (const ByteRange& r : img->metadata()) {
+      p.entries.push_back({f.path, {{r.off, r.len}}, "structural", n++, r.what});
+    }
+    auto guest = GuestStructure(*img);
+    if (!guest.ok()) {
+      notes->push_back(f.path + ": " + guest.status().message());
+      continue;
+    }
+    for (const ByteRange& g : *guest) {
+      auto host = img->Map(g.off, g.len);
+      if (!host.ok()) continue;
+      ProfileEntry e{f.path, {}, "structural", n++, "guest " + g.what};
+      for (auto& h : *host) e.ranges.push_back({h.off, h.len});
+      if (!e.ranges.empty()) p.entries.push_back(std::move(e));
+    }
+  }
   return p;
 }
 

@@ -42,9 +42,16 @@ Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const 
 
 // Which profile a backup copy gets, in this order: the explicit file, the backup copy's own
 // (attached at backup time), the VM's learned profile in the state directory, and the
-// structural fallback (every file under 1 MiB whole: configuration, descriptors, NVRAM).
+// structural profile (StructuralProfile below).
+// `notes` (optional) receives what the structural profile could not parse.
 Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::string& explicit_path,
-                              const std::string& state_dir, std::string* chosen);
+                              const std::string& state_dir, std::string* chosen,
+                              std::vector<std::string>* notes = nullptr);
+
+// The structural profile of a backup copy: small files whole (configuration, descriptors,
+// NVRAM); for disk images, the format's metadata (qcow2, VMDK sparse), the guest's partition
+// table and the start of each partition. Images it cannot parse are skipped with a note.
+Result<Profile> StructuralProfile(Repository& repo, const BackupRef& b, std::vector<std::string>* notes);
 
 std::string LearnedProfilePath(const std::string& state_dir, const std::string& vm);
 std::string TraceDir(const std::string& state_dir, const std::string& vm);

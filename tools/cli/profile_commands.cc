@@ -102,8 +102,10 @@ int Export(const std::string& repo_path, const std::string& spec, const std::str
   auto ref = (*repo)->ResolveSpec(spec);
   if (!ref.ok()) return Report(ref.status());
   std::string chosen;
-  auto p = ChooseProfile(**repo, *ref, "", state_dir, &chosen);
+  std::vector<std::string> notes;
+  auto p = ChooseProfile(**repo, *ref, "", state_dir, &chosen, &notes);
   if (!p.ok()) return Report(p.status());
+  for (auto& n : notes) fmt::print(stderr, "livemount: note: {}\n", n);
   Status s = Env::Default()->WriteFileAtomic(file, EncodeProfile(*p));
   if (!s.ok()) return Report(s);
   fmt::print("exported the profile of {} ({}) to {}\n", ref->Name(), chosen, file);
@@ -181,8 +183,10 @@ int RunPrestage(PrestageArgs a) {
   if (!ref.ok()) return Report(ref.status());
   if (!a.mount.empty()) return PrestageThroughMount(a, a.mount, pin_until);
   std::string chosen;
-  auto p = ChooseProfile(**repo, *ref, a.profile, a.state_dir, &chosen);
+  std::vector<std::string> notes;
+  auto p = ChooseProfile(**repo, *ref, a.profile, a.state_dir, &chosen, &notes);
   if (!p.ok()) return Report(p.status());
+  for (auto& n : notes) fmt::print(stderr, "livemount: note: {}\n", n);
   auto cache = ReadCache::Open(CacheOptions{a.cache_dir, *size, (*repo)->chunk_size()});
   if (!cache.ok() && cache.status().code() == Code::kBusy) {
     // The cache belongs to a running mount: its media agent stages (and pins) for us.

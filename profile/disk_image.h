@@ -1,0 +1,58 @@
+// Disk-image formats seen from inside a backup copy: which byte ranges of an image file are
+// format metadata (qcow2 header, L1/L2 and refcount tables; VMDK sparse header, descriptor,
+// grain directories and tables), and where a guest offset lives in the file. Raw and VMDK
+// flat extents are guest disks byte for byte. Formats: the qcow2 specification
+// (docs/interop/qcow2.txt in QEMU) and VMware's "Virtual Disk Format 5.0".
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "store/status.h"
+
+namespace lm {
+
+// Reads [off, off+len) of the image file.
+using FileReader = std::function<Status(uint64_t off, size_t len, char* out)>;
+
+enum class ImageFormat { kRaw, kQcow2, kVmdkSparse };
+
+struct ByteRange {
+  uint64_t off = 0, len = 0;
+  std::string what;  // "qcow2 L1 table", ...
+};
+
+class DiskImage {
+ public:
+  // Detects the format from the first bytes. `path` names the file in errors.
+  static Result<DiskImage> Open(FileReader read, uint64_t file_size, const std::string& path);
+  ImageFormat format() const { return format_; }
+  uint64_t guest_size() const { return guest_size_; }
+  // Format metadata, in file offsets (empty for raw).
+  const std::vector<ByteRange>& metadata() const { return metadata_; }
+  // File ranges holding guest bytes [off, off+len); unallocated parts have none.
+  Result<std::vector<ByteRange>> Map(uint64_t off, uint64_t len) const;
+  // Reads guest bytes (zeros where unallocated).
+  Status ReadGuest(uint64_t off, size_t len, char* out) const;
+
+ private:
+  Status OpenQcow2();
+  Status OpenVmdk();
+  FileReader read_;
+  std::string path_;
+  ImageFormat format_ = ImageFormat::kRaw;
+  uint64_t file_size_ = 0, guest_size_ = 0;
+  std::vector<ByteRange> metadata_;
+  // qcow2: cluster size and the L2 tables (host offsets of data clusters, 0 = unallocated)
+  // VMDK: grain size and grain tables, flattened to one entry per grain.
+  uint64_t unit_ = 0;
+  std::vector<uint64_t> map_;  // guest unit index -> host offset (0: unallocated)
+};
+
+// The guest's partition table (MBR with extended/logical partitions, or GPT) and the first
+// 64 KiB of each partition (where ext, NTFS and FAT keep their superblocks), as guest ranges.
+Result<std::vector<ByteRange>> GuestStructure(const DiskImage& img);
+
+}  // namespace lm
