@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh Debian 12 machine: installs what is missing, builds,
 # makes a bootable sample VM, backs it up, verifies the repository, live-mounts it and
-# boots the VM in QEMU straight from the mount (its writes go to the overlay), remounts and
-# boots it again, then restores it and boots the restored copy for comparison.
+# boots the VM in QEMU straight from the mount (its writes go to the overlay), learns its
+# profile, pre-stages a fresh read-cache and boots it again with no repository reads, then
+# restores it and boots the restored copy for comparison.
 #   tools/demo.sh            (work directory: $LIVEMOUNT_DEMO_DIR or /tmp/livemount-demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,10 +44,16 @@ echo "== boot the VM in QEMU (TCG) straight from the mount; its writes go to the
 step "boot from the live mount" "$SRC/tools/boot-sample-vm.sh" mnt/sample/latest/sample.qcow2
 echo "== livemount stats"
 "$LM" stats mnt
-echo "== livemount umount, mount again, boot again: the guest finds what it wrote"
+echo "== livemount umount; learn the VM's profile from that boot"
 step umount "$LM" umount mnt
-step "mount again" "$LM" mount repo mnt --cache-dir "$DEMO/cache" --state-dir "$DEMO/state"
-step "boot again (warm cache)" "$SRC/tools/boot-sample-vm.sh" mnt/sample/latest/sample.qcow2
+step "profile learn" "$LM" profile learn sample --state-dir "$DEMO/state"
+echo "== pre-stage a fresh, empty read-cache from the profile, mount, boot again"
+step prestage "$LM" prestage repo sample --cache-dir "$DEMO/cache2" --state-dir "$DEMO/state"
+step "mount again" "$LM" mount repo mnt --cache-dir "$DEMO/cache2" --state-dir "$DEMO/state"
+before=$("$LM" stats mnt --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["repo"]["chunks_fetched"])')
+step "boot after prestage (finds what it wrote before)" "$SRC/tools/boot-sample-vm.sh" mnt/sample/latest/sample.qcow2
+after=$("$LM" stats mnt --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["repo"]["chunks_fetched"])')
+echo "   repository chunks read during the pre-staged boot: $((after - before)) (the cold boot read all it needed from the repository)"
 "$LM" list repo --state-dir "$DEMO/state"
 step umount "$LM" umount mnt
 echo "== the backup copy itself never changed"
