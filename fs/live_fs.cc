@@ -15,7 +15,16 @@ Status LiveFsOptions::validate() const {
 }
 
 LiveFs::LiveFs(Repository& repo, ChunkSource& source, LiveFsOptions options)
-    : repo_(repo), source_(source), options_(options), ns_(repo, options.overlays) {}
+    : repo_(repo), source_(source), options_(options), ns_(repo, options.overlays) {
+  if (!options_.record_reads.empty()) {
+    record_ = std::fopen(options_.record_reads.c_str(), "we");
+    if (!record_) LogError("cannot open " + options_.record_reads + " to record reads");
+  }
+}
+
+LiveFs::~LiveFs() {
+  if (record_) std::fclose(record_);
+}
 
 Result<std::unique_ptr<OpenFile>> LiveFs::Open(Ino ino) {
   LM_ASSIGN_OR_RETURN(auto node, ns_.Get(ino));
@@ -120,6 +129,10 @@ BaseReader LiveFs::BaseOf(const std::shared_ptr<Node>& n, const std::string& wha
 
 Status LiveFs::Read(OpenFile& f, uint64_t off, size_t size, std::string* out) {
   counters_.read_requests++;
+  if (record_) {
+    std::lock_guard lock(record_mu_);
+    std::fprintf(record_, "%s %llu %zu\n", f.what.c_str(), static_cast<unsigned long long>(off), size);
+  }
   std::shared_ptr<OverlayFile> data;
   {
     std::shared_lock lock(ns_.mutex());

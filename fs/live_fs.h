@@ -22,6 +22,7 @@ struct LiveFsOptions {
   std::string statfs_path = "/";   // where writes go: statfs reports its space
   OverlayStore* overlays = nullptr;  // null: read-only mount
   std::string state_dir;             // traces go to STATE/traces/<vm>/; "" records none
+  std::string record_reads;          // benchmark option: log every read ("vm@id:path off len")
   Status validate() const;
 };
 
@@ -43,6 +44,7 @@ struct FsCounters {
 class LiveFs {
  public:
   LiveFs(Repository& repo, ChunkSource& source, LiveFsOptions options);
+  ~LiveFs();
 
   Namespace& ns() { return ns_; }
   ChunkSource& source() { return source_; }
@@ -68,6 +70,8 @@ class LiveFs {
   void RecordTouch(Node& n, uint64_t off, size_t len);
   void FlushTrace(BackupTree& tree);
   std::mutex traced_mu_;
+  std::mutex record_mu_;
+  FILE* record_ = nullptr;
   std::vector<std::shared_ptr<BackupTree>> traced_;
 
   Repository& repo_;

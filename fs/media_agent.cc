@@ -165,7 +165,7 @@ int Serve(const MountOptions& o, int ready_fd) {
     overlays = std::move(st).value();
   }
   LiveFs fs(**repo, source,
-            LiveFsOptions{o.readahead_chunks, o.state_dir, overlays.get(), o.state_dir});
+            LiveFsOptions{o.readahead_chunks, o.state_dir, overlays.get(), o.state_dir, o.record_reads});
   std::string control_name = "livemount-" + std::to_string(::getpid()) + "-" + RandomHex(4);
   FuseOptions fo{o.mountpoint, o.allow_other, o.debug, o.fuse_threads, control_name};
   PrestageCounters prestaged;
@@ -250,6 +250,10 @@ Status MountOptions::validate() {
   cache_dir = Absolute(cache_dir);
   state_dir = Absolute(state_dir);
   if (log_file.empty() && !foreground) log_file = JoinPath(state_dir, "livemount.log");
+  if (!record_reads.empty() && record_reads[0] != '/') {  // the daemon runs in /
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd)) record_reads = JoinPath(cwd, record_reads);
+  }
   return Status::Ok();
 }
 

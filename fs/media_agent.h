@@ -22,7 +22,8 @@ struct MountOptions {
   bool allow_other = false;
   bool read_only = false;     // no overlays: writes fail with EROFS
   std::vector<std::string> prestage;  // VM[@BACKUP]s to pre-stage as soon as the mount is up
-  bool hydrate = false;               // ... and then the rest of them (--all)
+  bool hydrate = false;
+  std::string record_reads;  // benchmark option: log every read to this file               // ... and then the rest of them (--all)
   bool debug = false;         // libfuse request tracing
   std::string log_file;       // default: stderr in the foreground, STATE_DIR/livemount.log else
   std::string log_level = "info";

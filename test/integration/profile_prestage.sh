@@ -12,11 +12,13 @@ cd "$WORK"
 $LM init repo >/dev/null
 $LM backup repo vm --vm guest >/dev/null
 
-note "a boot from the mount is recorded"
-CACHE_DIR=$WORK/cache1 mount_repo repo mnt
+note "a boot from the mount is recorded (first touches; and every read with --record-reads)"
+CACHE_DIR=$WORK/cache1 mount_repo repo mnt --record-reads reads.log
 "$SRC/tools/boot-sample-vm.sh" mnt/guest/latest/guest.qcow2 -snapshot >/dev/null
 $LM umount mnt >/dev/null
 ls state/traces/guest/*.json >/dev/null || fail "no trace recorded"
+grep -Eq "^guest@[0-9TZ-]+:guest.qcow2 [0-9]+ [0-9]+$" reads.log || fail "--record-reads logged no reads"
+python3 "$SRC/tools/bench/replay.py" reads.log local vm >/dev/null || fail "replay of the recorded reads"
 
 note "learn, show, export, import"
 $LM profile learn guest --state-dir state | grep -q "from 1 recorded mounts" || fail "learn"

@@ -153,6 +153,7 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     c->add_flag("--read-only", o->read_only, "No overlays: writes fail with EROFS");
     c->add_option("--prestage", o->prestage, "Pre-stage VM[@BACKUP] as soon as the mount is up (repeatable)");
     c->add_flag("--hydrate", o->hydrate, "After pre-staging, copy the rest of those backup copies too");
+    c->add_option("--record-reads", o->record_reads, "Benchmarks: log every read (file, offset, length)");
     c->callback([=] {
       auto size = ParseSize(*cache_size);
       if (!size.ok()) {
