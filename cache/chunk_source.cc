@@ -150,6 +150,7 @@ Status ChunkSource::Read(const FileChunks& fc, const std::string& what, uint64_t
 Status ChunkSource::Ensure(const Digest& d, const std::string& what, bool background) {
   if (d.IsZero() || cache_.Contains(d)) return Status::Ok();
   // Yield to guest reads (bounded, so a steady stream of them cannot stall us forever).
+  if (background && foreground_fetches_ > 0) yields_++;
   for (int i = 0; background && foreground_fetches_ > 0 && i < 200; i++) {
     std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
@@ -201,6 +202,7 @@ ChunkSourceStats ChunkSource::Stats() const {
   s.joined_fetches = joined_;
   s.readahead_queued = ra_queued_;
   s.readahead_fetched = ra_fetched_;
+  s.background_yields = yields_;
   return s;
 }
 

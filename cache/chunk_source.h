@@ -33,6 +33,7 @@ struct ChunkSourceStats {
   uint64_t reads = 0, bytes_read = 0, zero_bytes = 0;
   uint64_t fetches = 0, fetch_errors = 0, joined_fetches = 0;
   uint64_t readahead_queued = 0, readahead_fetched = 0;
+  uint64_t background_yields = 0;  // background fetches that waited for guest reads first
 };
 
 class ChunkSource {
@@ -85,6 +86,7 @@ class ChunkSource {
   std::deque<std::pair<Digest, std::shared_ptr<std::string>>> inserts_;
   std::thread inserter_;
   std::atomic<int> foreground_fetches_{0};  // guest reads waiting on the repository now
+  std::atomic<uint64_t> yields_{0};
   std::atomic<uint64_t> reads_{0}, bytes_read_{0}, zero_bytes_{0}, fetches_{0}, fetch_errors_{0},
       joined_{0}, ra_queued_{0}, ra_fetched_{0};
 };

@@ -137,7 +137,8 @@ json StatsJson(const MountOptions& o, LiveFs& fs, ChunkSource& source, Repositor
       {"writes", {{"requests", f.write_requests.load()}, {"bytes", f.write_bytes.load()}}},
       {"overlays", OverlaysJson(o.state_dir)},
       {"readahead", {{"queued", s.readahead_queued}, {"fetched", s.readahead_fetched}}},
-      {"prestage", {{"chunks", pc.chunks.load()}, {"bytes", pc.bytes.load()}, {"running", pc.running.load()}}},
+      {"prestage", {{"chunks", pc.chunks.load()}, {"bytes", pc.bytes.load()}, {"running", pc.running.load()},
+                    {"yielded_to_guest_reads", s.background_yields}}},
       {"namespace", {{"nodes", fs.ns().size()}}},
   };
 }
