@@ -220,6 +220,10 @@ void ReadCache::DropLocked(const Digest& d) {
 }
 
 Status ReadCache::Read(const Digest& d, uint32_t off, uint32_t len, char* out) {
+  return ReadRange(d, off, len, out, true);
+}
+
+Status ReadCache::ReadRange(const Digest& d, uint32_t off, uint32_t len, char* out, bool count) {
   uint32_t slot, first, last, entry_len;
   std::vector<uint32_t> sums;
   std::string refresh;
@@ -227,7 +231,7 @@ Status ReadCache::Read(const Digest& d, uint32_t off, uint32_t len, char* out) {
     std::lock_guard lock(mu_);
     auto it = map_.find(d);
     if (it == map_.end()) {
-      stats_.misses++;
+      if (count) stats_.misses++;
       return Status::NotFound("not cached");
     }
     Entry& e = it->second;
@@ -270,8 +274,10 @@ Status ReadCache::Read(const Digest& d, uint32_t off, uint32_t len, char* out) {
     std::lock_guard lock(mu_);
     slot_readers_[slot]--;
     if (good) {
-      stats_.hits++;
-      stats_.bytes_served += len;
+      if (count) {
+        stats_.hits++;
+        stats_.bytes_served += len;
+      }
     } else {
       auto it = map_.find(d);
       if (it != map_.end() && it->second.slot == slot) {
@@ -279,7 +285,7 @@ Status ReadCache::Read(const Digest& d, uint32_t off, uint32_t len, char* out) {
         dropped = true;
       }
       stats_.corrupt_dropped++;
-      stats_.misses++;
+      if (count) stats_.misses++;
     }
   }
   if (!good) {
@@ -302,15 +308,7 @@ Status ReadCache::ReadWhole(const Digest& d, std::string* out) {
     len = it->second.len;
   }
   out->resize(len);
-  Status s = Read(d, 0, len, out->data());
-  std::lock_guard lock(mu_);
-  if (s.ok()) {
-    stats_.hits--;  // internal use: neither a hit nor a miss for the reader
-    stats_.bytes_served -= len;
-  } else {
-    stats_.misses--;
-  }
-  return s;
+  return ReadRange(d, 0, len, out->data(), false);  // internal: neither a hit nor a miss
 }
 
 bool ReadCache::Contains(const Digest& d) const {

@@ -87,6 +87,8 @@ class ReadCache {
     std::list<Digest>::iterator lru;
   };
   ReadCache() = default;
+  // Read() and ReadWhole(); `count` says whether it is a reader's hit or miss.
+  Status ReadRange(const Digest& d, uint32_t off, uint32_t len, char* out, bool count);
   Status Load();
   bool Evictable(const Entry& e, int64_t now) const;
   // Picks a free slot or evicts the least recently used entry; under mu_.

@@ -23,7 +23,6 @@ inline int ToErrno(const Status& s) {
     case Code::kNotDir: return ENOTDIR;
     case Code::kIsDir: return EISDIR;
     case Code::kCrossDevice: return EXDEV;
-    case Code::kPermission: return EPERM;
   }
   return EIO;
 }

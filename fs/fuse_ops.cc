@@ -60,7 +60,7 @@ void Guard(fuse_req_t req, F&& f) {
   }
 }
 
-void ReplyEntry(fuse_req_t req, const Node& n) {
+fuse_entry_param EntryParam(fuse_req_t req, const Node& n) {
   fuse_entry_param e{};
   {
     std::shared_lock lock(Ctx(req)->fs->ns().mutex());  // writers change attr in place
@@ -69,6 +69,11 @@ void ReplyEntry(fuse_req_t req, const Node& n) {
   }
   e.generation = 1;
   e.attr_timeout = e.entry_timeout = TimeoutFor(n);
+  return e;
+}
+
+void ReplyEntry(fuse_req_t req, const Node& n) {
+  fuse_entry_param e = EntryParam(req, n);
   fuse_reply_entry(req, &e);
 }
 
@@ -148,8 +153,9 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
       if (!fs->ns().writable() || !n.ok() || !(*n)->backup) return (void)fuse_reply_err(req, EROFS);
     }
     if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
-      struct stat zero {};  // atomic O_TRUNC: the kernel leaves the truncate to us
-      Status t = fs->SetAttr(ino, zero, 0, false, false, false, true, false, false, false, false);
+      LiveFs::AttrChange zero;  // atomic O_TRUNC: the kernel leaves the truncate to us
+      zero.size = true;
+      Status t = fs->SetAttr(ino, zero);
       if (!t.ok()) return (void)fuse_reply_err(req, ToErrno(t));
     }
     auto f = fs->Open(ino);
@@ -249,14 +255,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
     auto f = fs->Open((*n)->ino);
     if (!f.ok()) return (void)fuse_reply_err(req, ToErrno(f.status()));
     fi->fh = reinterpret_cast<uint64_t>(f->release());
-    fuse_entry_param e{};
-    {
-      std::shared_lock lock(fs->ns().mutex());
-      e.ino = (*n)->ino;
-      e.attr = (*n)->attr;
-    }
-    e.generation = 1;
-    e.attr_timeout = e.entry_timeout = 1.0;
+    fuse_entry_param e = EntryParam(req, **n);
     if (fuse_reply_create(req, &e, fi) != 0) {
       fs->Release(std::unique_ptr<OpenFile>(reinterpret_cast<OpenFile*>(fi->fh)));
     }
@@ -285,11 +284,17 @@ void OpLink(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) {
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
   Guard(req, [&] {
     LiveFs* fs = Ctx(req)->fs;
-    Status s = fs->SetAttr(ino, *attr, to_set, to_set & FUSE_SET_ATTR_MODE,
-                           to_set & FUSE_SET_ATTR_UID, to_set & FUSE_SET_ATTR_GID,
-                           to_set & FUSE_SET_ATTR_SIZE, to_set & FUSE_SET_ATTR_ATIME,
-                           to_set & FUSE_SET_ATTR_ATIME_NOW, to_set & FUSE_SET_ATTR_MTIME,
-                           to_set & FUSE_SET_ATTR_MTIME_NOW);
+    LiveFs::AttrChange c;
+    c.values = *attr;
+    c.mode = to_set & FUSE_SET_ATTR_MODE;
+    c.uid = to_set & FUSE_SET_ATTR_UID;
+    c.gid = to_set & FUSE_SET_ATTR_GID;
+    c.size = to_set & FUSE_SET_ATTR_SIZE;
+    c.atime = to_set & FUSE_SET_ATTR_ATIME;
+    c.atime_now = to_set & FUSE_SET_ATTR_ATIME_NOW;
+    c.mtime = to_set & FUSE_SET_ATTR_MTIME;
+    c.mtime_now = to_set & FUSE_SET_ATTR_MTIME_NOW;
+    Status s = fs->SetAttr(ino, c);
     if (!s.ok()) return (void)fuse_reply_err(req, ToErrno(s));
     auto n = fs->ns().Get(ino);
     if (!n.ok()) return (void)fuse_reply_err(req, ENOENT);
@@ -300,7 +305,8 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
 void OpStatfs(fuse_req_t req, fuse_ino_t) {
   Guard(req, [&] {
     struct statvfs st {};
-    if (::statvfs(Ctx(req)->fs->options().statfs_path.c_str(), &st) != 0) {
+    const std::string& state = Ctx(req)->fs->options().state_dir;
+    if (::statvfs(state.empty() ? "/" : state.c_str(), &st) != 0) {
       return (void)fuse_reply_err(req, errno);
     }
     st.f_namemax = 255;

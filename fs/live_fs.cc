@@ -65,7 +65,6 @@ void LiveFs::RecordTouch(Node& n, uint64_t off, size_t len) {
   if (options_.state_dir.empty() || !n.backup || n.file_index < 0 || len == 0) return;
   BackupTree& t = *n.backup;
   uint64_t cs = t.manifest.chunk_size;
-  const std::string& path = t.manifest.files[n.file_index].path;
   int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now().time_since_epoch())
                     .count();
@@ -83,8 +82,9 @@ void LiveFs::RecordTouch(Node& n, uint64_t off, size_t len) {
       first = true;
     }
     for (uint64_t c = off / cs; c <= (off + len - 1) / cs; c++) {
-      if (t.touched.insert(path + "\n" + std::to_string(c)).second) {
-        t.trace.touches.push_back({path, c, static_cast<uint64_t>(now - t.trace_start_ms)});
+      if (t.touched.insert(uint64_t(n.file_index) << 40 | c).second) {
+        t.trace.touches.push_back({t.manifest.files[n.file_index].path, c,
+                                   static_cast<uint64_t>(now - t.trace_start_ms)});
         t.trace_dirty = true;
       }
     }
@@ -138,32 +138,20 @@ Status LiveFs::Read(OpenFile& f, uint64_t off, size_t size, std::string* out) {
     std::shared_lock lock(ns_.mutex());
     data = f.node->data;
   }
-  if (data) {
-    uint64_t fsize = data->size();
-    size_t len = off >= fsize ? 0 : static_cast<size_t>(std::min<uint64_t>(size, fsize - off));
-    out->resize(len);
-    Status s = len ? data->Read(off, len, out->data(), BaseOf(f.node, f.what)) : Status::Ok();
-    if (!s.ok()) {
-      counters_.read_errors++;
-      return s;
-    }
-    counters_.read_bytes += len;
-    return Status::Ok();
-  }
-  if (!f.chunks) {  // a new file nobody wrote to yet
-    out->clear();
-    return Status::Ok();
-  }
-  const FileChunks& fc = *f.chunks;
-  if (off >= fc.file_size) {
-    out->clear();
-    return Status::Ok();
-  }
-  size_t len = static_cast<size_t>(std::min<uint64_t>(size, fc.file_size - off));
+  // Written files read through their overlay; the others straight from the backup (a new
+  // file nobody wrote to yet has neither, and is empty).
+  uint64_t fsize = data ? data->size() : f.chunks ? f.chunks->file_size : 0;
+  size_t len = off >= fsize ? 0 : static_cast<size_t>(std::min<uint64_t>(size, fsize - off));
   out->resize(len);
-  RecordTouch(*f.node, off, len);
-  MaybeReadAhead(f, off, len);
-  Status s = source_.Read(fc, f.what, off, len, out->data());
+  if (len == 0) return Status::Ok();
+  Status s;
+  if (data) {
+    s = data->Read(off, len, out->data(), BaseOf(f.node, f.what));
+  } else {
+    RecordTouch(*f.node, off, len);
+    MaybeReadAhead(f, off, len);
+    s = source_.Read(*f.chunks, f.what, off, len, out->data());
+  }
   if (!s.ok()) {
     counters_.read_errors++;
     return s;
@@ -175,8 +163,7 @@ Status LiveFs::Read(OpenFile& f, uint64_t off, size_t size, std::string* out) {
 Status LiveFs::Write(OpenFile& f, uint64_t off, const char* buf, size_t len) {
   LM_ASSIGN_OR_RETURN(auto data, ns_.EnsureData(*f.node));
   LM_RETURN_IF_ERROR(data->Write(off, buf, len, BaseOf(f.node, f.what)));
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
+  struct timespec now = RealtimeNow();
   std::unique_lock lock(ns_.mutex());
   struct stat& st = f.node->attr;
   st.st_size = static_cast<off_t>(data->size());
@@ -198,34 +185,33 @@ Status LiveFs::Fsync(Node& n) {
   return ns_.Persist(n, true);
 }
 
-Status LiveFs::SetAttr(Ino ino, const struct stat& a, int, bool mode, bool uid, bool gid,
-                       bool size, bool atime, bool atime_now, bool mtime, bool mtime_now) {
+Status LiveFs::SetAttr(Ino ino, const AttrChange& c) {
+  const struct stat& a = c.values;
   LM_ASSIGN_OR_RETURN(auto n, ns_.Get(ino));
   if (!ns_.writable() || !n->backup || n->kind == NodeKind::kBackupDir) {
     return Status::Of(Code::kReadOnly, "only files in backup directories can change");
   }
-  if (size) {
+  if (c.size) {
     if (n->kind != NodeKind::kFile) return Status::Of(Code::kIsDir, n->name);
     LM_ASSIGN_OR_RETURN(auto data, ns_.EnsureData(*n));
     LM_RETURN_IF_ERROR(data->Truncate(static_cast<uint64_t>(a.st_size)));
     // truncate(2) needs no open handle, so no close will sync it: do it now.
     LM_RETURN_IF_ERROR(data->Sync());
   }
-  struct timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
+  struct timespec now = RealtimeNow();
   {
     std::unique_lock lock(ns_.mutex());
     struct stat& st = n->attr;
-    if (mode) st.st_mode = (st.st_mode & S_IFMT) | (a.st_mode & 07777);
-    if (uid) st.st_uid = a.st_uid;
-    if (gid) st.st_gid = a.st_gid;
-    if (size) {
+    if (c.mode) st.st_mode = (st.st_mode & S_IFMT) | (a.st_mode & 07777);
+    if (c.uid) st.st_uid = a.st_uid;
+    if (c.gid) st.st_gid = a.st_gid;
+    if (c.size) {
       st.st_size = a.st_size;
       st.st_blocks = (st.st_size + 511) / 512;
       st.st_mtim = now;
     }
-    if (atime) st.st_atim = atime_now ? now : a.st_atim;
-    if (mtime) st.st_mtim = mtime_now ? now : a.st_mtim;
+    if (c.atime) st.st_atim = c.atime_now ? now : a.st_atim;
+    if (c.mtime) st.st_mtim = c.mtime_now ? now : a.st_mtim;
     st.st_ctim = now;
   }
   return ns_.Persist(*n, true);

@@ -19,9 +19,10 @@ namespace lm {
 
 struct LiveFsOptions {
   uint32_t readahead_chunks = 32;  // 0 disables read-ahead
-  std::string statfs_path = "/";   // where writes go: statfs reports its space
   OverlayStore* overlays = nullptr;  // null: read-only mount
-  std::string state_dir;             // traces go to STATE/traces/<vm>/; "" records none
+  // Overlays and traces (STATE/traces/<vm>/) live here, so statfs reports its free space;
+  // "" records no traces.
+  std::string state_dir;
   std::string record_reads;          // benchmark option: log every read ("vm@id:path off len")
   Status validate() const;
 };
@@ -58,11 +59,15 @@ class LiveFs {
   Status Write(OpenFile& f, uint64_t off, const char* data, size_t len);
   // fsync/fdatasync: the file's bytes, then its entry, are durable on return.
   Status Fsync(Node& n);
-  // chmod, chown, utimens, truncate; `to_set` uses FUSE_SET_ATTR_* bits (passed through).
   // Writes the first-touch traces recorded so far (at the last close and at unmount).
   void FlushTraces();
-  Status SetAttr(Ino ino, const struct stat& attr, int to_set, bool mode, bool uid, bool gid,
-                 bool size, bool atime, bool atime_now, bool mtime, bool mtime_now);
+  // chmod, chown, utimens, truncate: the fields whose flag is set change.
+  struct AttrChange {
+    bool mode = false, uid = false, gid = false, size = false;
+    bool atime = false, atime_now = false, mtime = false, mtime_now = false;
+    struct stat values {};  // st_mode, st_uid, st_gid, st_size, st_atim, st_mtim
+  };
+  Status SetAttr(Ino ino, const AttrChange& change);
 
  private:
   void MaybeReadAhead(OpenFile& f, uint64_t off, size_t len);

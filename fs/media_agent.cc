@@ -30,13 +30,6 @@ std::string HomeDir(const char* sub) {
   return std::string(home ? home : "/tmp") + sub;
 }
 
-std::string Absolute(const std::string& p) {
-  char* r = ::realpath(p.c_str(), nullptr);
-  std::string out = r ? r : p;
-  free(r);
-  return out;
-}
-
 // Larger kernel read-ahead on the mount's backing device (best effort; needs root). It
 // stats the mountpoint, so it runs once the loop serves requests.
 void RaiseKernelReadahead(const std::string& mountpoint) {
@@ -166,7 +159,7 @@ int Serve(const MountOptions& o, int ready_fd) {
     overlays = std::move(st).value();
   }
   LiveFs fs(**repo, source,
-            LiveFsOptions{o.readahead_chunks, o.state_dir, overlays.get(), o.state_dir, o.record_reads});
+            LiveFsOptions{o.readahead_chunks, overlays.get(), o.state_dir, o.record_reads});
   std::string control_name = "livemount-" + std::to_string(::getpid()) + "-" + RandomHex(4);
   FuseOptions fo{o.mountpoint, o.allow_other, o.debug, o.fuse_threads, control_name};
   PrestageCounters prestaged;
@@ -180,12 +173,10 @@ int Serve(const MountOptions& o, int ready_fd) {
                              req.value("profile", ""), req.value("all", false),
                              req.value("pin_until", int64_t{0}));
     }
-    if (cmd == "ping") return {{"ok", true}, {"pid", ::getpid()}};
     if (cmd == "discard") {
-      auto at = req.value("backup", "").find('@');
       std::string spec = req.value("backup", "");
-      if (at == std::string::npos) return {{"error", "discard needs VM@BACKUP"}};
-      auto ref = (*repo)->Resolve(spec.substr(0, at), spec.substr(at + 1));
+      if (spec.find('@') == std::string::npos) return {{"error", "discard needs VM@BACKUP"}};
+      auto ref = (*repo)->ResolveSpec(spec);
       if (!ref.ok()) return {{"error", ref.status().message()}};
       auto gone = fs.ns().Discard(*ref);
       if (!gone.ok()) return {{"error", gone.status().message()}};
@@ -231,9 +222,12 @@ std::string DefaultStateDir() {
   return ::geteuid() == 0 ? "/var/lib/livemount" : HomeDir("/.local/state/livemount");
 }
 
+std::string DefaultCacheDir() {
+  return ::geteuid() == 0 ? "/var/cache/livemount" : HomeDir("/.cache/livemount");
+}
+
 Status MountOptions::validate() {
-  bool root = ::geteuid() == 0;
-  if (cache_dir.empty()) cache_dir = root ? "/var/cache/livemount" : HomeDir("/.cache/livemount");
+  if (cache_dir.empty()) cache_dir = DefaultCacheDir();
   if (state_dir.empty()) state_dir = DefaultStateDir();
   LogLevel level;
   if (!ParseLogLevel(log_level, &level)) {
@@ -246,10 +240,10 @@ Status MountOptions::validate() {
   if (readahead_chunks > 1024) return Status::Invalid("--readahead must be at most 1024 chunks");
   LM_RETURN_IF_ERROR(MkdirAll(state_dir).Context("--state-dir"));
   LM_RETURN_IF_ERROR(MkdirAll(cache_dir).Context("--cache-dir"));
-  repo = Absolute(repo);
-  mountpoint = Absolute(mountpoint);
-  cache_dir = Absolute(cache_dir);
-  state_dir = Absolute(state_dir);
+  repo = AbsolutePath(repo);
+  mountpoint = AbsolutePath(mountpoint);
+  cache_dir = AbsolutePath(cache_dir);
+  state_dir = AbsolutePath(state_dir);
   if (log_file.empty() && !foreground) log_file = JoinPath(state_dir, "livemount.log");
   if (!record_reads.empty() && record_reads[0] != '/') {  // the daemon runs in /
     char cwd[4096];

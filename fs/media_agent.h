@@ -37,6 +37,8 @@ struct MountOptions {
 // The state directory used when none is given: /var/lib/livemount as root, else
 // ~/.local/state/livemount.
 std::string DefaultStateDir();
+// Likewise the read-cache: /var/cache/livemount as root, else ~/.cache/livemount.
+std::string DefaultCacheDir();
 
 // Returns the process exit code.
 int RunMediaAgent(MountOptions options);

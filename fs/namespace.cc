@@ -17,13 +17,6 @@ int64_t NowMs() {
 
 constexpr int64_t kRescanMs = 1000;
 
-struct timespec FromNs(int64_t ns) {
-  struct timespec t;
-  t.tv_sec = ns / 1000000000;
-  t.tv_nsec = ns % 1000000000;
-  return t;
-}
-
 // "20261125T103746Z[-N]" -> seconds since the epoch (0 if it does not parse).
 int64_t IdTime(const std::string& id) {
   struct tm tm {};
@@ -51,13 +44,18 @@ Namespace::Namespace(Repository& repo, OverlayStore* store) : repo_(repo), store
   nodes_[kRootIno] = root;
 }
 
+Ino Namespace::FreeIno(Ino ino) const {
+  ino &= 0x7fffffffffffffffull;
+  while (ino <= kRootIno || nodes_.count(ino)) ino = (ino + 1) & 0x7fffffffffffffffull;
+  return ino;
+}
+
 std::shared_ptr<Node> Namespace::AddChild(const std::shared_ptr<Node>& parent,
                                           const std::string& name, NodeKind kind,
                                           const std::string& key) {
   auto found = parent->children.find(name);
   if (found != parent->children.end()) return nodes_[found->second];
-  Ino ino = XXH3_64bits(key.data(), key.size()) & 0x7fffffffffffffffull;
-  while (ino <= kRootIno || nodes_.count(ino)) ino = (ino + 1) & 0x7fffffffffffffffull;
+  Ino ino = FreeIno(XXH3_64bits(key.data(), key.size()));
   auto n = std::make_shared<Node>();
   n->ino = ino;
   n->parent = parent->ino;
@@ -137,16 +135,15 @@ Status Namespace::LoadBackup(const std::shared_ptr<Node>& dir) {
     n->base_size = f.size;
     n->link_target = f.target;
     struct stat& st = n->attr;
-    st.st_mode = (kind == NodeKind::kDir ? S_IFDIR : kind == NodeKind::kSymlink ? S_IFLNK : S_IFREG) |
-                 (f.mode & 07777);
+    st.st_mode = TypeBits(kind) | (f.mode & 07777);
     st.st_nlink = kind == NodeKind::kDir ? 2 : 1;
     st.st_uid = f.uid;
     st.st_gid = f.gid;
     st.st_size = static_cast<off_t>(f.size);
     st.st_blocks = static_cast<blkcnt_t>((f.size + 511) / 512);
     st.st_blksize = static_cast<blksize_t>(tree.manifest.chunk_size);
-    st.st_mtim = FromNs(f.mtime_ns);
-    st.st_atim = FromNs(f.atime_ns);
+    st.st_mtim = TimespecFromNs(f.mtime_ns);
+    st.st_atim = TimespecFromNs(f.atime_ns);
     st.st_ctim = st.st_mtim;
     if (kind == NodeKind::kDir) {
       n->loaded = true;

@@ -37,6 +37,22 @@ inline constexpr Ino kRootIno = 1;
 
 enum class NodeKind { kRoot, kVmDir, kLatestLink, kBackupDir, kDir, kFile, kSymlink };
 
+// st_mode type bits of a node inside a backup directory.
+inline mode_t TypeBits(NodeKind k) {
+  return k == NodeKind::kDir ? S_IFDIR : k == NodeKind::kSymlink ? S_IFLNK : S_IFREG;
+}
+inline struct timespec TimespecFromNs(int64_t ns) {
+  return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+}
+inline int64_t NsFromTimespec(const struct timespec& t) {
+  return int64_t{t.tv_sec} * 1000000000 + t.tv_nsec;
+}
+inline struct timespec RealtimeNow() {
+  struct timespec t;
+  clock_gettime(CLOCK_REALTIME, &t);
+  return t;
+}
+
 // One loaded backup copy: its manifest and the chunk lists of files opened so far.
 struct BackupTree {
   BackupRef ref;
@@ -47,7 +63,7 @@ struct BackupTree {
   std::atomic<int> open_files{0};
   // First touches of this backup's chunks while mounted (for learned profiles).
   std::mutex trace_mu;
-  std::unordered_set<std::string> touched;  // "path\n<chunk>"
+  std::unordered_set<uint64_t> touched;  // file index << 40 | chunk index
   Trace trace;
   int64_t trace_start_ms = -1;
   bool trace_dirty = false;
@@ -120,6 +136,7 @@ class Namespace {
   Status LoadBackup(const std::shared_ptr<Node>& dir);
   std::shared_ptr<Node> AddChild(const std::shared_ptr<Node>& parent, const std::string& name,
                                  NodeKind kind, const std::string& key);  // under mu_
+  Ino FreeIno(Ino from) const;  // the first unused inode number at or after `from`; under mu_
   Status ApplyOverlay(const std::shared_ptr<Node>& dir);                   // under mu_
   OverlayEntry EntryOf(const Node& n) const;
   Result<std::shared_ptr<Node>> WritableDir(Ino ino);                      // under mu_

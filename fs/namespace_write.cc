@@ -1,7 +1,5 @@
 // The writable half of the namespace: creating, removing and renaming inside backup
 // directories, persisting overlay entries, and merging them at load.
-#include <xxhash.h>
-
 #include <ctime>
 #include <functional>
 #include <set>
@@ -14,25 +12,6 @@ namespace lm {
 namespace {
 
 using Changes = std::vector<std::pair<std::string, std::optional<OverlayEntry>>>;
-
-struct timespec Now() {
-  struct timespec t;
-  clock_gettime(CLOCK_REALTIME, &t);
-  return t;
-}
-
-int64_t Ns(const struct timespec& t) { return int64_t{t.tv_sec} * 1000000000 + t.tv_nsec; }
-
-struct timespec FromNs(int64_t ns) {
-  struct timespec t;
-  t.tv_sec = ns / 1000000000;
-  t.tv_nsec = ns % 1000000000;
-  return t;
-}
-
-mode_t TypeBits(NodeKind k) {
-  return k == NodeKind::kDir ? S_IFDIR : k == NodeKind::kSymlink ? S_IFLNK : S_IFREG;
-}
 
 OverlayEntry Whiteout() {
   OverlayEntry e;
@@ -52,9 +31,9 @@ OverlayEntry Namespace::EntryOf(const Node& n) const {
   e.mode = n.attr.st_mode & 07777;
   e.uid = n.attr.st_uid;
   e.gid = n.attr.st_gid;
-  e.atime_ns = Ns(n.attr.st_atim);
-  e.mtime_ns = Ns(n.attr.st_mtim);
-  e.ctime_ns = Ns(n.attr.st_ctim);
+  e.atime_ns = NsFromTimespec(n.attr.st_atim);
+  e.mtime_ns = NsFromTimespec(n.attr.st_mtim);
+  e.ctime_ns = NsFromTimespec(n.attr.st_ctim);
   e.ino = n.ino;
   e.base_index = n.kind == NodeKind::kFile ? n.file_index : -1;
   e.base_size = e.base_index >= 0 ? n.base_size : 0;
@@ -120,14 +99,18 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
   };
   std::set<std::string> fids;
   for (auto& [path, e] : entries) {
-    auto node = walk(path);
+    auto slash = path.rfind('/');
+    auto parent = walk(slash == std::string::npos ? "" : path.substr(0, slash));
+    std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    std::shared_ptr<Node> node;
+    if (parent) {
+      auto it = parent->children.find(name);
+      if (it != parent->children.end()) node = nodes_.at(it->second);
+    }
     if (e.whiteout) {
       if (node) Detach(node);
       continue;
     }
-    auto slash = path.rfind('/');
-    auto parent = walk(slash == std::string::npos ? "" : path.substr(0, slash));
-    std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
     if (!parent || !S_ISDIR(parent->attr.st_mode)) {
       LogWarn(tree.ref.Name() + ": overlay entry " + path + " has no parent directory; ignored");
       continue;
@@ -140,9 +123,7 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
     if (e.ino && e.ino != node->ino) {
       auto taken = nodes_.find(e.ino);
       if (taken != nodes_.end() && taken->second != node) {
-        Ino fresh = e.ino;
-        while (nodes_.count(fresh) || fresh <= kRootIno) fresh = (fresh + 1) & 0x7fffffffffffffffull;
-        MoveIno(nodes_, taken->second, fresh);
+        MoveIno(nodes_, taken->second, FreeIno(e.ino));
       }
       MoveIno(nodes_, node, e.ino);
     }
@@ -158,9 +139,9 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
     st.st_mode = TypeBits(kind) | e.mode;
     st.st_uid = e.uid;
     st.st_gid = e.gid;
-    st.st_atim = FromNs(e.atime_ns);
-    st.st_mtim = FromNs(e.mtime_ns);
-    st.st_ctim = FromNs(e.ctime_ns);
+    st.st_atim = TimespecFromNs(e.atime_ns);
+    st.st_mtim = TimespecFromNs(e.mtime_ns);
+    st.st_ctim = TimespecFromNs(e.ctime_ns);
     st.st_nlink = kind == NodeKind::kDir ? 2 : 1;
     st.st_size = kind == NodeKind::kSymlink ? static_cast<off_t>(e.target.size())
                  : kind == NodeKind::kFile   ? static_cast<off_t>(e.base_size)
@@ -209,7 +190,7 @@ Result<std::shared_ptr<Node>> Namespace::Create(Ino parent, const std::string& n
   st.st_mode = TypeBits(kind) | (kind == NodeKind::kSymlink ? 0777 : (mode & 07777));
   st.st_uid = uid;
   st.st_gid = gid;
-  st.st_atim = st.st_mtim = st.st_ctim = Now();
+  st.st_atim = st.st_mtim = st.st_ctim = RealtimeNow();
   st.st_nlink = kind == NodeKind::kDir ? 2 : 1;
   st.st_size = kind == NodeKind::kSymlink ? static_cast<off_t>(target.size()) : 0;
   st.st_blksize = 4096;
@@ -246,7 +227,7 @@ Status Namespace::Remove(Ino parent, const std::string& name, bool want_dir) {
     LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
     Detach(n);
     if (n->data && n->open_count == 0) to_remove = std::move(n->data);
-    dir->attr.st_mtim = dir->attr.st_ctim = Now();
+    dir->attr.st_mtim = dir->attr.st_ctim = RealtimeNow();
   }
   if (to_remove) LM_RETURN_IF_ERROR(to_remove->Remove());
   return Status::Ok();
@@ -324,7 +305,7 @@ Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
       n->rel = rel;
       n->has_entry = true;
     }
-    struct timespec now = Now();
+    struct timespec now = RealtimeNow();
     src->attr.st_ctim = now;
     sd->attr.st_mtim = sd->attr.st_ctim = dd->attr.st_mtim = dd->attr.st_ctim = now;
   }

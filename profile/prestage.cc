@@ -72,7 +72,6 @@ Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const 
   sum.total_chunks = digests.size();
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> done{0}, cached{0}, fetched{0}, failed{0}, bytes{0};
-  uint64_t raw_before = source.repo().counters().raw_bytes_read;
   auto worker = [&] {
     for (size_t i; (i = next.fetch_add(1)) < digests.size();) {
       if (o.cancel && o.cancel->load()) {
@@ -84,6 +83,8 @@ Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const 
         cached++;
       } else if (source.Ensure(d, b.Name() + " (prestage)", true).ok()) {
         fetched++;
+        ChunkLocation loc;
+        if (source.repo().index().Find(d, &loc, nullptr)) bytes += loc.raw_len;
         if (o.staged_chunks) (*o.staged_chunks)++;
       } else {
         failed++;
@@ -106,7 +107,7 @@ Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const 
   sum.already_cached = cached;
   sum.fetched = fetched;
   sum.failed = failed;
-  sum.bytes_fetched = source.repo().counters().raw_bytes_read - raw_before;
+  sum.bytes_fetched = bytes;
   if (o.staged_bytes) *o.staged_bytes += sum.bytes_fetched;
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return sum;
@@ -115,19 +116,15 @@ Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const 
 Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::string& explicit_path,
                               const std::string& state_dir, std::string* chosen,
                               std::vector<std::string>* out_notes) {
-  Env* env = repo.env();
-  std::vector<std::string> candidates;
   if (!explicit_path.empty()) {
-    LM_ASSIGN_OR_RETURN(std::string text, env->ReadFile(explicit_path));
     *chosen = explicit_path;
-    return DecodeProfile(text, explicit_path);
+    return LoadProfile(explicit_path);
   }
   for (const std::string& path : {JoinPath(repo.BackupDir(b), "profile.json"),
                                   LearnedProfilePath(state_dir, b.vm)}) {
     if (!PathExists(path)) continue;
-    LM_ASSIGN_OR_RETURN(std::string text, env->ReadFile(path));
     *chosen = path;
-    return DecodeProfile(text, path);
+    return LoadProfile(path);
   }
   std::vector<std::string> notes;
   LM_ASSIGN_OR_RETURN(Profile p, StructuralProfile(repo, b, &notes));

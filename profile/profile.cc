@@ -4,6 +4,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "store/env.h"
+
 namespace lm {
 
 using nlohmann::json;
@@ -62,6 +64,16 @@ Result<Profile> DecodeProfile(const std::string& text, const std::string& path) 
   } catch (const json::exception& e) {
     return Status::Corrupt(path + ": " + e.what());
   }
+}
+
+Result<Profile> LoadProfile(const std::string& path) {
+  LM_ASSIGN_OR_RETURN(std::string text, Env::Default()->ReadFile(path));
+  return DecodeProfile(text, path);
+}
+
+Status SaveProfile(const std::string& path, const Profile& p) {
+  LM_RETURN_IF_ERROR(MkdirAll(DirName(path)));
+  return Env::Default()->WriteFileAtomic(path, EncodeProfile(p));
 }
 
 std::string EncodeTrace(const Trace& t) {

@@ -29,6 +29,8 @@ struct Profile {
 std::string EncodeProfile(const Profile& p);
 // `path` names the file in errors.
 Result<Profile> DecodeProfile(const std::string& json, const std::string& path);
+Result<Profile> LoadProfile(const std::string& path);
+Status SaveProfile(const std::string& path, const Profile& p);  // atomically, making parents
 
 // One recorded first touch: during a live mount, `file` chunk `chunk` was first read
 // `ms` milliseconds after the backup copy's first read.

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 
 namespace lm {
@@ -183,6 +184,13 @@ std::string DirName(const std::string& path) {
   if (pos == std::string::npos) return ".";
   if (pos == 0) return "/";
   return path.substr(0, pos);
+}
+
+std::string AbsolutePath(const std::string& path) {
+  char* r = ::realpath(path.c_str(), nullptr);
+  std::string out = r ? r : path;
+  free(r);
+  return out;
 }
 
 std::string JoinPath(const std::string& a, const std::string& b) {

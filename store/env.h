@@ -68,6 +68,7 @@ bool PathExists(const std::string& path);
 bool IsDirectory(const std::string& path);
 Result<std::vector<std::string>> ListDir(const std::string& dir);  // names, sorted, no . and ..
 std::string DirName(const std::string& path);
+std::string AbsolutePath(const std::string& path);  // realpath, or `path` if that fails
 std::string JoinPath(const std::string& a, const std::string& b);
 // A random lowercase hex string of 2*bytes characters (from /dev/urandom).
 std::string RandomHex(size_t bytes);

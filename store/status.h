@@ -26,7 +26,6 @@ enum class Code {
   kNotDir,       // ENOTDIR
   kIsDir,        // EISDIR
   kCrossDevice,  // EXDEV
-  kPermission,   // EPERM
 };
 
 class [[nodiscard]] Status {

@@ -62,8 +62,7 @@ int Learn(const std::string& vm, std::string state_dir, const std::string& outpu
   Profile p = LearnProfile(vm, traces);
   p.created_ns = static_cast<int64_t>(::time(nullptr)) * 1000000000;
   std::string out = output.empty() ? LearnedProfilePath(state_dir, vm) : output;
-  Status s = MkdirAll(DirName(out));
-  if (s.ok()) s = Env::Default()->WriteFileAtomic(out, EncodeProfile(p));
+  Status s = SaveProfile(out, p);
   if (!s.ok()) return Report(s);
   fmt::print("learned the profile of {} from {} recorded mounts: {} entries, {}; saved to {}\n", vm,
              traces.size(), p.entries.size(), FormatBytes(p.Bytes()), out);
@@ -71,9 +70,7 @@ int Learn(const std::string& vm, std::string state_dir, const std::string& outpu
 }
 
 int Show(const std::string& file) {
-  auto text = Env::Default()->ReadFile(file);
-  if (!text.ok()) return Report(text.status());
-  auto p = DecodeProfile(*text, file);
+  auto p = LoadProfile(file);
   if (!p.ok()) return Report(p.status());
   PrintProfile(*p, file);
   return 0;
@@ -81,14 +78,11 @@ int Show(const std::string& file) {
 
 int Import(const std::string& vm, const std::string& file, std::string state_dir) {
   if (state_dir.empty()) state_dir = DefaultStateDir();
-  auto text = Env::Default()->ReadFile(file);
-  if (!text.ok()) return Report(text.status());
-  auto p = DecodeProfile(*text, file);
+  auto p = LoadProfile(file);
   if (!p.ok()) return Report(p.status());
   p->vm = vm;
   std::string out = LearnedProfilePath(state_dir, vm);
-  Status s = MkdirAll(DirName(out));
-  if (s.ok()) s = Env::Default()->WriteFileAtomic(out, EncodeProfile(*p));
+  Status s = SaveProfile(out, *p);
   if (!s.ok()) return Report(s);
   fmt::print("imported {} as the profile of {} ({})\n", file, vm, out);
   return 0;
@@ -106,7 +100,7 @@ int Export(const std::string& repo_path, const std::string& spec, const std::str
   auto p = ChooseProfile(**repo, *ref, "", state_dir, &chosen, &notes);
   if (!p.ok()) return Report(p.status());
   for (auto& n : notes) fmt::print(stderr, "livemount: note: {}\n", n);
-  Status s = Env::Default()->WriteFileAtomic(file, EncodeProfile(*p));
+  Status s = SaveProfile(file, *p);
   if (!s.ok()) return Report(s);
   fmt::print("exported the profile of {} ({}) to {}\n", ref->Name(), chosen, file);
   return 0;
@@ -117,13 +111,6 @@ struct PrestageArgs {
   bool all = false;
   unsigned threads = 4;
 };
-
-std::string AbsPath(const std::string& p) {
-  char* r = ::realpath(p.c_str(), nullptr);
-  std::string out = r ? r : p;
-  free(r);
-  return out;
-}
 
 // The livemount mount whose media agent owns `cache_dir`, from /proc/self/mountinfo.
 std::string MountOwningCache(const std::string& cache_dir) {
@@ -146,7 +133,7 @@ int PrestageThroughMount(const PrestageArgs& a, const std::string& mountpoint, i
   auto name = ControlNameOf(mountpoint);
   if (!name.ok()) return Report(name.status());
   nlohmann::json req = {{"cmd", "prestage"}, {"backup", a.spec},     {"all", a.all},
-                        {"pin_until", pin_until}, {"profile", a.profile.empty() ? "" : AbsPath(a.profile)}};
+                        {"pin_until", pin_until}, {"profile", a.profile.empty() ? "" : AbsolutePath(a.profile)}};
   if (a.spec.find('@') == std::string::npos) req["backup"] = a.spec + "@latest";
   auto r = ControlRequest(*name, req, 24 * 3600 * 1000);
   if (!r.ok()) return Report(r.status().Context("prestage through " + mountpoint));
@@ -161,12 +148,8 @@ int PrestageThroughMount(const PrestageArgs& a, const std::string& mountpoint, i
 }
 
 int RunPrestage(PrestageArgs a) {
-  if (a.cache_dir.empty()) a.cache_dir = ::geteuid() == 0 ? "/var/cache/livemount" : "";
+  if (a.cache_dir.empty()) a.cache_dir = DefaultCacheDir();
   if (a.state_dir.empty()) a.state_dir = DefaultStateDir();
-  if (a.cache_dir.empty()) {
-    const char* home = std::getenv("HOME");
-    a.cache_dir = std::string(home ? home : "/tmp") + "/.cache/livemount";
-  }
   auto size = ParseSize(a.cache_size);
   if (!size.ok()) return Report(size.status().Context("--cache-size"));
   int64_t pin_until = 0;
@@ -190,7 +173,7 @@ int RunPrestage(PrestageArgs a) {
   auto cache = ReadCache::Open(CacheOptions{a.cache_dir, *size, (*repo)->chunk_size()});
   if (!cache.ok() && cache.status().code() == Code::kBusy) {
     // The cache belongs to a running mount: its media agent stages (and pins) for us.
-    std::string mp = MountOwningCache(AbsPath(a.cache_dir));
+    std::string mp = MountOwningCache(AbsolutePath(a.cache_dir));
     if (!mp.empty()) return PrestageThroughMount(a, mp, pin_until);
   }
   if (!cache.ok()) return Report(cache.status().Context("--cache-dir"));
