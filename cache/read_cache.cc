@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "cache/rocks.h"
 #include "store/bytes.h"
 #include "store/log.h"
 
@@ -29,13 +30,6 @@ uint32_t BlockSum(const char* p, size_t n) { return static_cast<uint32_t>(XXH3_6
 
 int64_t NowSeconds() { return static_cast<int64_t>(::time(nullptr)); }
 
-Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  if (s.ok()) return Status::Ok();
-  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-    return Status::Busy(what + ": in use by another livemount process");
-  }
-  return Status::IoError(what + ": " + s.ToString());
-}
 }  // namespace
 
 Status CacheOptions::validate() const {
@@ -66,20 +60,17 @@ Result<std::unique_ptr<ReadCache>> ReadCache::Open(const CacheOptions& o) {
   }
 
   rocksdb::Options opts;
-  opts.create_if_missing = true;
   opts.keep_log_file_num = 2;
   opts.max_total_wal_size = 64 << 20;
   opts.write_buffer_size = 16 << 20;
   rocksdb::BlockBasedTableOptions table;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   opts.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  rocksdb::DB* db = nullptr;
   std::string index_dir = JoinPath(o.dir, "index");
-  LM_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, index_dir, &db), index_dir));
-  c->db_.reset(db);
+  LM_ASSIGN_OR_RETURN(c->db_, OpenRocks(index_dir, opts));
 
   std::string meta;
-  rocksdb::Status ms = db->Get(rocksdb::ReadOptions(), "meta", &meta);
+  rocksdb::Status ms = c->db_->Get(rocksdb::ReadOptions(), "meta", &meta);
   if (ms.ok()) {
     uint32_t stored = meta.size() == 4 ? GetU32(meta.data()) : 0;
     if (stored != o.slot_size) {
@@ -90,7 +81,7 @@ Result<std::unique_ptr<ReadCache>> ReadCache::Open(const CacheOptions& o) {
   } else if (ms.IsNotFound()) {
     std::string v;
     PutU32(&v, o.slot_size);
-    LM_RETURN_IF_ERROR(FromRocks(db->Put(rocksdb::WriteOptions(), "meta", v), index_dir));
+    LM_RETURN_IF_ERROR(FromRocks(c->db_->Put(rocksdb::WriteOptions(), "meta", v), index_dir));
   } else {
     return FromRocks(ms, index_dir);
   }

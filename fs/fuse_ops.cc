@@ -67,7 +67,7 @@ fuse_entry_param EntryParam(fuse_req_t req, const Node& n) {
     e.ino = n.ino;
     e.attr = n.attr;
   }
-  e.generation = 1;
+  e.generation = n.generation;
   e.attr_timeout = e.entry_timeout = TimeoutFor(n);
   return e;
 }
@@ -83,13 +83,26 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
   conn->congestion_threshold = 48;
   conn->want &= ~FUSE_CAP_SPLICE_READ;  // hits are verified in memory, then copied
   if (conn->capable & FUSE_CAP_ASYNC_READ) conn->want |= FUSE_CAP_ASYNC_READ;
+  // NFS export: the kernel may look up "." and ".." in nodes this daemon never saw (a
+  // file handle from before a restart); Namespace::Resolve answers those.
+  if (conn->capable & FUSE_CAP_EXPORT_SUPPORT) conn->want |= FUSE_CAP_EXPORT_SUPPORT;
   LogInfo("FUSE session started: max_read " + std::to_string(conn->max_read) + ", max_write " +
           std::to_string(conn->max_write) + ", max_readahead " + std::to_string(conn->max_readahead));
 }
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Guard(req, [&] {
-    auto n = Ctx(req)->fs->ns().Lookup(parent, name);
+    Namespace& ns = Ctx(req)->fs->ns();
+    bool self = std::strcmp(name, ".") == 0, up = std::strcmp(name, "..") == 0;
+    if (self || up) {  // only sent to filesystems with export support
+      auto n = ns.Resolve(parent);
+      if (n.ok() && up) n = ns.Resolve((*n)->parent);
+      if (!n.ok()) return (void)fuse_reply_err(req, ESTALE);
+      return ReplyEntry(req, **n);
+    }
+    auto dir = ns.Resolve(parent);  // a directory handle from before a restart
+    if (!dir.ok()) return (void)fuse_reply_err(req, ESTALE);
+    auto n = ns.Lookup(parent, name);
     if (!n.ok()) return (void)fuse_reply_err(req, ToErrno(n.status()));
     ReplyEntry(req, **n);
   });

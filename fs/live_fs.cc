@@ -15,7 +15,7 @@ Status LiveFsOptions::validate() const {
 }
 
 LiveFs::LiveFs(Repository& repo, ChunkSource& source, LiveFsOptions options)
-    : repo_(repo), source_(source), options_(options), ns_(repo, options.overlays) {
+    : repo_(repo), source_(source), options_(options), ns_(repo, options.overlays, options.inodes) {
   if (!options_.record_reads.empty()) {
     record_ = std::fopen(options_.record_reads.c_str(), "we");
     if (!record_) LogError("cannot open " + options_.record_reads + " to record reads");

@@ -20,6 +20,7 @@ namespace lm {
 struct LiveFsOptions {
   uint32_t readahead_chunks = 32;  // 0 disables read-ahead
   OverlayStore* overlays = nullptr;  // null: read-only mount
+  InodeIndex* inodes = nullptr;      // null: inode numbers are not recorded
   // Overlays and traces (STATE/traces/<vm>/) live here, so statfs reports its free space;
   // "" records no traces.
   std::string state_dir;

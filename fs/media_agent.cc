@@ -158,16 +158,52 @@ int Serve(const MountOptions& o, int ready_fd) {
     if (!st.ok()) return report(st.status().Context("--state-dir")), 1;
     overlays = std::move(st).value();
   }
+  // Inode numbers outlive the daemon, so NFS handles stay valid across restarts.
+  auto inodes = InodeIndex::Open(o.state_dir);
+  if (!inodes.ok()) return report(inodes.status().Context("--state-dir")), 1;
   LiveFs fs(**repo, source,
-            LiveFsOptions{o.readahead_chunks, overlays.get(), o.state_dir, o.record_reads});
+            LiveFsOptions{o.readahead_chunks, overlays.get(), inodes->get(), o.state_dir,
+                          o.record_reads});
   std::string control_name = "livemount-" + std::to_string(::getpid()) + "-" + RandomHex(4);
   FuseOptions fo{o.mountpoint, o.allow_other, o.debug, o.fuse_threads, control_name};
   PrestageCounters prestaged;
   auto mount = FuseMount::Mount(fs, fo);
   if (!mount.ok()) return report(mount.status()), 1;
+  std::mutex export_mu;
+  std::unique_ptr<NfsExport> nfs;  // declared after the mount: stops before it unmounts
   auto control = ControlServer::Start(control_name, [&](const json& req) -> json {
     std::string cmd = req.value("cmd", "");
-    if (cmd == "stats") return StatsJson(o, fs, source, **repo, prestaged);
+    if (cmd == "stats") {
+      json j = StatsJson(o, fs, source, **repo, prestaged);
+      std::lock_guard lock(export_mu);
+      j["export"] = nfs ? nfs->Describe() : json(nullptr);
+      return j;
+    }
+    if (cmd == "export") {
+      std::lock_guard lock(export_mu);
+      if (nfs && nfs->running()) return {{"error", o.mountpoint + " is already exported"}};
+      ExportOptions e;
+      try {
+        e.bind = req.value("bind", e.bind);
+        e.nfs_port = req.value("nfs_port", e.nfs_port);
+        e.mount_port = req.value("mount_port", e.mount_port);
+        e.clients = req.value("clients", std::vector<std::string>{});
+        e.read_only = req.value("read_only", false);
+      } catch (const json::exception&) {
+        return {{"error", "malformed export request"}};
+      }
+      nfs.reset();
+      auto started = NfsExport::Start(CompleteExportOptions(e, o.mountpoint, o.state_dir, o.read_only));
+      if (!started.ok()) return {{"error", started.status().message()}};
+      nfs = std::move(started).value();
+      return nfs->Describe();
+    }
+    if (cmd == "unexport") {
+      std::lock_guard lock(export_mu);
+      bool was = nfs && nfs->running();
+      nfs.reset();
+      return {{"ok", true}, {"was_exported", was}};
+    }
     if (cmd == "prestage") {
       return RunPrestageHere(**repo, source, o.state_dir, prestaged, req.value("backup", ""),
                              req.value("profile", ""), req.value("all", false),
@@ -189,7 +225,29 @@ int Serve(const MountOptions& o, int ready_fd) {
   if (!control.ok()) return report(control.status()), 1;
   LogInfo("mounted " + o.repo + " at " + o.mountpoint + " (cache " + o.cache_dir + ", " +
           FormatBytes(o.cache_size) + "; pid " + std::to_string(::getpid()) + ")");
-  report(Status::Ok());
+  // The NFS export can only start once the FUSE loop serves (ganesha looks at the mount),
+  // so with --export readiness is reported from this thread, after the loop started.
+  std::atomic<bool> start_failed{false};
+  std::thread exporter([&] {
+    Status st = Status::Ok();
+    if (o.nfs_export) {
+      auto started = NfsExport::Start(o.export_options);
+      if (started.ok()) {
+        std::lock_guard lock(export_mu);
+        nfs = std::move(started).value();
+      } else {
+        st = started.status();
+      }
+    }
+    report(st);
+    if (!st.ok()) {
+      LogError(st.message());
+      start_failed = true;
+      (*mount)->Exit();
+      struct stat wake;
+      (void)::stat(o.mountpoint.c_str(), &wake);  // a request, so the loop sees the exit
+    }
+  });
   if (ready_fd >= 0) {
     // Detach from the terminal; stderr already goes to the log file.
     int null_fd = ::open("/dev/null", O_RDWR);
@@ -207,13 +265,15 @@ int Serve(const MountOptions& o, int ready_fd) {
   });
   Status s = (*mount)->Run();
   prestaged.stopping = true;
+  exporter.join();
   starter.join();
   if (!s.ok()) LogError(s.message());
   control->reset();
+  nfs.reset();  // ganesha holds files of the mount open
   mount->reset();  // unmounts if still mounted
   fs.FlushTraces();
   LogInfo("unmounted " + o.mountpoint);
-  return s.ok() ? 0 : 1;  // the chunk source, then the cache, close as they go out of scope
+  return s.ok() && !start_failed ? 0 : 1;  // the chunk source, then the cache, close as they go out of scope
 }
 
 }  // namespace
@@ -224,6 +284,14 @@ std::string DefaultStateDir() {
 
 std::string DefaultCacheDir() {
   return ::geteuid() == 0 ? "/var/cache/livemount" : HomeDir("/.cache/livemount");
+}
+
+ExportOptions CompleteExportOptions(ExportOptions e, const std::string& mountpoint,
+                                    const std::string& state_dir, bool read_only) {
+  e.mountpoint = mountpoint;
+  e.dir = JoinPath(state_dir, "export");
+  e.read_only = e.read_only || read_only;
+  return e;
 }
 
 Status MountOptions::validate() {
@@ -245,6 +313,10 @@ Status MountOptions::validate() {
   cache_dir = AbsolutePath(cache_dir);
   state_dir = AbsolutePath(state_dir);
   if (log_file.empty() && !foreground) log_file = JoinPath(state_dir, "livemount.log");
+  if (nfs_export) {
+    export_options = CompleteExportOptions(export_options, mountpoint, state_dir, read_only);
+    LM_RETURN_IF_ERROR(export_options.validate());
+  }
   if (!record_reads.empty() && record_reads[0] != '/') {  // the daemon runs in /
     char cwd[4096];
     if (::getcwd(cwd, sizeof cwd)) record_reads = JoinPath(cwd, record_reads);
@@ -298,6 +370,9 @@ int RunMediaAgent(MountOptions o) {
   if (msg == "ok") {
     std::printf("mounted %s at %s (pid %d, log %s)\n", o.repo.c_str(), o.mountpoint.c_str(), pid,
                 o.log_file.c_str());
+    if (o.nfs_export) {
+      std::printf("\n%s", HypervisorInstructions(o.export_options, AdvertisedAddress(o.export_options)).c_str());
+    }
     return 0;
   }
   if (msg.empty()) msg = "the media agent died while starting; see " + o.log_file;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "fs/nfs_export.h"
 #include "store/status.h"
 
 namespace lm {
@@ -22,8 +23,10 @@ struct MountOptions {
   bool allow_other = false;
   bool read_only = false;     // no overlays: writes fail with EROFS
   std::vector<std::string> prestage;  // VM[@BACKUP]s to pre-stage as soon as the mount is up
-  bool hydrate = false;
-  std::string record_reads;  // benchmark option: log every read to this file               // ... and then the rest of them (--all)
+  bool hydrate = false;       // ... and then the rest of them (--all)
+  bool nfs_export = false;    // serve the mount over NFS once it is up (--export)
+  ExportOptions export_options;  // mountpoint and dir are filled in by validate()
+  std::string record_reads;  // benchmark option: log every read to this file
   bool debug = false;         // libfuse request tracing
   std::string log_file;       // default: stderr in the foreground, STATE_DIR/livemount.log else
   std::string log_level = "info";
@@ -39,6 +42,10 @@ struct MountOptions {
 std::string DefaultStateDir();
 // Likewise the read-cache: /var/cache/livemount as root, else ~/.cache/livemount.
 std::string DefaultCacheDir();
+
+// The export options as the media agent completes them (mountpoint, STATE/export).
+ExportOptions CompleteExportOptions(ExportOptions e, const std::string& mountpoint,
+                                    const std::string& state_dir, bool read_only);
 
 // Returns the process exit code.
 int RunMediaAgent(MountOptions options);

@@ -5,6 +5,8 @@
 #include <chrono>
 #include <ctime>
 
+#include "store/log.h"
+
 namespace lm {
 
 namespace {
@@ -33,7 +35,8 @@ void DirAttr(struct stat* st, const struct timespec& t) {
 
 }  // namespace
 
-Namespace::Namespace(Repository& repo, OverlayStore* store) : repo_(repo), store_(store) {
+Namespace::Namespace(Repository& repo, OverlayStore* store, InodeIndex* inodes)
+    : repo_(repo), store_(store), inodes_(inodes) {
   clock_gettime(CLOCK_REALTIME, &mount_time_);
   auto root = std::make_shared<Node>();
   root->ino = kRootIno;
@@ -52,7 +55,7 @@ Ino Namespace::FreeIno(Ino ino) const {
 
 std::shared_ptr<Node> Namespace::AddChild(const std::shared_ptr<Node>& parent,
                                           const std::string& name, NodeKind kind,
-                                          const std::string& key) {
+                                          const std::string& key, bool fresh) {
   auto found = parent->children.find(name);
   if (found != parent->children.end()) return nodes_[found->second];
   Ino ino = FreeIno(XXH3_64bits(key.data(), key.size()));
@@ -66,7 +69,27 @@ std::shared_ptr<Node> Namespace::AddChild(const std::shared_ptr<Node>& parent,
   n->attr.st_ino = ino;
   nodes_[ino] = n;
   parent->children[name] = ino;
+  unindexed_.push_back({n, fresh});
   return n;
+}
+
+void Namespace::IndexPending() {
+  if (!inodes_) return unindexed_.clear();
+  std::vector<std::pair<uint64_t, InodeRecord>> writes;
+  for (auto& [n, fresh] : unindexed_) {
+    if (n->unlinked) continue;
+    auto rec = inodes_->Get(n->ino);
+    if (rec && rec->parent == n->parent && rec->name == n->name && !fresh) {
+      n->generation = rec->generation;  // seen before: the same file
+      continue;
+    }
+    // A new file on a number used before invalidates old handles; a rename keeps them.
+    n->generation = !rec ? 1 : fresh ? rec->generation + 1 : rec->generation;
+    writes.push_back({n->ino, InodeRecord{n->parent, n->generation, n->name}});
+  }
+  unindexed_.clear();
+  Status s = inodes_->Put(writes);
+  if (!s.ok()) LogWarn("inode index: " + s.message() + " (NFS handles may go stale after a restart)");
 }
 
 Status Namespace::ScanRoot(const std::shared_ptr<Node>& root) {
@@ -81,6 +104,7 @@ Status Namespace::ScanRoot(const std::shared_ptr<Node>& root) {
   }
   root->loaded = true;
   root->scanned_ms = NowMs();
+  IndexPending();
   return Status::Ok();
 }
 
@@ -108,6 +132,7 @@ Status Namespace::ScanVm(const std::shared_ptr<Node>& vmdir) {
   }
   vmdir->loaded = true;
   vmdir->scanned_ms = NowMs();
+  IndexPending();
   return Status::Ok();
 }
 
@@ -152,9 +177,14 @@ Status Namespace::LoadBackup(const std::shared_ptr<Node>& dir) {
   }
   if (store_) {
     dir->attr.st_mode = S_IFDIR | 0755;
-    LM_RETURN_IF_ERROR(ApplyOverlay(dir));
+    Status s = ApplyOverlay(dir);
+    if (!s.ok()) {
+      unindexed_.clear();
+      return s;
+    }
   }
   dir->loaded = true;
+  IndexPending();  // after the overlay moved nodes to the numbers they had
   return Status::Ok();
 }
 
@@ -186,6 +216,19 @@ Result<std::shared_ptr<Node>> Namespace::Get(Ino ino) {
   auto it = nodes_.find(ino);
   if (it == nodes_.end()) return Status::NotFound("inode " + std::to_string(ino));
   return it->second;
+}
+
+Result<std::shared_ptr<Node>> Namespace::Resolve(Ino ino) { return ResolveAt(ino, 0); }
+
+Result<std::shared_ptr<Node>> Namespace::ResolveAt(Ino ino, int depth) {
+  auto known = Get(ino);
+  if (known.ok() || !inodes_) return known;
+  auto rec = inodes_->Get(ino);
+  if (!rec || depth > 4096 || rec->parent == ino) return Status::NotFound("inode " + std::to_string(ino));
+  LM_ASSIGN_OR_RETURN(auto parent, ResolveAt(rec->parent, depth + 1));
+  LM_ASSIGN_OR_RETURN(auto n, Lookup(parent->ino, rec->name));
+  if (n->ino != ino) return Status::NotFound("inode " + std::to_string(ino) + " (replaced)");
+  return n;
 }
 
 Result<std::shared_ptr<Node>> Namespace::Lookup(Ino parent, const std::string& name) {

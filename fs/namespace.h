@@ -6,8 +6,10 @@
 // written to the overlay store before the call returns; file bytes go to OverlayFiles.
 // The root and VM directories stay read-only (EROFS).
 //
-// Inode numbers are derived from the node's path (XXH3 of "vm/id/path"), so they are the same
-// after a restart of the daemon; a collision takes the next free number. The root and VM
+// Inode numbers are derived from the node's path (XXH3 of "vm/id/path"); a collision takes
+// the next free number. With an InodeIndex every number handed out is recorded with its
+// parent, name and generation, so Resolve() finds a node again after a restart of the
+// daemon (NFS file handles carry only the number and the generation). The root and VM
 // directories are rescanned at most once a second, so backups made while the mount runs
 // appear. A backup directory's manifest is read on first use, a file's chunk list on open.
 #pragma once
@@ -25,6 +27,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "fs/inode_index.h"
 #include "fs/overlay_file.h"
 #include "profile/profile.h"
 #include "fs/overlay_store.h"
@@ -71,6 +74,7 @@ struct BackupTree {
 
 struct Node {
   Ino ino = 0, parent = 0;
+  uint32_t generation = 1;  // bumped when a new file takes a number used before
   NodeKind kind = NodeKind::kRoot;
   std::string name;
   std::string vm;                      // VM dirs and everything below
@@ -95,14 +99,18 @@ struct Node {
 
 class Namespace {
  public:
-  // `store` null: every backup is read-only.
-  Namespace(Repository& repo, OverlayStore* store);
+  // `store` null: every backup is read-only. `inodes` null: numbers are not recorded, so
+  // only nodes looked up since the start resolve.
+  Namespace(Repository& repo, OverlayStore* store, InodeIndex* inodes = nullptr);
   bool writable() const { return store_ != nullptr; }
   OverlayStore* store() { return store_; }
 
   // Children of `parent` named `name`; NotFound if none.
   Result<std::shared_ptr<Node>> Lookup(Ino parent, const std::string& name);
   Result<std::shared_ptr<Node>> Get(Ino ino);
+  // Get, or, for a number handed out before a restart, the node found again by walking to
+  // it through the inode index. NotFound if it no longer exists (a stale handle).
+  Result<std::shared_ptr<Node>> Resolve(Ino ino);
   // The node's children in name order (after loading or rescanning them).
   Result<std::vector<std::pair<std::string, std::shared_ptr<Node>>>> List(Ino dir);
   // The chunk list of a file node, loaded once.
@@ -135,7 +143,11 @@ class Namespace {
   Status ScanVm(const std::shared_ptr<Node>& vm);
   Status LoadBackup(const std::shared_ptr<Node>& dir);
   std::shared_ptr<Node> AddChild(const std::shared_ptr<Node>& parent, const std::string& name,
-                                 NodeKind kind, const std::string& key);  // under mu_
+                                 NodeKind kind, const std::string& key,
+                                 bool fresh = false);  // under mu_; fresh: a new file
+  // Records the numbers of nodes added or moved since the last call; under mu_.
+  void IndexPending();
+  Result<std::shared_ptr<Node>> ResolveAt(Ino ino, int depth);
   Ino FreeIno(Ino from) const;  // the first unused inode number at or after `from`; under mu_
   Status ApplyOverlay(const std::shared_ptr<Node>& dir);                   // under mu_
   OverlayEntry EntryOf(const Node& n) const;
@@ -146,6 +158,8 @@ class Namespace {
 
   Repository& repo_;
   OverlayStore* store_;
+  InodeIndex* inodes_;
+  std::vector<std::pair<std::shared_ptr<Node>, bool>> unindexed_;  // (node, fresh); under mu_
   mutable std::shared_mutex mu_;  // guards nodes_ and every node's children/loaded fields
   std::mutex load_mu_;            // one loader at a time: loads do I/O
   std::unordered_map<Ino, std::shared_ptr<Node>> nodes_;

@@ -180,7 +180,7 @@ Result<std::shared_ptr<Node>> Namespace::Create(Ino parent, const std::string& n
   if (dir->children.count(name)) return Status::Exists(name);
   BackupTree& tree = *dir->backup;
   std::string rel = Child(dir->rel, name);
-  auto n = AddChild(dir, name, kind, tree.ref.vm + "/" + tree.ref.id + "/" + rel);
+  auto n = AddChild(dir, name, kind, tree.ref.vm + "/" + tree.ref.id + "/" + rel, true);
   n->rel = rel;
   n->file_index = -1;
   n->opaque = kind == NodeKind::kDir;  // hides what the backup had at this path before
@@ -198,10 +198,12 @@ Result<std::shared_ptr<Node>> Namespace::Create(Ino parent, const std::string& n
   if (s.ok()) s = store_->Apply(tree.ref, {{rel, EntryOf(*n)}}, true);
   if (!s.ok()) {
     Detach(n);
+    unindexed_.clear();
     return s;
   }
   n->has_entry = true;
   dir->attr.st_mtim = dir->attr.st_ctim = st.st_mtim;
+  IndexPending();
   return n;
 }
 
@@ -305,6 +307,8 @@ Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
       n->rel = rel;
       n->has_entry = true;
     }
+    unindexed_.push_back({src, false});
+    IndexPending();
     struct timespec now = RealtimeNow();
     src->attr.st_ctim = now;
     sd->attr.st_mtim = sd->attr.st_ctim = dd->attr.st_mtim = dd->attr.st_ctim = now;

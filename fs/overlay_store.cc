@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cache/rocks.h"
+
 namespace lm {
 
 using nlohmann::json;
@@ -55,14 +57,6 @@ bool Decode(const std::string& s, OverlayEntry* e) {
   }
 }
 
-Status FromRocks(const rocksdb::Status& s, const std::string& what) {
-  if (s.ok()) return Status::Ok();
-  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-    return Status::Busy(what + ": in use by another livemount process");
-  }
-  return Status::IoError(what + ": " + s.ToString());
-}
-
 uint64_t AllocatedBytes(const std::string& dir) {
   uint64_t total = 0;
   auto names = ListDir(dir);
@@ -79,14 +73,9 @@ uint64_t AllocatedBytes(const std::string& dir) {
 Result<std::unique_ptr<OverlayStore>> OverlayStore::Open(const std::string& state_dir) {
   std::unique_ptr<OverlayStore> s(new OverlayStore());
   s->state_dir_ = state_dir;
-  std::string meta = JoinPath(state_dir, "overlays/meta");
-  LM_RETURN_IF_ERROR(MkdirAll(meta));
   rocksdb::Options opts;
-  opts.create_if_missing = true;
   opts.keep_log_file_num = 2;
-  rocksdb::DB* db = nullptr;
-  LM_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(opts, meta, &db), meta));
-  s->db_.reset(db);
+  LM_ASSIGN_OR_RETURN(s->db_, OpenRocks(JoinPath(state_dir, "overlays/meta"), opts));
   return s;
 }
 

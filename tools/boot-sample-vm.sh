@@ -2,6 +2,7 @@
 # Boots a sample VM's disk (qcow2 or VMDK) in QEMU under TCG, with the serial console on
 # stdout, and fails unless the guest verified its data and powered off.
 #   tools/boot-sample-vm.sh DISK [extra qemu options, e.g. -snapshot]
+# DISK may be a path or a QEMU URL (nfs://...); BOOT_FORMAT overrides the format.
 set -euo pipefail
 DISK=${1:?usage: boot-sample-vm.sh DISK [qemu options...]}
 shift
@@ -10,6 +11,7 @@ case "$DISK" in
   *.vmdk) FMT=vmdk ;;
   *) FMT=raw ;;
 esac
+FMT=${BOOT_FORMAT:-$FMT}  # e.g. raw for a VMDK's -flat extent
 LOG=$(mktemp)
 trap 'rm -f "$LOG"' EXIT
 rc=0

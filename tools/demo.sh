@@ -2,8 +2,9 @@
 # The main job, end to end on a fresh Debian 12 machine: installs what is missing, builds,
 # makes a bootable sample VM, backs it up, verifies the repository, live-mounts it and
 # boots the VM in QEMU straight from the mount (its writes go to the overlay), learns its
-# profile, pre-stages a fresh read-cache and boots it again with no repository reads, then
-# restores it and boots the restored copy for comparison.
+# profile, pre-stages a fresh read-cache and boots it again with no repository reads,
+# exports the mount over NFS and boots it from nfs://, then restores it and boots the
+# restored copy for comparison.
 #   tools/demo.sh            (work directory: $LIVEMOUNT_DEMO_DIR or /tmp/livemount-demo)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ LM=$SRC/build/tools/livemount
 DEMO=${LIVEMOUNT_DEMO_DIR:-/tmp/livemount-demo}
 fusermount3 -u -z "$DEMO/mnt" 2>/dev/null || true
 rm -rf "$DEMO" && mkdir -p "$DEMO" && cd "$DEMO"
-trap 'fusermount3 -u -z "$DEMO/mnt" 2>/dev/null || true' EXIT
+trap '"$LM" umount "$DEMO/mnt" >/dev/null 2>&1 || fusermount3 -u -z "$DEMO/mnt" 2>/dev/null || true' EXIT
 
 step() {  # step NAME COMMAND...: runs a command and says how long it took
   local name=$1; shift
@@ -54,8 +55,14 @@ before=$("$LM" stats mnt --json | python3 -c 'import json,sys; print(json.load(s
 step "boot after prestage (finds what it wrote before)" "$SRC/tools/boot-sample-vm.sh" mnt/sample/latest/sample.qcow2
 after=$("$LM" stats mnt --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["repo"]["chunks_fetched"])')
 echo "   repository chunks read during the pre-staged boot: $((after - before)) (the cold boot read all it needed from the repository)"
+echo "== export the mount over NFS (nfs-ganesha) and boot the VM from nfs://, as a hypervisor's datastore would"
+rpcbind_before=0; (exec 3<>/dev/tcp/127.0.0.1/111) 2>/dev/null && rpcbind_before=1
+step export "$LM" export mnt --nfs-port 20490 --mount-port 20048
+id=$(readlink mnt/sample/latest)
+step "boot over NFS" "$SRC/tools/boot-sample-vm.sh" "nfs://127.0.0.1$DEMO/mnt/sample/$id/sample.qcow2"
 "$LM" list repo --state-dir "$DEMO/state"
 step umount "$LM" umount mnt
+[ $rpcbind_before = 1 ] || pkill -x rpcbind || true
 echo "== the backup copy itself never changed"
 step verify "$LM" verify repo --read-data
 echo "== for comparison: a full restore, then a boot from local disk"

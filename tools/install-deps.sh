@@ -11,8 +11,10 @@ build_pkgs=(build-essential cmake pkg-config git
 # What the sample VM is made of and booted with (tools/make-sample-vm.sh).
 guest_pkgs=(linux-image-cloud-amd64 busybox-static syslinux syslinux-common mtools dosfstools
   fdisk cpio e2fsprogs qemu-system-x86)
-test_pkgs=(qemu-utils python3 attr "${guest_pkgs[@]}")
-demo_pkgs=(qemu-utils bc python3 "${guest_pkgs[@]}")
+# NFS export (livemount export / mount --export) and its clients in the tests.
+nfs_pkgs=(nfs-ganesha nfs-ganesha-vfs rpcbind)
+test_pkgs=(qemu-utils python3 attr "${guest_pkgs[@]}" "${nfs_pkgs[@]}" libnfs-utils qemu-block-extra)
+demo_pkgs=(qemu-utils bc python3 "${guest_pkgs[@]}" "${nfs_pkgs[@]}")
 bench_pkgs=(restic fio)
 
 want=()

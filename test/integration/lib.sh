@@ -102,6 +102,7 @@ mount_repo() {
 force_unmount() {
   local mnt=$1 pid
   pid=$(getfattr --only-values -n user.livemount.pid "$mnt" 2>/dev/null || true)
+  [ -z "$pid" ] || timeout 20 "$LM" export --stop "$mnt" >/dev/null 2>&1 || true
   fusermount3 -u -z "$mnt" 2>/dev/null || true
   if [ -n "$pid" ]; then
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -123,4 +124,39 @@ check_log() {
   local bad
   bad=$(grep -E ' (error|warn) ' "$log" | { if [ -n "$allowed" ]; then grep -vE "$allowed"; else cat; fi; } || true)
   [ -z "$bad" ] || { echo "$bad" >&2; fail "the daemon logged errors"; }
+}
+
+# --- NFS export --------------------------------------------------------------------------
+# The media agent starts rpcbind when nothing answers on port 111; a test that exports
+# stops it again at exit if it was not running before, so no daemon is left behind.
+nfs_setup() {
+  command -v ganesha.nfsd >/dev/null || fail "nfs-ganesha is not installed (tools/install-deps.sh test)"
+  if ! (exec 3<>/dev/tcp/127.0.0.1/111) 2>/dev/null; then cleanup_hooks+=("pkill -x rpcbind"); fi
+  cleanup_hooks+=("pkill -f -- '-f $WORK/.*/ganesha.conf' || true")
+}
+
+# qemu-io (QEMU's own block layer and NFS client) on a file, kept open across commands:
+# qio_open URL; qio "read -P 0x05 4M 1M"; qio_close prints everything it said.
+qio_open() {
+  rm -f "$WORK/qio.fifo"; mkfifo "$WORK/qio.fifo"
+  qemu-io -f raw "$1" <"$WORK/qio.fifo" >"$WORK/qio.out" 2>&1 &
+  QIO_PID=$!
+  exec {QIO_FD}>"$WORK/qio.fifo"
+  cleanup_hooks+=("kill $QIO_PID 2>/dev/null")
+}
+qio() { echo "$*" >&$QIO_FD; }
+# qio_wait N: waits until qemu-io has answered N read/write commands in all.
+qio_wait() {
+  for _ in $(seq 300); do
+    [ "$(grep -cE '^(qemu-io> )*(read|wrote) [0-9]+/' "$WORK/qio.out" || true)" -ge "$1" ] && return 0
+    grep -qiE 'error|failed|stale' "$WORK/qio.out" && { cat "$WORK/qio.out" >&2; fail "qemu-io: an I/O failed"; }
+    sleep 0.1
+  done
+  cat "$WORK/qio.out" >&2; fail "qemu-io did not answer"
+}
+qio_close() {
+  echo quit >&$QIO_FD
+  exec {QIO_FD}>&-
+  wait "$QIO_PID" || true
+  cat "$WORK/qio.out"
 }

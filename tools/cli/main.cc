@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   lm::cli::RegisterRepoCommands(app, &exit_code);
   lm::cli::RegisterMountCommands(app, &exit_code);
   lm::cli::RegisterProfileCommands(app, &exit_code);
+  lm::cli::RegisterExportCommands(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

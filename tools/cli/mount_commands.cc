@@ -58,6 +58,11 @@ bool Alive(int pid) {
 int Umount(const std::string& mountpoint, bool lazy) {
   auto pid = DaemonPidOf(mountpoint);
   if (!pid.ok()) return Report(pid.status());
+  // An NFS export holds files of the mount open: it goes first.
+  if (auto name = ControlNameOf(mountpoint); name.ok()) {
+    auto r = ControlRequest(*name, {{"cmd", "unexport"}}, 30000);
+    if (r.ok() && r->value("was_exported", false)) fmt::print("stopped the NFS export of {}\n", mountpoint);
+  }
   std::string err;
   std::vector<std::string> argv = {"fusermount3", "-u"};
   if (lazy) argv.push_back("-z");
@@ -109,6 +114,12 @@ int Stats(const std::string& mountpoint, bool as_json) {
   fmt::print("prestage    {} chunks\n", j["prestage"]["chunks"].get<uint64_t>());
   fmt::print("writes      {} requests, {}\n", j["writes"]["requests"].get<uint64_t>(),
              FormatBytes(j["writes"]["bytes"]));
+  if (j.contains("export") && !j["export"].is_null()) {
+    const json& e = j["export"];
+    fmt::print("export      NFS {} on {}:{} (nfs-ganesha pid {}{})\n", e["path"].get<std::string>(),
+               e["bind"].get<std::string>(), e["nfs_port"].get<int>(), e["pid"].get<int>(),
+               e["running"].get<bool>() ? "" : ", exited");
+  }
   for (auto& ov : j["overlays"]) {
     fmt::print("overlay     {}: {} data files, {}\n", ov["backup"].get<std::string>(),
                ov["files"].get<uint64_t>(), FormatBytes(ov["bytes"]));
@@ -154,6 +165,8 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     c->add_option("--prestage", o->prestage, "Pre-stage VM[@BACKUP] as soon as the mount is up (repeatable)");
     c->add_flag("--hydrate", o->hydrate, "After pre-staging, copy the rest of those backup copies too");
     c->add_option("--record-reads", o->record_reads, "Benchmarks: log every read (file, offset, length)");
+    c->add_flag("--export", o->nfs_export, "Also serve the mount over NFS (see livemount export)");
+    AddExportOptions(c, &o->export_options);
     c->callback([=] {
       auto size = ParseSize(*cache_size);
       if (!size.ok()) {

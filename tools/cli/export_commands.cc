@@ -1,0 +1,67 @@
+// export: serve a running live mount over NFS (nfs-ganesha, run by the media agent).
+#include <fmt/core.h>
+
+#include "fs/control.h"
+#include "fs/media_agent.h"
+#include "fs/nfs_export.h"
+#include "store/env.h"
+#include "tools/cli/commands.h"
+
+namespace lm::cli {
+
+using nlohmann::json;
+
+void AddExportOptions(CLI::App* c, ExportOptions* e) {
+  c->add_option("--bind", e->bind, "Address the NFS server listens on")->capture_default_str();
+  c->add_option("--nfs-port", e->nfs_port, "NFS port (ESXi needs 2049)")->capture_default_str();
+  c->add_option("--mount-port", e->mount_port, "MOUNT protocol port (NFSv3)")->capture_default_str();
+  c->add_option("--client", e->clients,
+                "Host, address or network (10.0.0.0/24) that may mount; repeatable (default: 127.0.0.1 only)");
+}
+
+namespace {
+
+int Export(const std::string& mountpoint, ExportOptions e, bool stop, bool as_json) {
+  auto name = ControlNameOf(mountpoint);
+  if (!name.ok()) return Report(name.status());
+  if (stop) {
+    auto reply = ControlRequest(*name, {{"cmd", "unexport"}}, 30000);
+    if (!reply.ok()) return Report(reply.status().Context(mountpoint));
+    if (as_json) fmt::print("{}\n", reply->dump(2));
+    else fmt::print("{} {}\n", (*reply)["was_exported"].get<bool>() ? "stopped the NFS export of" : "was not exported:", mountpoint);
+    return 0;
+  }
+  json req = {{"cmd", "export"},         {"bind", e.bind},       {"nfs_port", e.nfs_port},
+              {"mount_port", e.mount_port}, {"clients", e.clients}, {"read_only", e.read_only}};
+  auto reply = ControlRequest(*name, req, 60000);  // ganesha takes a few seconds to start
+  if (!reply.ok()) return Report(reply.status().Context(mountpoint));
+  if (reply->contains("error")) return Report(Status::IoError((*reply)["error"].get<std::string>()));
+  if (as_json) {
+    fmt::print("{}\n", reply->dump(2));
+    return 0;
+  }
+  // The agent's view of the options (it knows the absolute mountpoint and whether it is read-only).
+  e.mountpoint = (*reply)["path"];
+  e.read_only = (*reply)["read_only"];
+  fmt::print("{}", HypervisorInstructions(e, AdvertisedAddress(e)));
+  fmt::print("\nstop with: livemount export --stop {}  (livemount umount stops it too)\n", mountpoint);
+  return 0;
+}
+
+}  // namespace
+
+void RegisterExportCommands(CLI::App& app, int* exit_code) {
+  auto* c = app.add_subcommand("export", "Serve a live mount over NFS for a hypervisor (nfs-ganesha)");
+  auto mp = std::make_shared<std::string>();
+  auto e = std::make_shared<ExportOptions>();
+  auto stop = std::make_shared<bool>(false);
+  auto as_json = std::make_shared<bool>(false);
+  c->add_option("MOUNTPOINT", *mp, "Mountpoint of a running livemount mount")->required();
+  AddExportOptions(c, e.get());
+  c->add_flag("--read-only", e->read_only, "Export read-only (clients cannot write to the overlay)");
+  c->add_flag("--stop", *stop, "Stop the export (the mount stays)");
+  c->add_flag("--json", *as_json, "Machine-readable output");
+  c->callback([=] { *exit_code = Export(*mp, *e, *stop, *as_json); });
+}
+
+}  // namespace lm::cli
