@@ -171,6 +171,7 @@ int Serve(const MountOptions& o, int ready_fd) {
   if (!mount.ok()) return report(mount.status()), 1;
   std::mutex export_mu;
   std::unique_ptr<NfsExport> nfs;  // declared after the mount: stops before it unmounts
+  bool export_starting = false;    // under export_mu
   auto control = ControlServer::Start(control_name, [&](const json& req) -> json {
     std::string cmd = req.value("cmd", "");
     if (cmd == "stats") {
@@ -180,8 +181,6 @@ int Serve(const MountOptions& o, int ready_fd) {
       return j;
     }
     if (cmd == "export") {
-      std::lock_guard lock(export_mu);
-      if (nfs && nfs->running()) return {{"error", o.mountpoint + " is already exported"}};
       ExportOptions e;
       try {
         e.bind = req.value("bind", e.bind);
@@ -192,8 +191,15 @@ int Serve(const MountOptions& o, int ready_fd) {
       } catch (const json::exception&) {
         return {{"error", "malformed export request"}};
       }
-      nfs.reset();
+      {
+        std::lock_guard lock(export_mu);  // not held while ganesha starts: stats stay quick
+        if (export_starting || (nfs && nfs->running())) return {{"error", o.mountpoint + " is already exported"}};
+        export_starting = true;
+        nfs.reset();
+      }
       auto started = NfsExport::Start(CompleteExportOptions(e, o.mountpoint, o.state_dir, o.read_only));
+      std::lock_guard lock(export_mu);
+      export_starting = false;
       if (!started.ok()) return {{"error", started.status().message()}};
       nfs = std::move(started).value();
       return nfs->Describe();
