@@ -1,5 +1,9 @@
 #include "profile/prestage.h"
 
+#include <algorithm>
+
+#include "profile/repo_reader.h"
+
 #include <atomic>
 #include <cstring>
 
@@ -120,11 +124,41 @@ Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::s
     *chosen = explicit_path;
     return LoadProfile(explicit_path);
   }
-  for (const std::string& path : {JoinPath(repo.BackupDir(b), "profile.json"),
-                                  LearnedProfilePath(state_dir, b.vm)}) {
-    if (!PathExists(path)) continue;
-    *chosen = path;
-    return LoadProfile(path);
+  std::string attached = JoinPath(repo.BackupDir(b), "profile.json");
+  std::string vm_profile = LearnedProfilePath(state_dir, b.vm);
+  if (PathExists(attached)) {
+    *chosen = attached;
+    LM_ASSIGN_OR_RETURN(Profile p, LoadProfile(attached));
+    bool only_guest_files = std::all_of(p.entries.begin(), p.entries.end(),
+                                        [](const ProfileEntry& e) { return e.source == "guest-file"; });
+    if (only_guest_files) {  // (backup --select-files): the boot still needs its structure first
+      std::vector<std::string> notes;
+      LM_ASSIGN_OR_RETURN(Profile st, StructuralProfile(repo, b, &notes));
+      uint64_t next = st.entries.empty() ? 0 : st.entries.back().order + 1;
+      for (auto& e : p.entries) {
+        e.order = next++;
+        st.entries.push_back(e);
+      }
+      p.entries = std::move(st.entries);
+      *chosen = "structural + " + attached;
+    }
+    if (!PathExists(vm_profile)) return p;
+    // Guest files an administrator picked for the VM (profile add-files, browse) always apply.
+    LM_ASSIGN_OR_RETURN(Profile picked, LoadProfile(vm_profile));
+    uint64_t next = p.entries.empty() ? 0 : p.entries.back().order + 1;
+    bool any = false;
+    for (auto& e : picked.entries) {
+      if (e.source != "guest-file") continue;
+      e.order = next++;
+      p.entries.push_back(e);
+      any = true;
+    }
+    if (any) *chosen = attached + " + guest files from " + vm_profile;
+    return p;
+  }
+  if (PathExists(vm_profile)) {
+    *chosen = vm_profile;
+    return LoadProfile(vm_profile);
   }
   std::vector<std::string> notes;
   LM_ASSIGN_OR_RETURN(Profile p, StructuralProfile(repo, b, &notes));
@@ -133,43 +167,6 @@ Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::s
   return p;
 }
 
-namespace {
-// Reads a backed-up file straight from the repository, remembering recent chunks (format
-// metadata is read in many small pieces).
-class RepoFileReader {
- public:
-  RepoFileReader(Repository& repo, const FileChunks& fc) : repo_(repo), fc_(fc) {}
-  Status Read(uint64_t off, size_t len, char* out) {
-    if (off + len > fc_.file_size) return Status::Corrupt("read past the end of the file");
-    for (size_t done = 0; done < len;) {
-      uint64_t pos = off + done;
-      size_t i = pos / fc_.chunk_size;
-      uint32_t in = static_cast<uint32_t>(pos % fc_.chunk_size);
-      size_t n = std::min<uint64_t>(len - done, fc_.ChunkLen(i) - in);
-      const Digest& d = fc_.digests[i];
-      if (d.IsZero()) {
-        std::memset(out + done, 0, n);
-      } else {
-        auto it = memo_.find(d);
-        if (it == memo_.end()) {
-          if (memo_.size() > 256) memo_.clear();
-          std::string raw;
-          LM_RETURN_IF_ERROR(repo_.ReadChunk(d, &raw));
-          it = memo_.emplace(d, std::move(raw)).first;
-        }
-        std::memcpy(out + done, it->second.data() + in, n);
-      }
-      done += n;
-    }
-    return Status::Ok();
-  }
-
- private:
-  Repository& repo_;
-  const FileChunks& fc_;
-  std::unordered_map<Digest, std::string, DigestHash> memo_;
-};
-}  // namespace
 
 Result<Profile> StructuralProfile(Repository& repo, const BackupRef& b, std::vector<std::string>* notes) {
   LM_ASSIGN_OR_RETURN(BackupManifest m, repo.LoadManifest(b));

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "fs/nfs_export.h"
+#include "profile/guest_view.h"
 #include "store/status.h"
 
 namespace lm::cli {
@@ -13,9 +14,19 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code);   // init backup list 
 void RegisterMountCommands(CLI::App& app, int* exit_code);  // mount umount stats discard
 void RegisterProfileCommands(CLI::App& app, int* exit_code);  // profile ..., prestage
 void RegisterExportCommands(CLI::App& app, int* exit_code);   // export
+void RegisterGuestCommands(CLI::App& app, int* exit_code);    // ls, cat, profile add-files, browse
 
 // --bind, --nfs-port, --mount-port, --client (export and mount --export).
 void AddExportOptions(CLI::App* c, ExportOptions* e);
+
+// The guest view of REPO's VM[@BACKUP] (resolving the spec into *ref).
+Result<std::unique_ptr<GuestView>> OpenGuestView(Repository& repo, const std::string& spec, BackupRef* ref);
+// Adds the guest paths' ranges to `base` (replacing earlier picks of the same paths).
+Result<Profile> AddGuestFiles(Profile base, GuestView& view, const std::vector<std::string>& paths,
+                              uint64_t* files, uint64_t* bytes);
+// ... to the VM's profile in STATE/profiles (started from the structural one if none).
+Status SaveGuestFiles(Repository& repo, const BackupRef& ref, GuestView& view, const std::vector<std::string>& paths,
+                      const std::string& state_dir, uint64_t* files, uint64_t* bytes, std::string* path_out);
 
 // Prints "livemount: <message>" to stderr and returns 1 (or 0 if ok).
 int Report(const Status& s);

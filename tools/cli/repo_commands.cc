@@ -5,12 +5,15 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <unistd.h>
 
 #include "fs/media_agent.h"
 #include "fs/overlay_store.h"
 #include "store/backup.h"
 #include "store/restore.h"
 #include "store/verify.h"
+#include "profile/guest_view.h"
+#include "profile/profile.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/progress.h"
 
@@ -44,9 +47,39 @@ int Init(const std::string& repo, const std::string& chunk_size) {
   return 0;
 }
 
-int Backup(const std::string& repo_path, BackupOptions o) {
+// backup --select-files: the guest paths resolve against the VM directory's own disks
+// (the bytes about to be backed up), into a profile the backup copy carries.
+Status ProfileForSelectedFiles(BackupOptions* o, const std::vector<std::string>& paths, std::string* tmp) {
+  Profile base;
+  base.vm = o->vm;
+  if (!o->profile_path.empty()) {
+    LM_ASSIGN_OR_RETURN(base, LoadProfile(o->profile_path));
+  }
+  LM_ASSIGN_OR_RETURN(auto view, GuestView::OpenDirectory(o->vmdir));
+  uint64_t files = 0, bytes = 0;
+  LM_ASSIGN_OR_RETURN(Profile p, AddGuestFiles(std::move(base), *view, paths, &files, &bytes));
+  *tmp = "/tmp/livemount-profile-" + RandomHex(6) + ".json";
+  LM_RETURN_IF_ERROR(SaveProfile(*tmp, p));
+  o->profile_path = *tmp;
+  fmt::print("selected {} guest file{} ({} of image ranges) for the backup copy's profile\n", files,
+             files == 1 ? "" : "s", FormatBytes(bytes));
+  return Status::Ok();
+}
+
+int Backup(const std::string& repo_path, BackupOptions o, const std::vector<std::string>& select_files) {
   auto repo = Repository::Open(repo_path);
   if (!repo.ok()) return Report(repo.status());
+  std::string tmp_profile;
+  if (!select_files.empty()) {
+    Status s = ProfileForSelectedFiles(&o, select_files, &tmp_profile);
+    if (!s.ok()) return Report(s.Context("--select-files"));
+  }
+  struct Remove {
+    std::string path;
+    ~Remove() {
+      if (!path.empty()) ::unlink(path.c_str());
+    }
+  } remove_tmp{tmp_profile};
   ProgressBar bar("backup " + o.vm);
   o.progress = [&](const BackupProgress& p) {
     bar.Update(p.done_bytes, p.total_bytes, p.current_file);
@@ -230,7 +263,10 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
     c->add_option("--compression-level", o->compression_level, "zstd level 1-19, 0 for none")
         ->capture_default_str();
     c->add_option("--threads", o->threads, "Worker threads (0: one per core)");
-    c->callback([=] { *exit_code = Backup(*repo, *o); });
+    auto select = std::make_shared<std::vector<std::string>>();
+    c->add_option("--select-files", *select,
+                  "Guest paths (/sda1/var/lib/db) whose blocks go into the backup copy's profile");
+    c->callback([=] { *exit_code = Backup(*repo, *o, *select); });
   }
   {
     auto* c = app.add_subcommand("list", "List VMs and their backup copies");
