@@ -7,13 +7,17 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config git
   librocksdb-dev libfuse3-dev fuse3 libcli11-dev libfmt-dev catch2
-  libzstd-dev libssl-dev libxxhash-dev nlohmann-json3-dev)
+  libzstd-dev libssl-dev libxxhash-dev nlohmann-json3-dev
+  zlib1g-dev libext2fs-dev ntfs-3g-dev libncurses-dev)
 # What the sample VM is made of and booted with (tools/make-sample-vm.sh).
 guest_pkgs=(linux-image-cloud-amd64 busybox-static syslinux syslinux-common mtools dosfstools
   fdisk cpio e2fsprogs qemu-system-x86)
 # NFS export (livemount export / mount --export) and its clients in the tests.
 nfs_pkgs=(nfs-ganesha nfs-ganesha-vfs rpcbind)
-test_pkgs=(qemu-utils python3 attr "${guest_pkgs[@]}" "${nfs_pkgs[@]}" libnfs-utils qemu-block-extra)
+# Guest disks of the guest-file tests (mkntfs, ntfscp), the file manager's test (tmux),
+# and the parsers' fuzz targets (clang's libFuzzer).
+test_pkgs=(qemu-utils python3 attr "${guest_pkgs[@]}" "${nfs_pkgs[@]}" libnfs-utils qemu-block-extra
+  ntfs-3g tmux clang)
 demo_pkgs=(qemu-utils bc python3 "${guest_pkgs[@]}" "${nfs_pkgs[@]}")
 bench_pkgs=(restic fio)
 
