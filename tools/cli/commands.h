@@ -14,7 +14,8 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code);   // init backup list 
 void RegisterMountCommands(CLI::App& app, int* exit_code);  // mount umount stats discard
 void RegisterProfileCommands(CLI::App& app, int* exit_code);  // profile ..., prestage
 void RegisterExportCommands(CLI::App& app, int* exit_code);   // export
-void RegisterGuestCommands(CLI::App& app, int* exit_code);    // ls, cat, profile add-files, browse
+void RegisterGuestCommands(CLI::App& app, int* exit_code);    // ls, cat, profile add-files
+void RegisterBrowseCommand(CLI::App& app, int* exit_code);    // browse
 
 // --bind, --nfs-port, --mount-port, --client (export and mount --export).
 void AddExportOptions(CLI::App* c, ExportOptions* e);

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   lm::cli::RegisterProfileCommands(app, &exit_code);
   lm::cli::RegisterExportCommands(app, &exit_code);
   lm::cli::RegisterGuestCommands(app, &exit_code);
+  lm::cli::RegisterBrowseCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
