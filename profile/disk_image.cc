@@ -119,8 +119,6 @@ Status DiskImage::OpenQcow2() {
   std::string l1(l1_size * 8, '\0');
   LM_RETURN_IF_ERROR(read_(l1_off, l1.size(), l1.data()));
   uint64_t units = (guest_size_ + unit_ - 1) / unit_;
-  map_.assign(units, 0);
-  clen_.assign(units, 0);
   tables_.assign((units + l2_entries - 1) / l2_entries, ByteRange{});
   std::string l2(unit_, '\0');
   uint32_t csize_bits = bits - 8;  // compressed descriptor: offset bits, then sector count
@@ -142,14 +140,13 @@ Status DiskImage::OpenQcow2() {
         if (!host || len == 0 || !inside(host, len)) {
           return Status::Corrupt(path_ + ": qcow2 compressed cluster outside the file");
         }
-        map_[u] = host;
-        clen_[u] = static_cast<uint32_t>(len);
+        units_[u] = {host, static_cast<uint32_t>(len)};
         continue;
       }
       bool zero_flag = version == 3 && (e & 1);
       uint64_t host = e & kQcowOffsetMask;
       if (host && !inside(host, unit_)) return Status::Corrupt(path_ + ": qcow2 data cluster outside the file");
-      if (host && !zero_flag) map_[u] = host;
+      if (host && !zero_flag) units_[u] = {host, 0};
     }
   }
   std::string rt(uint64_t{rt_clusters} * unit_, '\0');
@@ -195,8 +192,9 @@ Status DiskImage::OpenVmdk() {
   if (desc_off && desc_size) metadata_.push_back({desc_off * 512, desc_size * 512, "VMDK descriptor"});
   roots_ = metadata_;
   table_span_ = uint64_t{gtes} * unit_;
-  map_.assign(grains, 0);
-  clen_.assign(grains, 0);
+  if (ngt > file_size_ / 4 || uint64_t{gtes} * 4 > file_size_) {
+    return Status::Corrupt(path_ + ": VMDK grain directory or tables larger than the file");
+  }
   tables_.assign(ngt, ByteRange{});
   std::vector<uint64_t> gds = {gd_off};
   if ((flags & 2) && rgd_off) gds.push_back(rgd_off);  // redundant grain directory
@@ -220,8 +218,7 @@ Status DiskImage::OpenVmdk() {
         uint64_t host = uint64_t{GetU32(gt.data() + 4 * e)} * 512;
         if (host <= 512) continue;  // 0: unallocated, 1: a zero grain
         if (host >= file_size_) return Status::Corrupt(path_ + ": VMDK grain outside the file");
-        map_[t * gtes + e] = host;
-        if (compressed) clen_[t * gtes + e] = kLenFromMarker;  // read when first needed
+        units_[t * gtes + e] = {host, compressed ? kLenFromMarker : 0};  // a marker is read when needed
       }
     }
   }
@@ -238,11 +235,12 @@ Result<std::vector<ByteRange>> DiskImage::Map(uint64_t off, uint64_t len) const 
   for (uint64_t pos = off; pos < end;) {
     uint64_t u = pos / unit_, in = pos % unit_;
     uint64_t n = std::min(end - pos, unit_ - in);
-    if (map_[u] && clen_[u]) {
+    Unit unit = At(u);
+    if (unit.host && unit.clen) {
       LM_ASSIGN_OR_RETURN(uint64_t clen, CompressedLen(u));
-      if (out.empty() || out.back().off != map_[u]) out.push_back({map_[u], clen, "compressed guest data"});
-    } else if (map_[u]) {
-      uint64_t host = map_[u] + in;
+      if (out.empty() || out.back().off != unit.host) out.push_back({unit.host, clen, "compressed guest data"});
+    } else if (unit.host) {
+      uint64_t host = unit.host + in;
       if (!out.empty() && out.back().off + out.back().len == host) out.back().len += n;
       else out.push_back({host, n, "guest data"});
     }
@@ -263,9 +261,10 @@ std::vector<ByteRange> DiskImage::MetadataFor(uint64_t off, uint64_t len) const 
 }
 
 Result<uint64_t> DiskImage::CompressedLen(uint64_t u) const {
-  if (clen_[u] != kLenFromMarker) return uint64_t{clen_[u]};
+  Unit unit = At(u);
+  if (unit.clen != kLenFromMarker) return uint64_t{unit.clen};
   char marker[12];  // a streamOptimized grain: u64 guest sector, u32 compressed size, data
-  uint64_t host = map_[u];
+  uint64_t host = unit.host;
   if (host + 12 > file_size_) return Status::Corrupt(path_ + ": VMDK grain marker outside the file");
   LM_RETURN_IF_ERROR(read_(host, 12, marker));
   uint64_t size = GetU32(marker + 8);
@@ -278,7 +277,8 @@ Result<uint64_t> DiskImage::CompressedLen(uint64_t u) const {
 Status DiskImage::ReadUnit(uint64_t u, std::string* out) const {
   LM_ASSIGN_OR_RETURN(uint64_t clen, CompressedLen(u));
   std::string packed(clen, '\0');
-  LM_RETURN_IF_ERROR(read_(map_[u], packed.size(), packed.data()));
+  uint64_t host = At(u).host;
+  LM_RETURN_IF_ERROR(read_(host, packed.size(), packed.data()));
   out->assign(unit_, '\0');
   bool ok;
   if (format_ == ImageFormat::kVmdkStream) {
@@ -288,7 +288,7 @@ Status DiskImage::ReadUnit(uint64_t u, std::string* out) const {
   }
   if (!ok) {
     return Status::Corrupt(path_ + ": compressed " + (format_ == ImageFormat::kQcow2 ? "cluster" : "grain") +
-                           " at file offset " + std::to_string(map_[u]) + " does not decompress");
+                           " at file offset " + std::to_string(host) + " does not decompress");
   }
   return Status::Ok();
 }
@@ -302,7 +302,8 @@ Status DiskImage::ReadGuest(uint64_t off, size_t len, char* out) const {
   for (uint64_t pos = off; pos < off + len;) {
     uint64_t u = pos / unit_, in = pos % unit_;
     uint64_t n = std::min(off + len - pos, unit_ - in);
-    if (u < map_.size() && map_[u] && clen_[u]) {
+    Unit unit = At(u);
+    if (unit.host && unit.clen) {
       std::lock_guard lock(inflated_->mu);
       if (inflated_->unit != u) {
         inflated_->unit = ~uint64_t{0};
@@ -310,8 +311,8 @@ Status DiskImage::ReadGuest(uint64_t off, size_t len, char* out) const {
         inflated_->unit = u;
       }
       std::memcpy(out + (pos - off), inflated_->bytes.data() + in, n);
-    } else if (u < map_.size() && map_[u]) {
-      LM_RETURN_IF_ERROR(read_(map_[u] + in, n, out + (pos - off)));
+    } else if (unit.host) {
+      LM_RETURN_IF_ERROR(read_(unit.host + in, n, out + (pos - off)));
     }
     pos += n;
   }

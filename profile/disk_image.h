@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "store/status.h"
@@ -59,9 +60,18 @@ class DiskImage {
   // qcow2: cluster size and the L2 tables (host offsets of data clusters, 0 = unallocated)
   // VMDK: grain size and grain tables, flattened to one entry per grain.
   uint64_t unit_ = 0;
-  std::vector<uint64_t> map_;   // guest unit index -> host offset (0: unallocated)
-  std::vector<uint32_t> clen_;  // compressed length at that offset (0: stored as is;
-                                // ~0: a streamOptimized grain, length in its marker)
+  // Allocated guest units only (so a damaged header cannot make it huge): unit index ->
+  // host offset and compressed length (0: stored as is; ~0: a streamOptimized grain,
+  // length in its marker).
+  struct Unit {
+    uint64_t host = 0;
+    uint32_t clen = 0;
+  };
+  std::unordered_map<uint64_t, Unit> units_;
+  Unit At(uint64_t u) const {
+    auto it = units_.find(u);
+    return it == units_.end() ? Unit{} : it->second;
+  }
   bool zstd_ = false;           // qcow2 compression type 1
   uint64_t table_span_ = 0;     // guest bytes one L2 / grain table covers
   std::vector<ByteRange> tables_;  // by guest table index: its L2 / grain table (len 0: none)
