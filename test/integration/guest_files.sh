@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Guest files: ext4 (mkfs.ext4 -d) and NTFS (mkntfs, ntfscp) guest disks with MBR and GPT,
-# as raw, compressed qcow2, VMDK monolithicSparse and streamOptimized images. For every
+# as raw, compressed qcow2 (v3 deflate and zstd, v2), VMDK monolithicSparse and
+# streamOptimized images. For every
 # picked file: ls lists it, cat gives its bytes, and the image ranges profile add-files
 # records are enough to read it back exactly (every other byte of the image zeroed).
 # After add-files and prestage, reading the files through the live mount reads nothing
@@ -53,17 +54,19 @@ gpt_disk("ntfs.part", "ntfs-gpt.raw")
 PY
 sfdisk -d ntfs-gpt.raw 2>/dev/null | grep -q 'windata' || fail "the GPT test disk is not valid"
 
-mkdir -p vms/raw vms/qcow2 vms/sparse vms/stream
+mkdir -p vms/raw vms/qcow2 vms/zstd vms/sparse vms/stream
 cp ext-mbr.raw vms/raw/disk.raw
 cp ntfs-gpt.raw vms/raw/win.raw
 qemu-img convert -q -c -O qcow2 ext-mbr.raw vms/qcow2/disk.qcow2
 qemu-img convert -q -c -O qcow2 ntfs-gpt.raw vms/qcow2/win.qcow2
+qemu-img convert -q -c -O qcow2 -o compression_type=zstd ext-mbr.raw vms/zstd/disk.qcow2
+qemu-img convert -q -c -O qcow2 -o compat=0.10 ntfs-gpt.raw vms/zstd/win.qcow2   # qcow2 v2
 qemu-img convert -q -O vmdk -o subformat=monolithicSparse ext-mbr.raw vms/sparse/disk.vmdk
 qemu-img convert -q -O vmdk -o subformat=monolithicSparse ntfs-gpt.raw vms/sparse/win.vmdk
 qemu-img convert -q -O vmdk -o subformat=streamOptimized ext-mbr.raw vms/stream/disk.vmdk
 qemu-img convert -q -O vmdk -o subformat=streamOptimized ntfs-gpt.raw vms/stream/win.vmdk
 $LM init repo >/dev/null
-for f in raw qcow2 sparse stream; do $LM backup repo vms/$f --vm $f >/dev/null; done
+for f in raw qcow2 zstd sparse stream; do $LM backup repo vms/$f --vm $f >/dev/null; done
 
 PICKS="/sda1/etc/fstab /sda1/var/db/data.bin /sda1/var/db/log.txt /sda1/deep/a/b/c/leaf.txt /sdb1/data.bin /sdb1/notes.txt"
 want_of() {  # guest path -> source file
@@ -73,7 +76,7 @@ want_of() {  # guest path -> source file
     /sdb1/notes.txt) echo tree/etc/fstab ;;
   esac
 }
-for f in raw qcow2 sparse stream; do
+for f in raw qcow2 zstd sparse stream; do
   note "$f: ls, cat and resolved ranges"
   $LM ls repo "$f:/" >ls.out
   grep -qE '^sda1 +ext4 .*guestroot' ls.out || { cat ls.out; fail "$f: ls / lacks the ext4 volume"; }
