@@ -427,6 +427,13 @@ void FuseMount::InvalidateEntry(Ino parent, const std::string& name) {
   if (se_) fuse_lowlevel_notify_inval_entry(se_, parent, name.c_str(), name.size());
 }
 
+void FuseMount::Abort() {
+  if (!se_ || !mounted_) return;
+  fuse_session_exit(se_);
+  fuse_session_unmount(se_);  // the loop's next read fails, and it returns
+  mounted_ = false;
+}
+
 void FuseMount::Exit() {
   if (se_) fuse_session_exit(se_);
 }

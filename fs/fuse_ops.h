@@ -26,6 +26,8 @@ class FuseMount {
   // Serves requests until unmounted or Exit(); SIGINT, SIGTERM and SIGHUP end it too.
   Status Run();
   void Exit();
+  // Exits the loop and unmounts now, from another thread (the start failed after mounting).
+  void Abort();
   // Makes the kernel forget a cached name (after a discard changed what it names).
   void InvalidateEntry(Ino parent, const std::string& name);
 

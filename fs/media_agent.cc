@@ -249,9 +249,7 @@ int Serve(const MountOptions& o, int ready_fd) {
     if (!st.ok()) {
       LogError(st.message());
       start_failed = true;
-      (*mount)->Exit();
-      struct stat wake;
-      (void)::stat(o.mountpoint.c_str(), &wake);  // a request, so the loop sees the exit
+      (*mount)->Abort();
     }
   });
   if (ready_fd >= 0) {

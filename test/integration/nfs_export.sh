@@ -88,6 +88,13 @@ BLOCKER=$!
 cleanup_hooks+=("kill $BLOCKER 2>/dev/null")
 sleep 0.5
 expect_fail "port $P" $LM export mnt --nfs-port $P --mount-port $MP
+# mount --export with the port taken: the mount does not stay behind.
+mkdir -p mnt2
+cleanup_hooks+=("force_unmount '$WORK/mnt2'")
+expect_fail "port $P" $LM mount repo mnt2 --cache-dir cache2 --state-dir state2 --export --nfs-port $P --mount-port $MP
+sleep 0.5
+mountpoint -q mnt2 && fail "a failed mount --export left its mount behind"
+pgrep -f -- "mount repo mnt2" >/dev/null && fail "a failed mount --export left its media agent running"
 kill $BLOCKER
 expect_fail "not a livemount mount" $LM export "$WORK" --nfs-port $P --mount-port $MP
 
