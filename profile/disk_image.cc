@@ -180,7 +180,8 @@ Status DiskImage::OpenVmdk() {
   if (compressed && compress != 1) return Status::Unsupported(path_ + ": VMDK compression " + std::to_string(compress));
   if (gd_off == kVmdkGdAtEnd) return Status::Corrupt(path_ + ": VMDK footer has no grain directory");
   if (compressed) format_ = ImageFormat::kVmdkStream;
-  if (grain == 0 || (grain & (grain - 1)) || gtes == 0 || capacity == 0) {
+  // Grains beyond 1 GiB do not exist in practice and would overflow the arithmetic below.
+  if (grain == 0 || (grain & (grain - 1)) || grain > (1u << 21) || gtes == 0 || capacity == 0) {
     return Status::Corrupt(path_ + ": VMDK header has invalid geometry");
   }
   unit_ = grain * 512;
@@ -253,6 +254,7 @@ std::vector<ByteRange> DiskImage::MetadataFor(uint64_t off, uint64_t len) const 
   std::vector<ByteRange> out;
   if (format_ == ImageFormat::kRaw || len == 0 || off >= guest_size_) return out;
   out = roots_;
+  if (table_span_ == 0) return out;
   uint64_t last = std::min(off + len, guest_size_) - 1;
   for (uint64_t t = off / table_span_; t <= last / table_span_ && t < tables_.size(); t++) {
     if (tables_[t].len) out.push_back(tables_[t]);

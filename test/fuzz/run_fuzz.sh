@@ -37,11 +37,12 @@ for fmt in "qcow2" "qcow2 -c" "vmdk -o subformat=monolithicSparse" "vmdk -o subf
   qemu-img convert -q -O $fmt "$W/seeds/fs/ext4" "$W/seeds/fs/ext4-$name"
 done
 for t in disk_image guest_fs; do
-  seeds=$W/seeds/img; [ $t = guest_fs ] && seeds=$W/seeds/fs
+  seeds="$W/seeds/img $SRC/test/fuzz/regressions"   # regressions: inputs that once crashed
+  [ $t = guest_fs ] && seeds=$W/seeds/fs
   mkdir -p "$W/corpus-$t"
   echo "== fuzz_$t for ${SECS}s"
   ASAN_OPTIONS=detect_leaks=0 "$W/fuzz_$t" -max_total_time="$SECS" -rss_limit_mb=2048 -malloc_limit_mb=1024 \
-    -max_len=4194304 -timeout=10 -print_final_stats=1 "$W/corpus-$t" "$seeds" 2>"$W/$t.log" ||
+    -max_len=4194304 -timeout=10 -print_final_stats=1 "$W/corpus-$t" $seeds 2>"$W/$t.log" ||
     { tail -40 "$W/$t.log" >&2; echo "run_fuzz: fuzz_$t found a crash" >&2; exit 1; }
   grep -E 'stat::number_of_executed_units' "$W/$t.log" || true
 done
