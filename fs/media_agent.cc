@@ -172,6 +172,22 @@ int Serve(const MountOptions& o, int ready_fd) {
   std::mutex export_mu;
   std::unique_ptr<NfsExport> nfs;  // declared after the mount: stops before it unmounts
   bool export_starting = false;    // under export_mu
+  // Starts the export unless one runs; the lock is not held while ganesha starts, so
+  // stats stay quick.
+  auto start_export = [&](const ExportOptions& e) -> Status {
+    {
+      std::lock_guard lock(export_mu);
+      if (export_starting || (nfs && nfs->running())) return Status::Busy(o.mountpoint + " is already exported");
+      export_starting = true;
+      nfs.reset();
+    }
+    auto started = NfsExport::Start(e);
+    std::lock_guard lock(export_mu);
+    export_starting = false;
+    if (!started.ok()) return started.status();
+    nfs = std::move(started).value();
+    return Status::Ok();
+  };
   auto control = ControlServer::Start(control_name, [&](const json& req) -> json {
     std::string cmd = req.value("cmd", "");
     if (cmd == "stats") {
@@ -191,18 +207,10 @@ int Serve(const MountOptions& o, int ready_fd) {
       } catch (const json::exception&) {
         return {{"error", "malformed export request"}};
       }
-      {
-        std::lock_guard lock(export_mu);  // not held while ganesha starts: stats stay quick
-        if (export_starting || (nfs && nfs->running())) return {{"error", o.mountpoint + " is already exported"}};
-        export_starting = true;
-        nfs.reset();
-      }
-      auto started = NfsExport::Start(CompleteExportOptions(e, o.mountpoint, o.state_dir, o.read_only));
+      Status s = start_export(CompleteExportOptions(e, o.mountpoint, o.state_dir, o.read_only));
+      if (!s.ok()) return {{"error", s.message()}};
       std::lock_guard lock(export_mu);
-      export_starting = false;
-      if (!started.ok()) return {{"error", started.status().message()}};
-      nfs = std::move(started).value();
-      return nfs->Describe();
+      return nfs ? nfs->Describe() : json{{"error", "the export was stopped while it started"}};
     }
     if (cmd == "unexport") {
       std::lock_guard lock(export_mu);
@@ -235,16 +243,7 @@ int Serve(const MountOptions& o, int ready_fd) {
   // so with --export readiness is reported from this thread, after the loop started.
   std::atomic<bool> start_failed{false};
   std::thread exporter([&] {
-    Status st = Status::Ok();
-    if (o.nfs_export) {
-      auto started = NfsExport::Start(o.export_options);
-      if (started.ok()) {
-        std::lock_guard lock(export_mu);
-        nfs = std::move(started).value();
-      } else {
-        st = started.status();
-      }
-    }
+    Status st = o.nfs_export ? start_export(o.export_options) : Status::Ok();
     report(st);
     if (!st.ok()) {
       LogError(st.message());

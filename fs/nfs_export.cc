@@ -104,15 +104,6 @@ Status EnsureRpcbind() {
   return Status::IoError("rpcbind started but does not answer on port 111");
 }
 
-bool ProcessAlive(pid_t pid) {
-  if (pid <= 0 || ::kill(pid, 0) != 0) return false;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  auto paren = line.rfind(')');
-  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
-}
-
 // A ganesha left by a media agent that was killed holds the ports and a dead mount: stop it.
 void StopStaleGanesha(const std::string& dir) {
   std::ifstream pidfile(JoinPath(dir, "ganesha.pid"));

@@ -258,10 +258,10 @@ Result<std::vector<ResolvedFile>> GuestView::Resolve(const std::string& path) {
   return out;
 }
 
-std::vector<ProfileEntry> GuestFileEntries(const std::vector<ResolvedFile>& files, uint64_t first_order) {
+std::vector<ProfileEntry> GuestFileEntries(const std::vector<ResolvedFile>& files) {
   std::vector<ProfileEntry> out;
   for (const ResolvedFile& f : files) {
-    ProfileEntry e{f.disk_file, {}, "guest-file", first_order++, f.guest_path};
+    ProfileEntry e{f.disk_file, {}, "guest-file", 0, f.guest_path};
     for (auto& r : f.ranges.ranges()) e.ranges.push_back(r);
     if (!e.ranges.empty()) out.push_back(std::move(e));
   }

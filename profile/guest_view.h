@@ -74,8 +74,9 @@ class GuestView {
   std::vector<GuestVolume> volumes_;
 };
 
-// Profile entries (source "guest-file", note the guest path) for resolved files.
-std::vector<ProfileEntry> GuestFileEntries(const std::vector<ResolvedFile>& files, uint64_t first_order);
+// Profile entries (source "guest-file", note the guest path) for resolved files, in order
+// (Profile::Append numbers them).
+std::vector<ProfileEntry> GuestFileEntries(const std::vector<ResolvedFile>& files);
 
 // Parses "VM[@BACKUP]:/guest/path" into the spec and the path ("/" if none).
 Status SplitGuestSpec(const std::string& arg, std::string* spec, std::string* path);

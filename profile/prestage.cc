@@ -134,26 +134,18 @@ Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::s
     if (only_guest_files) {  // (backup --select-files): the boot still needs its structure first
       std::vector<std::string> notes;
       LM_ASSIGN_OR_RETURN(Profile st, StructuralProfile(repo, b, &notes));
-      uint64_t next = st.entries.empty() ? 0 : st.entries.back().order + 1;
-      for (auto& e : p.entries) {
-        e.order = next++;
-        st.entries.push_back(e);
-      }
+      st.Append(std::move(p.entries));
       p.entries = std::move(st.entries);
       *chosen = "structural + " + attached;
     }
     if (!PathExists(vm_profile)) return p;
     // Guest files an administrator picked for the VM (profile add-files, browse) always apply.
     LM_ASSIGN_OR_RETURN(Profile picked, LoadProfile(vm_profile));
-    uint64_t next = p.entries.empty() ? 0 : p.entries.back().order + 1;
-    bool any = false;
-    for (auto& e : picked.entries) {
-      if (e.source != "guest-file") continue;
-      e.order = next++;
-      p.entries.push_back(e);
-      any = true;
-    }
-    if (any) *chosen = attached + " + guest files from " + vm_profile;
+    std::vector<ProfileEntry> guest_files;
+    std::copy_if(picked.entries.begin(), picked.entries.end(), std::back_inserter(guest_files),
+                 [](const ProfileEntry& e) { return e.source == "guest-file"; });
+    if (!guest_files.empty()) *chosen = attached + " + guest files from " + vm_profile;
+    p.Append(std::move(guest_files));
     return p;
   }
   if (PathExists(vm_profile)) {

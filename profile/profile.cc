@@ -17,6 +17,14 @@ uint64_t Profile::Bytes() const {
   return n;
 }
 
+void Profile::Append(std::vector<ProfileEntry> more) {
+  uint64_t next = entries.empty() ? 0 : entries.back().order + 1;
+  for (auto& e : more) {
+    e.order = next++;
+    entries.push_back(std::move(e));
+  }
+}
+
 std::string EncodeProfile(const Profile& p) {
   json entries = json::array();
   for (const ProfileEntry& e : p.entries) {

@@ -24,6 +24,8 @@ struct Profile {
   std::vector<ProfileEntry> entries;  // sorted by order
 
   uint64_t Bytes() const;
+  // Adds entries after the last one, renumbering their order to keep it so.
+  void Append(std::vector<ProfileEntry> more);
 };
 
 std::string EncodeProfile(const Profile& p);

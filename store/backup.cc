@@ -288,8 +288,8 @@ std::string HostName() {
 Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
   LM_RETURN_IF_ERROR(o.validate());
   if (!IsDirectory(o.vmdir)) return Status::NotFound(o.vmdir + ": no such VM directory");
-  std::string profile;
-  if (!o.profile_path.empty()) {
+  std::string profile = o.profile_json;
+  if (profile.empty() && !o.profile_path.empty()) {
     LM_ASSIGN_OR_RETURN(profile, repo.env()->ReadFile(o.profile_path));
   }
   LM_ASSIGN_OR_RETURN(RepoLock lock, RepoLock::Shared(repo.path()));

@@ -26,6 +26,7 @@ struct BackupOptions {
   std::string vm;
   std::string vmdir;
   std::string profile_path;   // optional profile JSON to attach to the backup copy
+  std::string profile_json;   // ... or the profile itself (wins over profile_path)
   // zstd level; 0 stores chunks raw. Level 1 is ~25% faster than 3 and stores ~1.5% more
   // on a half-text disk (tools/bench/store_bench.sh).
   int compression_level = 1;

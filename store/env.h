@@ -70,6 +70,8 @@ Result<std::vector<std::string>> ListDir(const std::string& dir);  // names, sor
 std::string DirName(const std::string& path);
 std::string AbsolutePath(const std::string& path);  // realpath, or `path` if that fails
 std::string JoinPath(const std::string& a, const std::string& b);
+// True while the process runs; a zombie waiting for its reaper counts as gone.
+bool ProcessAlive(pid_t pid);
 // A random lowercase hex string of 2*bytes characters (from /dev/urandom).
 std::string RandomHex(size_t bytes);
 

@@ -33,15 +33,13 @@ Result<Profile> AddGuestFiles(Profile base, GuestView& view, const std::vector<s
     if (!replaced) kept.push_back(e);
   }
   base.entries = kept;
-  uint64_t next = base.entries.empty() ? 0 : base.entries.back().order + 1;
   for (auto& p : paths) {
     LM_ASSIGN_OR_RETURN(auto resolved, view.Resolve(p));
     for (auto& r : resolved) {
       if (r.guest_path.back() != '/') (*files)++;
       *bytes += r.ranges.bytes();
     }
-    for (auto& e : GuestFileEntries(resolved, next)) base.entries.push_back(e);
-    next = base.entries.empty() ? 0 : base.entries.back().order + 1;
+    base.Append(GuestFileEntries(resolved));
   }
   return base;
 }

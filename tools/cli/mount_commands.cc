@@ -45,16 +45,6 @@ int RunQuiet(const std::vector<std::string>& argv, std::string* err_line) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// True while the process runs; a zombie waiting for its reaper counts as gone.
-bool Alive(int pid) {
-  if (::kill(pid, 0) != 0) return false;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
-  auto paren = line.rfind(')');
-  return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
-}
-
 int Umount(const std::string& mountpoint, bool lazy) {
   auto pid = DaemonPidOf(mountpoint);
   if (!pid.ok()) return Report(pid.status());
@@ -73,7 +63,7 @@ int Umount(const std::string& mountpoint, bool lazy) {
   }
   // Wait for the daemon to flush its cache and exit.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (Alive(*pid)) {
+  while (ProcessAlive(*pid)) {
     if (std::chrono::steady_clock::now() > deadline) {
       return Report(Status::Busy("unmounted " + mountpoint + ", but the media agent (pid " +
                                  std::to_string(*pid) + ") is still running"));

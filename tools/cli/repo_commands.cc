@@ -5,7 +5,6 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
-#include <unistd.h>
 
 #include "fs/media_agent.h"
 #include "fs/overlay_store.h"
@@ -49,7 +48,7 @@ int Init(const std::string& repo, const std::string& chunk_size) {
 
 // backup --select-files: the guest paths resolve against the VM directory's own disks
 // (the bytes about to be backed up), into a profile the backup copy carries.
-Status ProfileForSelectedFiles(BackupOptions* o, const std::vector<std::string>& paths, std::string* tmp) {
+Status ProfileForSelectedFiles(BackupOptions* o, const std::vector<std::string>& paths) {
   Profile base;
   base.vm = o->vm;
   if (!o->profile_path.empty()) {
@@ -58,9 +57,7 @@ Status ProfileForSelectedFiles(BackupOptions* o, const std::vector<std::string>&
   LM_ASSIGN_OR_RETURN(auto view, GuestView::OpenDirectory(o->vmdir));
   uint64_t files = 0, bytes = 0;
   LM_ASSIGN_OR_RETURN(Profile p, AddGuestFiles(std::move(base), *view, paths, &files, &bytes));
-  *tmp = "/tmp/livemount-profile-" + RandomHex(6) + ".json";
-  LM_RETURN_IF_ERROR(SaveProfile(*tmp, p));
-  o->profile_path = *tmp;
+  o->profile_json = EncodeProfile(p);
   fmt::print("selected {} guest file{} ({} of image ranges) for the backup copy's profile\n", files,
              files == 1 ? "" : "s", FormatBytes(bytes));
   return Status::Ok();
@@ -69,17 +66,10 @@ Status ProfileForSelectedFiles(BackupOptions* o, const std::vector<std::string>&
 int Backup(const std::string& repo_path, BackupOptions o, const std::vector<std::string>& select_files) {
   auto repo = Repository::Open(repo_path);
   if (!repo.ok()) return Report(repo.status());
-  std::string tmp_profile;
   if (!select_files.empty()) {
-    Status s = ProfileForSelectedFiles(&o, select_files, &tmp_profile);
+    Status s = ProfileForSelectedFiles(&o, select_files);
     if (!s.ok()) return Report(s.Context("--select-files"));
   }
-  struct Remove {
-    std::string path;
-    ~Remove() {
-      if (!path.empty()) ::unlink(path.c_str());
-    }
-  } remove_tmp{tmp_profile};
   ProgressBar bar("backup " + o.vm);
   o.progress = [&](const BackupProgress& p) {
     bar.Update(p.done_bytes, p.total_bytes, p.current_file);
