@@ -18,7 +18,7 @@ nfs_pkgs=(nfs-ganesha nfs-ganesha-vfs rpcbind)
 # and the parsers' fuzz targets (clang's libFuzzer).
 test_pkgs=(qemu-utils python3 attr "${guest_pkgs[@]}" "${nfs_pkgs[@]}" libnfs-utils qemu-block-extra
   ntfs-3g tmux clang)
-demo_pkgs=(qemu-utils bc python3 "${guest_pkgs[@]}" "${nfs_pkgs[@]}")
+demo_pkgs=(qemu-utils bc python3 "${guest_pkgs[@]}" "${nfs_pkgs[@]}" qemu-block-extra)
 bench_pkgs=(restic fio)
 
 want=()
