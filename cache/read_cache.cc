@@ -54,7 +54,7 @@ Result<std::unique_ptr<ReadCache>> ReadCache::Open(const CacheOptions& o) {
   c->slot_count_ = static_cast<uint32_t>(o.capacity_bytes / o.slot_size);
 
   std::string lock_path = JoinPath(o.dir, "LOCK");
-  LM_ASSIGN_OR_RETURN(c->lock_fd_, Env::Default()->Open(lock_path, O_RDWR | O_CREAT, 0644));
+  LM_ASSIGN_OR_RETURN(c->lock_fd_, Env::Default()->Open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   if (::flock(c->lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     return Status::Busy("cache directory " + o.dir + " is in use by another livemount process");
   }
@@ -87,7 +87,7 @@ Result<std::unique_ptr<ReadCache>> ReadCache::Open(const CacheOptions& o) {
   }
 
   std::string data_path = JoinPath(o.dir, "data");
-  LM_ASSIGN_OR_RETURN(c->data_fd_, Env::Default()->Open(data_path, O_RDWR | O_CREAT, 0644));
+  LM_ASSIGN_OR_RETURN(c->data_fd_, Env::Default()->Open(data_path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   if (::ftruncate(c->data_fd_.get(), static_cast<off_t>(uint64_t{c->slot_count_} * o.slot_size)) != 0) {
     return Status::FromErrno(errno, "size " + data_path);
   }

@@ -138,7 +138,7 @@ void ControlServer::Serve(int raw_fd) {
       reply = {{"error", std::string("internal error: ") + e.what()}};
     }
   }
-  WriteAll(fd.get(), reply.dump() + "\n");
+  WriteAll(fd.get(), reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
 }
 
 Result<json> ControlRequest(const std::string& name, const json& request, int timeout_ms) {
@@ -149,7 +149,7 @@ Result<json> ControlRequest(const std::string& name, const json& request, int ti
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
     return Status::FromErrno(errno, "connect to the media agent's control socket @" + name);
   }
-  if (!WriteAll(fd.get(), request.dump() + "\n")) return Status::IoError("send to @" + name);
+  if (!WriteAll(fd.get(), request.dump(-1, ' ', false, json::error_handler_t::replace) + "\n")) return Status::IoError("send to @" + name);
   std::string line;
   if (!ReadLine(fd.get(), &line, timeout_ms)) {
     return Status::IoError("no reply from the media agent (@" + name + ")");

@@ -1,5 +1,7 @@
 #include "fs/inode_index.h"
 
+#include "store/state_layout.h"
+
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -22,7 +24,7 @@ std::string Key(uint64_t ino) {
 
 Result<std::unique_ptr<InodeIndex>> InodeIndex::Open(const std::string& state_dir) {
   std::unique_ptr<InodeIndex> x(new InodeIndex());
-  x->dir_ = JoinPath(state_dir, "inodes");
+  x->dir_ = StateLayout(state_dir).InodesDir();
   rocksdb::Options opts;
   opts.keep_log_file_num = 2;
   opts.write_buffer_size = 8 << 20;

@@ -101,8 +101,9 @@ void LiveFs::FlushTrace(BackupTree& t) {
     std::lock_guard lock(t.trace_mu);
     if (!t.trace_dirty) return;
     text = EncodeTrace(t.trace);
-    path = JoinPath(TraceDir(options_.state_dir, t.ref.vm),
-                    t.ref.id + "-" + std::to_string(t.trace.started_ns) + ".json");
+    auto dir = TraceDir(options_.state_dir, t.ref.vm);  // the ref came from the repository
+    if (!dir.ok()) return;
+    path = JoinPath(*dir, t.ref.id + "-" + std::to_string(t.trace.started_ns) + ".json");
     t.trace_dirty = false;
   }
   Status s = MkdirAll(DirName(path));

@@ -356,7 +356,7 @@ int RunMediaAgent(MountOptions o) {
   if (pid == 0) {
     ::close(pipefd[0]);
     ::setsid();
-    int log_fd = ::open(o.log_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    int log_fd = ::open(o.log_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (log_fd >= 0) {
       ::dup2(log_fd, 2);  // libfuse's own messages land in the log too
       ::close(log_fd);

@@ -27,7 +27,7 @@ Result<std::unique_ptr<OverlayFile>> OverlayFile::Open(const std::string& dir, c
   f->data_path_ = JoinPath(dir, id + ".data");
   f->journal_path_ = JoinPath(dir, id + ".journal");
   Env* env = Env::Default();
-  LM_ASSIGN_OR_RETURN(f->data_fd_, env->Open(f->data_path_, O_RDWR | O_CREAT, 0644));
+  LM_ASSIGN_OR_RETURN(f->data_fd_, env->Open(f->data_path_, O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   bool fresh = !PathExists(f->journal_path_);
   if (fresh) {
     f->size_ = f->base_limit_ = base_size;

@@ -1,5 +1,8 @@
 #include "fs/overlay_store.h"
 
+#include "store/json_bytes.h"
+#include "store/state_layout.h"
+
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 #include <sys/stat.h>
@@ -25,7 +28,7 @@ std::string Encode(const OverlayEntry& e) {
     j["bs"] = e.base_size;
   }
   if (!e.fid.empty()) j["f"] = e.fid;
-  if (!e.target.empty()) j["l"] = e.target;
+  if (!e.target.empty()) SetBytesField(j, "l", e.target);  // symlink targets are bytes
   if (e.opaque) j["o"] = 1;
   return j.dump();
 }
@@ -49,7 +52,11 @@ bool Decode(const std::string& s, OverlayEntry* e) {
     e->base_index = j.value("b", -1);
     e->base_size = j.value("bs", uint64_t{0});
     e->fid = j.value("f", "");
-    e->target = j.value("l", "");
+    if (j.contains("l")) {
+      auto target = GetBytesField(j, "l", "");
+      if (!target.ok()) return false;
+      e->target = *target;
+    }
     e->opaque = j.value("o", 0) != 0;
     return e->type == 'f' || e->type == 'd' || e->type == 'l';
   } catch (const json::exception&) {
@@ -75,7 +82,9 @@ Result<std::unique_ptr<OverlayStore>> OverlayStore::Open(const std::string& stat
   s->state_dir_ = state_dir;
   rocksdb::Options opts;
   opts.keep_log_file_num = 2;
-  LM_ASSIGN_OR_RETURN(s->db_, OpenRocks(JoinPath(state_dir, "overlays/meta"), opts));
+  StateLayout layout(state_dir);
+  LM_RETURN_IF_ERROR(layout.Migrate());  // the metadata used to sit among the VM folders
+  LM_ASSIGN_OR_RETURN(s->db_, OpenRocks(layout.OverlayMetaDir(), opts));
   return s;
 }
 
@@ -84,7 +93,8 @@ OverlayStore::~OverlayStore() {
 }
 
 std::string OverlayStore::DataDir(const BackupRef& b) const {
-  return JoinPath(state_dir_, "overlays/" + b.vm + "/" + b.id);
+  // The ref came from the repository, whose names are validated (IsValidName).
+  return JoinPath(StateLayout(state_dir_).OverlaysDir(), b.vm + "/" + b.id);
 }
 
 Result<std::vector<std::pair<std::string, OverlayEntry>>> OverlayStore::Entries(const BackupRef& b) {
@@ -130,14 +140,16 @@ Status OverlayStore::Discard(const BackupRef& b) {
 
 Result<std::vector<OverlayInfo>> OverlayStore::Scan(const std::string& state_dir) {
   std::vector<OverlayInfo> out;
-  std::string base = JoinPath(state_dir, "overlays");
+  std::string base = StateLayout(state_dir).OverlaysDir();
   if (!IsDirectory(base)) return out;
   LM_ASSIGN_OR_RETURN(auto vms, ListDir(base));
   for (auto& vm : vms) {
-    if (vm == "meta") continue;
+    // Not a VM name: the pre-0.2 metadata ("meta", moved at the next mount) or stray files.
+    if (!IsValidName(vm) || PathExists(JoinPath(base, vm + "/CURRENT"))) continue;
     auto ids = ListDir(JoinPath(base, vm));
     if (!ids.ok()) continue;
     for (auto& id : *ids) {
+      if (!IsValidBackupId(id)) continue;
       std::string dir = JoinPath(base, vm + "/" + id);
       auto files = ListDir(dir);
       OverlayInfo info{{vm, id}, files.ok() ? files->size() / 2 : 0, AllocatedBytes(dir)};

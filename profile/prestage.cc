@@ -1,5 +1,7 @@
 #include "profile/prestage.h"
 
+#include <optional>
+
 #include <algorithm>
 
 #include "profile/repo_reader.h"
@@ -15,12 +17,12 @@
 
 namespace lm {
 
-std::string LearnedProfilePath(const std::string& state_dir, const std::string& vm) {
-  return JoinPath(state_dir, "profiles/" + vm + ".json");
+Result<std::string> LearnedProfilePath(const std::string& state_dir, const std::string& vm) {
+  return StateLayout(state_dir).ProfileFile(vm);
 }
 
-std::string TraceDir(const std::string& state_dir, const std::string& vm) {
-  return JoinPath(state_dir, "traces/" + vm);
+Result<std::string> TraceDir(const std::string& state_dir, const std::string& vm) {
+  return StateLayout(state_dir).TraceDir(vm);
 }
 
 Result<std::vector<Digest>> ProfileChunks(Repository& repo, const BackupRef& b, const Profile& p,
@@ -120,45 +122,55 @@ Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const 
 Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::string& explicit_path,
                               const std::string& state_dir, std::string* chosen,
                               std::vector<std::string>* out_notes) {
-  if (!explicit_path.empty()) {
+  std::vector<std::string> scratch;
+  std::vector<std::string>& notes = out_notes ? *out_notes : scratch;
+  if (!explicit_path.empty()) {  // asked for by name: an error in it is the user's to fix
     *chosen = explicit_path;
     return LoadProfile(explicit_path);
   }
   std::string attached = JoinPath(repo.BackupDir(b), "profile.json");
-  std::string vm_profile = LearnedProfilePath(state_dir, b.vm);
-  if (PathExists(attached)) {
-    *chosen = attached;
-    LM_ASSIGN_OR_RETURN(Profile p, LoadProfile(attached));
-    bool only_guest_files = std::all_of(p.entries.begin(), p.entries.end(),
-                                        [](const ProfileEntry& e) { return e.source == "guest-file"; });
-    if (only_guest_files) {  // (backup --select-files): the boot still needs its structure first
-      std::vector<std::string> notes;
-      LM_ASSIGN_OR_RETURN(Profile st, StructuralProfile(repo, b, &notes));
-      st.Append(std::move(p.entries));
-      p.entries = std::move(st.entries);
-      *chosen = "structural + " + attached;
-    }
-    if (!PathExists(vm_profile)) return p;
-    // Guest files an administrator picked for the VM (profile add-files, browse) always apply.
-    LM_ASSIGN_OR_RETURN(Profile picked, LoadProfile(vm_profile));
-    std::vector<ProfileEntry> guest_files;
-    std::copy_if(picked.entries.begin(), picked.entries.end(), std::back_inserter(guest_files),
-                 [](const ProfileEntry& e) { return e.source == "guest-file"; });
-    if (!guest_files.empty()) *chosen = attached + " + guest files from " + vm_profile;
-    p.Append(std::move(guest_files));
-    return p;
-  }
+  LM_ASSIGN_OR_RETURN(std::string vm_profile, LearnedProfilePath(state_dir, b.vm));
+  // The VM's own profile (learned, imported or picked): a damaged one is skipped with a warning.
+  std::optional<Profile> own;
   if (PathExists(vm_profile)) {
-    *chosen = vm_profile;
-    return LoadProfile(vm_profile);
+    auto loaded = LoadProfile(vm_profile);
+    if (loaded.ok()) own = std::move(loaded).value();
+    else notes.push_back("warning: ignoring the VM's profile: " + loaded.status().message());
   }
-  std::vector<std::string> notes;
+  if (PathExists(attached)) {
+    auto loaded = LoadProfile(attached);
+    if (!loaded.ok()) {
+      notes.push_back("warning: ignoring the profile attached to " + b.Name() + ": " + loaded.status().message());
+    } else {
+      Profile p = std::move(loaded).value();
+      *chosen = attached;
+      bool only_guest_files = std::all_of(p.entries.begin(), p.entries.end(),
+                                          [](const ProfileEntry& e) { return e.source == "guest-file"; });
+      if (only_guest_files) {  // (backup --select-files): the boot still needs its structure first
+        std::vector<std::string> ignored;
+        LM_ASSIGN_OR_RETURN(Profile st, StructuralProfile(repo, b, &ignored));
+        st.Append(std::move(p.entries));
+        p.entries = std::move(st.entries);
+        *chosen = "structural + " + attached;
+      }
+      if (!own) return p;
+      // Guest files an administrator picked for the VM (profile add-files, browse) always apply.
+      std::vector<ProfileEntry> guest_files;
+      std::copy_if(own->entries.begin(), own->entries.end(), std::back_inserter(guest_files),
+                   [](const ProfileEntry& e) { return e.source == "guest-file"; });
+      if (!guest_files.empty()) *chosen = attached + " + guest files from " + vm_profile;
+      p.Append(std::move(guest_files));
+      return p;
+    }
+  }
+  if (own) {
+    *chosen = vm_profile;
+    return std::move(*own);
+  }
   LM_ASSIGN_OR_RETURN(Profile p, StructuralProfile(repo, b, &notes));
-  if (out_notes) *out_notes = notes;
   *chosen = "structural";
   return p;
 }
-
 
 Result<Profile> StructuralProfile(Repository& repo, const BackupRef& b, std::vector<std::string>* notes) {
   LM_ASSIGN_OR_RETURN(BackupManifest m, repo.LoadManifest(b));

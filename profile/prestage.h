@@ -10,6 +10,7 @@
 #include "cache/chunk_source.h"
 #include "profile/profile.h"
 #include "store/repository.h"
+#include "store/state_layout.h"
 
 namespace lm {
 
@@ -53,7 +54,8 @@ Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::s
 // table and the start of each partition. Images it cannot parse are skipped with a note.
 Result<Profile> StructuralProfile(Repository& repo, const BackupRef& b, std::vector<std::string>* notes);
 
-std::string LearnedProfilePath(const std::string& state_dir, const std::string& vm);
-std::string TraceDir(const std::string& state_dir, const std::string& vm);
+// STATE/profiles/<vm>.json and STATE/traces/<vm>; Invalid for a name that is not a VM name.
+Result<std::string> LearnedProfilePath(const std::string& state_dir, const std::string& vm);
+Result<std::string> TraceDir(const std::string& state_dir, const std::string& vm);
 
 }  // namespace lm

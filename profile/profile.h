@@ -28,6 +28,9 @@ struct Profile {
   void Append(std::vector<ProfileEntry> more);
 };
 
+// Ranges end below 2^60: beyond any disk image, and far from overflowing offset + length.
+inline constexpr uint64_t kMaxProfileOffset = uint64_t{1} << 60;
+
 std::string EncodeProfile(const Profile& p);
 // `path` names the file in errors.
 Result<Profile> DecodeProfile(const std::string& json, const std::string& path);

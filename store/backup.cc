@@ -13,6 +13,8 @@
 #include <optional>
 #include <unordered_set>
 
+#include "store/vm_scan.h"
+
 namespace lm {
 
 Status BackupOptions::validate() const {
@@ -25,6 +27,7 @@ Status BackupOptions::validate() const {
     return Status::Invalid("compression level must be 0 to 19");
   }
   if (pack_target_bytes < (1 << 20)) return Status::Invalid("pack size below 1 MiB");
+  if (threads > 256) return Status::Invalid("--threads must be 0 (one per core) to 256");
   return Status::Ok();
 }
 
@@ -32,47 +35,6 @@ namespace {
 
 constexpr size_t kBatchChunks = 32;
 constexpr size_t kPacksPerIndexFile = 16;
-
-// Walks the VM directory: entries sorted by path, directories before their contents.
-Status Walk(const std::string& root, const std::string& rel, std::vector<FileEntry>* out,
-            std::vector<std::string>* skipped) {
-  std::string dir = rel.empty() ? root : JoinPath(root, rel);
-  LM_ASSIGN_OR_RETURN(auto names, ListDir(dir));
-  for (const std::string& name : names) {
-    std::string r = rel.empty() ? name : rel + "/" + name;
-    std::string full = JoinPath(root, r);
-    struct stat st;
-    if (::lstat(full.c_str(), &st) != 0) return Status::FromErrno(errno, full);
-    FileEntry f;
-    f.path = r;
-    f.mode = st.st_mode & 07777;
-    f.uid = st.st_uid;
-    f.gid = st.st_gid;
-    f.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
-    f.atime_ns = int64_t{st.st_atim.tv_sec} * 1000000000 + st.st_atim.tv_nsec;
-    if (S_ISREG(st.st_mode)) {
-      f.type = FileType::kFile;
-      f.size = st.st_size;
-      out->push_back(std::move(f));
-    } else if (S_ISDIR(st.st_mode)) {
-      f.type = FileType::kDir;
-      out->push_back(std::move(f));
-      LM_RETURN_IF_ERROR(Walk(root, r, out, skipped));
-    } else if (S_ISLNK(st.st_mode)) {
-      f.type = FileType::kSymlink;
-      std::string target(st.st_size + 1, '\0');
-      ssize_t n = ::readlink(full.c_str(), target.data(), target.size());
-      if (n < 0) return Status::FromErrno(errno, "readlink " + full);
-      target.resize(n);
-      f.target = target;
-      f.size = target.size();
-      out->push_back(std::move(f));
-    } else {
-      skipped->push_back(r);
-    }
-  }
-  return Status::Ok();
-}
 
 // Shared state of one backup run.
 class BackupWriter {
@@ -230,6 +192,14 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
   std::atomic<bool> failed{false};
   std::mutex err_mu;
   Status first_error;
+  // Where the file ended as the workers saw it: below fc->file_size when it shrank while
+  // being read. Bytes past it were never read and are never stored (no invented zeros).
+  std::atomic<uint64_t> eof{fc->file_size};
+  auto note_eof = [&](uint64_t at) {
+    uint64_t cur = eof.load();
+    while (at < cur && !eof.compare_exchange_weak(cur, at)) {
+    }
+  };
 
   auto worker = [&] {
     std::string buf(kBatchChunks * cs, '\0');
@@ -239,18 +209,27 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
       uint64_t last = std::min(nchunks, first + kBatchChunks);
       uint64_t off = first * cs;
       uint64_t end = std::min(fc->file_size, last * cs);
-      // A hole covering the whole batch needs no read: its chunks are all zero.
+      // A hole covering the whole batch needs no read: its chunks are all zero. ENXIO means
+      // no data at or after `off`: a trailing hole, or the file now ends before `end`.
       off_t data = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
       bool hole = (data < 0 && errno == ENXIO) || (data >= 0 && uint64_t(data) >= end);
-      size_t got = 0;
+      uint64_t avail = end - off;  // bytes of this batch that exist
       Status s;
-      if (!hole) s = repo_.env()->PRead(fd, buf.data(), end - off, off, &got, path);
-      if (s.ok() && !hole && got != end - off) {
-        s = Status::IoError(path + ": file shrank while being backed up");
+      if (hole) {
+        struct stat st;
+        if (::fstat(fd, &st) != 0) s = Status::FromErrno(errno, path);
+        else if (uint64_t(st.st_size) < end) avail = uint64_t(st.st_size) > off ? st.st_size - off : 0;
+      } else {
+        size_t got = 0;
+        s = repo_.env()->PRead(fd, buf.data(), end - off, off, &got, path);
+        avail = got;
       }
+      if (s.ok() && avail < end - off) note_eof(off + avail);
       for (uint64_t i = first; s.ok() && i < last; i++) {
-        const char* p = buf.data() + (i - first) * cs;
-        uint32_t len = fc->ChunkLen(i);
+        uint64_t start = i * cs;
+        if (start >= off + avail) break;  // past where the file ended
+        const char* p = buf.data() + (start - off);
+        uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(fc->ChunkLen(i), off + avail - start));
         chunks++;
         if (hole || IsAllZero(p, len)) {
           fc->digests[i] = Digest{};
@@ -274,6 +253,10 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
   for (unsigned t = 1; t < n; t++) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
+  if (first_error.ok() && eof < fc->file_size) {
+    fc->file_size = eof;
+    fc->digests.resize((fc->file_size + cs - 1) / cs);
+  }
   return first_error;
 }
 
@@ -287,7 +270,6 @@ std::string HostName() {
 
 Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
   LM_RETURN_IF_ERROR(o.validate());
-  if (!IsDirectory(o.vmdir)) return Status::NotFound(o.vmdir + ": no such VM directory");
   std::string profile = o.profile_json;
   if (profile.empty() && !o.profile_path.empty()) {
     LM_ASSIGN_OR_RETURN(profile, repo.env()->ReadFile(o.profile_path));
@@ -305,7 +287,10 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
   free(abs);
   m.host = HostName();
   m.chunk_size = repo.chunk_size();
-  LM_RETURN_IF_ERROR(Walk(o.vmdir, "", &m.files, &out.skipped));
+  LM_ASSIGN_OR_RETURN(ScanResult scan, ScanVmDirectory(o.vmdir, ScanOptions{o.excludes}));
+  out.skipped = scan.special;
+  out.excluded = scan.excluded;
+  out.warnings = scan.warnings;
 
   std::string vm_dir = JoinPath(repo.path(), "backups/" + o.vm);
   if (!IsDirectory(vm_dir)) {
@@ -324,16 +309,25 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
   } cleanup{tmp_dir};
 
   BackupProgress progress;
-  for (auto& f : m.files)
+  for (auto& f : scan.files)
     if (f.type == FileType::kFile) progress.total_bytes += f.size;
   unsigned threads = o.threads ? o.threads : std::max(2u, std::thread::hardware_concurrency());
   BackupWriter writer(repo, o);
 
   size_t file_no = 0;
-  for (FileEntry& f : m.files) {
-    if (f.type != FileType::kFile) continue;
+  for (size_t index = 0; index < scan.files.size(); index++) {
+    FileEntry f = scan.files[index];
+    if (f.type != FileType::kFile) {
+      m.files.push_back(std::move(f));
+      continue;
+    }
     std::string full = JoinPath(o.vmdir, f.path);
-    LM_ASSIGN_OR_RETURN(UniqueFd fd, repo.env()->Open(full, O_RDONLY | O_NOATIME));
+    auto opened = OpenScanned(scan, index);
+    if (!opened.ok()) {  // vanished, unreadable or swapped: skipped, never followed
+      out.warnings.push_back(opened.status().message());
+      continue;
+    }
+    UniqueFd fd = std::move(*opened);
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, full);
     ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);  // larger kernel read-ahead
@@ -341,8 +335,6 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
     fc.file_size = st.st_size;  // the size when opened; a file that grows is read to here
     fc.chunk_size = m.chunk_size;
     fc.digests.resize((fc.file_size + fc.chunk_size - 1) / fc.chunk_size);
-    f.size = fc.file_size;
-    m.logical_bytes += f.size;
 
     progress.current_file = f.path;
     Status s;
@@ -361,8 +353,27 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
     }
     chunker.join();
     LM_RETURN_IF_ERROR(s);
+    // What the copy holds of a file that changed while it was read: the bytes actually
+    // read, up to where it ended (never past it), flagged in the manifest and warned about.
+    struct stat after;
+    if (::fstat(fd.get(), &after) != 0) return Status::FromErrno(errno, full);
+    if (fc.file_size < uint64_t(st.st_size)) {
+      f.changed = true;
+      out.warnings.push_back(full + ": shrank from " + std::to_string(st.st_size) + " to " +
+                             std::to_string(fc.file_size) + " bytes while being read; the copy holds the " +
+                             std::to_string(fc.file_size) + " bytes read");
+    } else if (after.st_size != st.st_size || after.st_mtim.tv_sec != st.st_mtim.tv_sec ||
+               after.st_mtim.tv_nsec != st.st_mtim.tv_nsec) {
+      f.changed = true;
+      out.warnings.push_back(full + (after.st_size > st.st_size ? ": grew" : ": changed") +
+                             " while being read; the copy holds the first " + std::to_string(fc.file_size) +
+                             " bytes as read");
+    }
+    f.size = fc.file_size;
+    m.logical_bytes += f.size;
     f.fidx = "files/" + std::to_string(file_no++) + ".fidx";
     LM_RETURN_IF_ERROR(repo.env()->WriteFileAtomic(JoinPath(tmp_dir, f.fidx), EncodeFidx(fc)));
+    m.files.push_back(std::move(f));
   }
   LM_RETURN_IF_ERROR(writer.Finish());
 

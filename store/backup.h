@@ -30,7 +30,8 @@ struct BackupOptions {
   // zstd level; 0 stores chunks raw. Level 1 is ~25% faster than 3 and stores ~1.5% more
   // on a half-text disk (tools/bench/store_bench.sh).
   int compression_level = 1;
-  unsigned threads = 0;       // 0: one per core, at least 2
+  unsigned threads = 0;       // 0: one per core, at least 2 (at most 256)
+  std::vector<std::string> excludes;  // shell patterns matched against path and name
   uint64_t pack_target_bytes = 32ull << 20;
   std::function<void(const BackupProgress&)> progress;  // called ~10 times a second
   Status validate() const;
@@ -38,7 +39,11 @@ struct BackupOptions {
 
 struct BackupSummary {
   BackupManifest manifest;
-  std::vector<std::string> skipped;  // special files (sockets, devices) not backed up
+  std::vector<std::string> skipped;   // special files (sockets, devices) not backed up
+  std::vector<std::string> excluded;  // matched an exclude pattern
+  // Entries skipped because they could not be read or were swapped during the backup, and
+  // files that changed while being read: the copy is made, but is not the whole picture.
+  std::vector<std::string> warnings;
 };
 
 Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& options);

@@ -123,7 +123,7 @@ Result<std::string> Env::ReadFile(const std::string& path) {
 Status Env::WriteFileAtomic(const std::string& path, std::string_view data) {
   std::string tmp = path + ".tmp-" + RandomHex(4);
   {
-    LM_ASSIGN_OR_RETURN(UniqueFd fd, Open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644));
+    LM_ASSIGN_OR_RETURN(UniqueFd fd, Open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
     Status s = PWrite(fd.get(), data.data(), data.size(), 0, tmp);
     if (s.ok()) s = Fsync(fd.get(), tmp);
     if (!s.ok()) {

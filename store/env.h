@@ -42,7 +42,8 @@ class Env {
   virtual ~Env() = default;
   static Env* Default();
 
-  virtual Result<UniqueFd> Open(const std::string& path, int flags, mode_t mode = 0644);
+  // New files are owner-only by default: everything livemount writes holds VM data.
+  virtual Result<UniqueFd> Open(const std::string& path, int flags, mode_t mode = 0600);
   // Reads exactly n bytes at off; a short read is Corrupt ("truncated").
   virtual Status PReadExact(int fd, void* buf, size_t n, uint64_t off, const std::string& path);
   // Reads up to n bytes; *got is what was read (0 at end of file).
@@ -62,7 +63,7 @@ class Env {
 };
 
 // Plain filesystem helpers (not behind Env: they do not move data).
-Status MkdirAll(const std::string& path, mode_t mode = 0755);
+Status MkdirAll(const std::string& path, mode_t mode = 0700);
 Status RemoveTree(const std::string& path);  // rm -rf; a missing path is fine
 bool PathExists(const std::string& path);
 bool IsDirectory(const std::string& path);

@@ -1,6 +1,8 @@
 #include "store/log.h"
 
+#include <fcntl.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <ctime>
@@ -35,8 +37,14 @@ void SetLogLevel(LogLevel level) {
 bool SetLogFile(const std::string& path) {
   FILE* f = nullptr;
   if (!path.empty()) {
-    f = std::fopen(path.c_str(), "ae");
-    if (!f) return false;
+    // O_NOFOLLOW: a symlink planted where the log goes must not redirect root's appends.
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) return false;
+    f = ::fdopen(fd, "a");
+    if (!f) {
+      ::close(fd);
+      return false;
+    }
     setvbuf(f, nullptr, _IOLBF, 0);
   }
   std::lock_guard lock(g_mu);

@@ -4,7 +4,12 @@
 
 #include <ctime>
 
+#include <unordered_map>
+#include <unordered_set>
+
 #include "store/bytes.h"
+#include "store/json_bytes.h"
+#include "store/vm_scan.h"
 
 namespace lm {
 
@@ -22,11 +27,13 @@ static const char* TypeName(FileType t) {
 std::string EncodeManifest(const BackupManifest& m) {
   json files = json::array();
   for (const FileEntry& f : m.files) {
-    json j = {{"path", f.path},   {"type", TypeName(f.type)}, {"mode", f.mode},
+    json j = {{"type", TypeName(f.type)}, {"mode", f.mode},
               {"uid", f.uid},     {"gid", f.gid},             {"mtime_ns", f.mtime_ns},
               {"atime_ns", f.atime_ns}, {"size", f.size}};
-    if (f.type == FileType::kSymlink) j["target"] = f.target;
+    SetBytesField(j, "path", f.path);
+    if (f.type == FileType::kSymlink) SetBytesField(j, "target", f.target);
     if (f.type == FileType::kFile) j["fidx"] = f.fidx;
+    if (f.changed) j["changed"] = true;
     files.push_back(std::move(j));
   }
   json j = {{"format", "livemount-backup"},
@@ -34,8 +41,7 @@ std::string EncodeManifest(const BackupManifest& m) {
             {"vm", m.vm},
             {"id", m.id},
             {"time_ns", m.time_ns},
-            {"source", m.source},
-            {"host", m.host},
+            {"host", LossyUtf8(m.host)},
             {"chunk_size", m.chunk_size},
             {"summary",
              {{"logical_bytes", m.logical_bytes},
@@ -47,8 +53,49 @@ std::string EncodeManifest(const BackupManifest& m) {
               {"seconds", m.seconds}}},
             {"has_profile", m.has_profile},
             {"files", std::move(files)}};
+  SetBytesField(j, "source", m.source);
   return j.dump(1) + "\n";
 }
+
+namespace {
+
+bool IsFidxName(const std::string& s) {
+  if (s.size() < 12 || s.compare(0, 6, "files/") != 0 || s.compare(s.size() - 5, 5, ".fidx") != 0) return false;
+  for (size_t i = 6; i + 5 < s.size(); i++)
+    if (!isdigit(static_cast<unsigned char>(s[i]))) return false;
+  return s.size() - 11 <= 12;
+}
+
+// A manifest restore and the mount can trust: every path normal and unique, every entry's
+// parent a directory listed before it (so nothing lies below a symlink or a file).
+Status CheckFileList(const std::vector<FileEntry>& files, const std::string& path) {
+  std::unordered_map<std::string, FileType> seen;
+  std::unordered_set<std::string> fidx;
+  for (const FileEntry& f : files) {
+    std::string shown = "'" + LossyUtf8(f.path) + "'";
+    if (!IsNormalRelativePath(f.path)) return Status::Corrupt(path + ": path " + shown + " is not in normal form");
+    if (!seen.emplace(f.path, f.type).second) return Status::Corrupt(path + ": path " + shown + " is listed twice");
+    auto slash = f.path.rfind('/');
+    if (slash != std::string::npos) {
+      auto parent = seen.find(f.path.substr(0, slash));
+      if (parent == seen.end() || parent->second != FileType::kDir) {
+        return Status::Corrupt(path + ": path " + shown + " is not below a directory listed before it" +
+                               (parent != seen.end() && parent->second == FileType::kSymlink ? " (it is below a symlink)" : ""));
+      }
+    }
+    if (f.type == FileType::kFile) {
+      if (!IsFidxName(f.fidx)) return Status::Corrupt(path + ": " + shown + " has a bad chunk list name");
+      if (!fidx.insert(f.fidx).second) return Status::Corrupt(path + ": " + shown + " shares its chunk list");
+    }
+    if (f.type == FileType::kSymlink && (f.target.empty() || f.target.find('\0') != std::string::npos)) {
+      return Status::Corrupt(path + ": symlink " + shown + " has an empty or invalid target");
+    }
+    if (f.mode > 07777) return Status::Corrupt(path + ": " + shown + " has an invalid mode");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Result<BackupManifest> DecodeManifest(const std::string& text, const std::string& path) {
   json j = json::parse(text, nullptr, false);
@@ -60,7 +107,9 @@ Result<BackupManifest> DecodeManifest(const std::string& text, const std::string
     m.vm = j.at("vm");
     m.id = j.at("id");
     m.time_ns = j.at("time_ns");
-    m.source = j.value("source", "");
+    if (j.contains("source")) {
+      LM_ASSIGN_OR_RETURN(m.source, GetBytesField(j, "source", path));
+    }
     m.host = j.value("host", "");
     m.chunk_size = j.at("chunk_size");
     const json& s = j.at("summary");
@@ -74,7 +123,8 @@ Result<BackupManifest> DecodeManifest(const std::string& text, const std::string
     m.has_profile = j.value("has_profile", false);
     for (const json& fj : j.at("files")) {
       FileEntry f;
-      f.path = fj.at("path");
+      if (!fj.is_object()) return Status::Corrupt(path + ": a file entry is not an object");
+      LM_ASSIGN_OR_RETURN(f.path, GetBytesField(fj, "path", path));
       std::string type = fj.at("type");
       if (type == "file") f.type = FileType::kFile;
       else if (type == "dir") f.type = FileType::kDir;
@@ -86,14 +136,18 @@ Result<BackupManifest> DecodeManifest(const std::string& text, const std::string
       f.mtime_ns = fj.at("mtime_ns");
       f.atime_ns = fj.value("atime_ns", f.mtime_ns);
       f.size = fj.at("size");
-      if (f.type == FileType::kSymlink) f.target = fj.at("target");
-      if (f.type == FileType::kFile) f.fidx = fj.at("fidx");
-      if (f.path.empty() || f.path[0] == '/' || f.path.find("..") != std::string::npos) {
-        return Status::Corrupt(path + ": unsafe file path '" + f.path + "'");
+      if (f.type == FileType::kSymlink) {
+        LM_ASSIGN_OR_RETURN(f.target, GetBytesField(fj, "target", path));
       }
+      if (f.type == FileType::kFile) f.fidx = fj.at("fidx");
+      f.changed = fj.value("changed", false);
       m.files.push_back(std::move(f));
     }
-    if (m.chunk_size == 0) return Status::Corrupt(path + ": chunk size 0");
+    if (m.chunk_size < 4096 || m.chunk_size > (64u << 20) || (m.chunk_size & (m.chunk_size - 1))) {
+      return Status::Corrupt(path + ": invalid chunk size " + std::to_string(m.chunk_size));
+    }
+    if (!IsValidName(m.vm) || !IsValidBackupId(m.id)) return Status::Corrupt(path + ": invalid VM name or backup id");
+    LM_RETURN_IF_ERROR(CheckFileList(m.files, path));
     return m;
   } catch (const json::exception& e) {
     return Status::Corrupt(path + ": " + e.what());
@@ -131,7 +185,8 @@ Result<FileChunks> DecodeFidx(std::string_view data, const std::string& path) {
   Digest want;
   r.Copy(want.bytes.data(), 32);
   if (f.chunk_size == 0) return Status::Corrupt(path + ": chunk size 0");
-  uint64_t expect = (f.file_size + f.chunk_size - 1) / f.chunk_size;
+  if (f.file_size > (uint64_t{1} << 60)) return Status::Corrupt(path + ": file size out of range");
+  uint64_t expect = f.file_size / f.chunk_size + (f.file_size % f.chunk_size != 0);
   if (n != expect) return Status::Corrupt(path + ": chunk count does not match file size");
   if (r.remaining() != n * 32) return Status::Corrupt(path + ": truncated digest list");
   std::string_view entries = data.substr(kFidxHeaderSize);
@@ -149,6 +204,8 @@ std::string BackupIdForTime(int64_t time_ns) {
   strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
   return buf;
 }
+
+bool IsValidBackupId(const std::string& id) { return IsValidName(id) && id != "latest"; }
 
 bool IsValidName(const std::string& name) {
   if (name.empty() || name.size() > 200 || name[0] == '.') return false;

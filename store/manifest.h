@@ -28,6 +28,7 @@ struct FileEntry {
   uint64_t size = 0;       // regular files: logical size; symlinks: target length
   std::string target;      // symlinks
   std::string fidx;        // regular files: "files/<n>.fidx"
+  bool changed = false;    // regular files: changed while being backed up (see backup.h)
 };
 
 struct BackupManifest {
@@ -67,5 +68,7 @@ Result<FileChunks> DecodeFidx(std::string_view data, const std::string& path);
 // Backup ids are UTC times, "20261125T103746Z", with "-2", "-3"... on a collision.
 std::string BackupIdForTime(int64_t time_ns);
 bool IsValidName(const std::string& name);  // VM names: [A-Za-z0-9._-], not starting with '.'
+// Backup ids: as names, and never "latest" (the mount's name for the newest).
+bool IsValidBackupId(const std::string& id);
 
 }  // namespace lm

@@ -20,6 +20,7 @@ Status RepoOptions::validate() const {
 }
 
 Status Repository::Init(const std::string& path, uint32_t chunk_size, Env* env) {
+  if (path.empty()) return Status::Invalid("no repository path given");
   if (chunk_size < kMinChunkSize || chunk_size > kMaxChunkSize ||
       (chunk_size & (chunk_size - 1)) != 0) {
     return Status::Invalid("chunk size " + std::to_string(chunk_size) +
@@ -40,7 +41,7 @@ Status Repository::Init(const std::string& path, uint32_t chunk_size, Env* env) 
     LM_RETURN_IF_ERROR(MkdirAll(JoinPath(path, sub)));
   }
   LM_ASSIGN_OR_RETURN(UniqueFd lock, env->Open(JoinPath(path, "locks/repo.lock"),
-                                               O_WRONLY | O_CREAT, 0644));
+                                               O_WRONLY | O_CREAT | O_NOFOLLOW, 0600));
   json j = {{"format", "livemount-repository"},
             {"version", 1},
             {"id", RandomHex(16)},
@@ -131,8 +132,9 @@ Result<std::vector<std::string>> Repository::ListBackupIds(const std::string& vm
   LM_ASSIGN_OR_RETURN(auto names, ListDir(dir));
   std::vector<std::string> ids;
   for (auto& n : names) {
-    // Temporary directories of running or killed backups start with '.'.
-    if (!n.empty() && n[0] != '.') ids.push_back(n);
+    // Temporary directories of running or killed backups start with '.'; anything else
+    // that is not a backup id (a "latest" planted in a shared repository) is ignored.
+    if (IsValidBackupId(n)) ids.push_back(n);
   }
   // Ids are UTC times and sort as strings; a "-N" suffix sorts after its base.
   return ids;
@@ -224,30 +226,11 @@ Status Repository::ReadChunk(const Digest& d, std::string* raw) {
 Result<RepoLock> RepoLock::Shared(const std::string& repo) {
   RepoLock l;
   std::string path = JoinPath(repo, "locks/repo.lock");
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Status::FromErrno(errno, path);
   l.fd_.reset(fd);
   if (::flock(fd, LOCK_SH) != 0) return Status::FromErrno(errno, "lock " + path);
   return l;
-}
-
-Result<uint64_t> ParseSize(const std::string& text) {
-  if (text.empty()) return Status::Invalid("empty size");
-  char* end = nullptr;
-  errno = 0;
-  double v = std::strtod(text.c_str(), &end);
-  if (errno || end == text.c_str() || v < 0) return Status::Invalid("invalid size '" + text + "'");
-  std::string unit(end);
-  if (!unit.empty() && (unit.back() == 'B' || unit.back() == 'b')) unit.pop_back();
-  if (unit.size() == 2 && (unit[1] == 'i' || unit[1] == 'I')) unit.pop_back();
-  uint64_t mult = 1;
-  if (unit.empty()) mult = 1;
-  else if (unit == "K" || unit == "k") mult = 1ull << 10;
-  else if (unit == "M" || unit == "m") mult = 1ull << 20;
-  else if (unit == "G" || unit == "g") mult = 1ull << 30;
-  else if (unit == "T" || unit == "t") mult = 1ull << 40;
-  else return Status::Invalid("invalid size unit in '" + text + "' (use K, M, G or T)");
-  return static_cast<uint64_t>(v * static_cast<double>(mult));
 }
 
 std::string FormatBytes(uint64_t n) {

@@ -24,6 +24,7 @@
 #include "store/env.h"
 #include "store/manifest.h"
 #include "store/status.h"
+#include "store/units.h"
 
 namespace lm {
 
@@ -118,7 +119,6 @@ class RepoLock {
   UniqueFd fd_;
 };
 
-Result<uint64_t> ParseSize(const std::string& text);  // "128K", "1G", "4096"
 std::string FormatBytes(uint64_t n);                    // "1.5 GiB"
 
 }  // namespace lm

@@ -8,27 +8,72 @@
 #include <chrono>
 #include <mutex>
 #include <thread>
+#include <unordered_set>
+
+#include "store/vm_scan.h"
 
 namespace lm {
 
 namespace {
 
-Status SetAttributes(const std::string& path, const FileEntry& f, bool is_link) {
-  if (::geteuid() == 0) {
-    if (::lchown(path.c_str(), f.uid, f.gid) != 0) return Status::FromErrno(errno, "chown " + path);
+struct timespec Ts(int64_t ns) {
+  struct timespec t;
+  t.tv_sec = ns / 1000000000;
+  t.tv_nsec = ns % 1000000000;
+  if (t.tv_nsec < 0) t.tv_sec--, t.tv_nsec += 1000000000;
+  return t;
+}
+
+// Owner (as root), mode and times of an open file or directory: through its descriptor,
+// so nothing is resolved by name again after it was opened.
+Status SetAttributesFd(int fd, const FileEntry& f, const std::string& shown) {
+  if (::geteuid() == 0 && ::fchown(fd, f.uid, f.gid) != 0) return Status::FromErrno(errno, "chown " + shown);
+  if (::fchmod(fd, f.mode) != 0) return Status::FromErrno(errno, "chmod " + shown);
+  struct timespec ts[2] = {Ts(f.atime_ns), Ts(f.mtime_ns)};
+  if (::futimens(fd, ts) != 0) return Status::FromErrno(errno, "set times of " + shown);
+  return Status::Ok();
+}
+
+Status SetSymlinkAttributes(int dirfd, const std::string& name, const FileEntry& f, const std::string& shown) {
+  if (::geteuid() == 0 && ::fchownat(dirfd, name.c_str(), f.uid, f.gid, AT_SYMLINK_NOFOLLOW) != 0) {
+    return Status::FromErrno(errno, "chown " + shown);
   }
-  if (!is_link && ::chmod(path.c_str(), f.mode) != 0) {
-    return Status::FromErrno(errno, "chmod " + path);
-  }
-  struct timespec ts[2];
-  ts[0].tv_sec = f.atime_ns / 1000000000;
-  ts[0].tv_nsec = f.atime_ns % 1000000000;
-  ts[1].tv_sec = f.mtime_ns / 1000000000;
-  ts[1].tv_nsec = f.mtime_ns % 1000000000;
-  if (::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
-    return Status::FromErrno(errno, "set times of " + path);
+  struct timespec ts[2] = {Ts(f.atime_ns), Ts(f.mtime_ns)};
+  if (::utimensat(dirfd, name.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0) {
+    return Status::FromErrno(errno, "set times of " + shown);
   }
   return Status::Ok();
+}
+
+std::string BaseName(const std::string& rel) {
+  auto slash = rel.rfind('/');
+  return slash == std::string::npos ? rel : rel.substr(slash + 1);
+}
+
+// The directory that holds `rel`, opened beneath DESTDIR without following symlinks.
+Result<UniqueFd> OpenParent(int destfd, const std::string& rel, const std::string& dest) {
+  auto slash = rel.rfind('/');
+  if (slash == std::string::npos) {
+    int fd = ::fcntl(destfd, F_DUPFD_CLOEXEC, 0);
+    if (fd < 0) return Status::FromErrno(errno, dest);
+    return UniqueFd(fd);
+  }
+  return OpenBeneath(destfd, rel.substr(0, slash), O_RDONLY | O_DIRECTORY, 0, dest);
+}
+
+// Clears the way for a new entry `name` in `dirfd` when something of another kind is
+// there (a restore over an earlier one). A directory in the way is an error, not removed.
+Status ClearName(int dirfd, const std::string& name, const std::string& shown) {
+  struct stat st;
+  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Status::Ok();
+  if (S_ISDIR(st.st_mode)) return Status::Exists(shown + ": a directory is in the way");
+  if (::unlinkat(dirfd, name.c_str(), 0) != 0) return Status::FromErrno(errno, "remove " + shown);
+  return Status::Ok();
+}
+
+Result<bool> DirectoryIsEmpty(const std::string& dir) {
+  LM_ASSIGN_OR_RETURN(auto names, ListDir(dir));
+  return names.empty();
 }
 
 Status RestoreFile(Repository& repo, const FileChunks& fc, int fd, const std::string& path,
@@ -78,9 +123,18 @@ Status RestoreFile(Repository& repo, const FileChunks& fc, int fd, const std::st
 Result<RestoreSummary> RunRestore(Repository& repo, const BackupRef& backup,
                                   const std::string& dest, const RestoreOptions& o) {
   auto start = std::chrono::steady_clock::now();
-  LM_ASSIGN_OR_RETURN(BackupManifest m, repo.LoadManifest(backup));
+  LM_ASSIGN_OR_RETURN(BackupManifest m, repo.LoadManifest(backup));  // validated paths only
+  if (dest.empty()) return Status::Invalid("no destination directory given");
   LM_RETURN_IF_ERROR(MkdirAll(dest));
-  if (::access(dest.c_str(), W_OK) != 0) return Status::FromErrno(errno, dest);
+  if (!o.overwrite) {
+    LM_ASSIGN_OR_RETURN(bool empty, DirectoryIsEmpty(dest));
+    if (!empty) return Status::Exists(dest + ": destination is not empty (restore over it with --overwrite)");
+  }
+  // Everything below is created relative to this descriptor, never through a symlink: not
+  // one already in DESTDIR, not one this restore created.
+  UniqueFd destfd(::open(dest.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!destfd.valid()) return Status::FromErrno(errno, dest);
+  if (::faccessat(destfd.get(), ".", W_OK, AT_EACCESS) != 0) return Status::FromErrno(errno, dest);
   unsigned threads = o.threads ? o.threads : 2 * std::max(1u, std::thread::hardware_concurrency());
 
   RestoreSummary sum;
@@ -89,42 +143,51 @@ Result<RestoreSummary> RunRestore(Repository& repo, const BackupRef& backup,
     if (f.type == FileType::kFile) progress.total_bytes += f.size;
   std::atomic<uint64_t> done{0};
 
-  for (const FileEntry& f : m.files) {
-    std::string path = JoinPath(dest, f.path);
-    progress.current_file = f.path;
+  auto restore_one = [&](const FileEntry& f) -> Status {
+    std::string shown = JoinPath(dest, f.path);
+    std::string name = BaseName(f.path);
+    LM_ASSIGN_OR_RETURN(UniqueFd dir, OpenParent(destfd.get(), f.path, dest));
     switch (f.type) {
-      case FileType::kDir:
-        if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
-          return Status::FromErrno(errno, "mkdir " + path);
+      case FileType::kDir: {
+        if (::mkdirat(dir.get(), name.c_str(), 0700) != 0) {
+          if (errno != EEXIST) return Status::FromErrno(errno, "mkdir " + shown);
+          struct stat st;
+          if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) {
+            LM_RETURN_IF_ERROR(ClearName(dir.get(), name, shown));
+            if (::mkdirat(dir.get(), name.c_str(), 0700) != 0) return Status::FromErrno(errno, "mkdir " + shown);
+          }
         }
         sum.dirs++;
-        break;
+        return Status::Ok();
+      }
       case FileType::kSymlink:
-        ::unlink(path.c_str());
-        if (::symlink(f.target.c_str(), path.c_str()) != 0) {
-          return Status::FromErrno(errno, "symlink " + path);
+        LM_RETURN_IF_ERROR(ClearName(dir.get(), name, shown));
+        if (::symlinkat(f.target.c_str(), dir.get(), name.c_str()) != 0) {
+          return Status::FromErrno(errno, "symlink " + shown);
         }
-        LM_RETURN_IF_ERROR(SetAttributes(path, f, true));
+        LM_RETURN_IF_ERROR(SetSymlinkAttributes(dir.get(), name, f, shown));
         sum.symlinks++;
-        break;
+        return Status::Ok();
       case FileType::kFile: {
         LM_ASSIGN_OR_RETURN(FileChunks fc, repo.LoadFileChunks(backup, f));
-        std::string tmp = JoinPath(DirName(path), ".lmrestore-" + RandomHex(6));
-        LM_ASSIGN_OR_RETURN(UniqueFd fd, repo.env()->Open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0600));
+        std::string tmp = ".lmrestore-" + RandomHex(6);
+        UniqueFd fd(::openat(dir.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (!fd.valid()) return Status::FromErrno(errno, JoinPath(DirName(shown), tmp));
         struct Unlinker {
-          std::string p;
+          int dirfd;
+          std::string name;
           bool armed = true;
           ~Unlinker() {
-            if (armed) ::unlink(p.c_str());
+            if (armed) ::unlinkat(dirfd, name.c_str(), 0);
           }
-        } unlinker{tmp};
+        } unlinker{dir.get(), tmp};
         if (::ftruncate(fd.get(), static_cast<off_t>(f.size)) != 0) {
-          return Status::FromErrno(errno, "truncate " + tmp);
+          return Status::FromErrno(errno, "truncate " + shown);
         }
         Status s;
         std::atomic<bool> finished{false};
         std::thread t([&] {
-          s = RestoreFile(repo, fc, fd.get(), path, threads, &done, &sum);
+          s = RestoreFile(repo, fc, fd.get(), shown, threads, &done, &sum);
           finished = true;
         });
         while (!finished) {
@@ -134,20 +197,39 @@ Result<RestoreSummary> RunRestore(Repository& repo, const BackupRef& backup,
         }
         t.join();
         LM_RETURN_IF_ERROR(s.Context("restore " + backup.Name() + ":" + f.path));
-        if (o.sync) LM_RETURN_IF_ERROR(repo.env()->Fsync(fd.get(), tmp));
+        LM_RETURN_IF_ERROR(SetAttributesFd(fd.get(), f, shown));
+        if (o.sync) LM_RETURN_IF_ERROR(repo.env()->Fsync(fd.get(), shown));
         fd.reset();
-        LM_RETURN_IF_ERROR(repo.env()->Rename(tmp, path));
+        if (::renameat(dir.get(), tmp.c_str(), dir.get(), name.c_str()) != 0) {
+          return Status::FromErrno(errno, "rename into place " + shown);
+        }
         unlinker.armed = false;
-        LM_RETURN_IF_ERROR(SetAttributes(path, f, false));
         sum.files++;
         sum.bytes += f.size;
-        break;
+        return Status::Ok();
       }
     }
+    return Status::Ok();
+  };
+
+  std::unordered_set<std::string> failed_dirs;
+  for (const FileEntry& f : m.files) {
+    progress.current_file = f.path;
+    Status s = restore_one(f);
+    if (s.ok()) continue;
+    if (!o.continue_on_error) return s;
+    sum.failed.push_back(s.message());
+    if (f.type == FileType::kDir) failed_dirs.insert(f.path);
   }
-  // Directory times last (restoring their contents changed them), deepest first.
+  // Directory attributes last (restoring their contents changed their times), deepest first.
   for (auto it = m.files.rbegin(); it != m.files.rend(); ++it) {
-    if (it->type == FileType::kDir) LM_RETURN_IF_ERROR(SetAttributes(JoinPath(dest, it->path), *it, false));
+    if (it->type != FileType::kDir || failed_dirs.count(it->path)) continue;
+    std::string shown = JoinPath(dest, it->path);
+    auto fd = OpenBeneath(destfd.get(), it->path, O_RDONLY | O_DIRECTORY, 0, dest);
+    Status s = fd.ok() ? SetAttributesFd(fd->get(), *it, shown) : fd.status();
+    if (s.ok()) continue;
+    if (!o.continue_on_error) return s;
+    sum.failed.push_back(s.message());
   }
   progress.done_bytes = done;
   if (o.progress) o.progress(progress);

@@ -29,6 +29,10 @@ Result<Profile> AddGuestFiles(Profile base, GuestView& view, const std::vector<s
 Status SaveGuestFiles(Repository& repo, const BackupRef& ref, GuestView& view, const std::vector<std::string>& paths,
                       const std::string& state_dir, uint64_t* files, uint64_t* bytes, std::string* path_out);
 
+// Prints `j` indented on stdout. Names are stored losslessly (store/json_bytes.h); this
+// last line of defence only keeps a stray invalid byte from aborting the output.
+void PrintJson(const nlohmann::json& j);
+
 // Prints "livemount: <message>" to stderr and returns 1 (or 0 if ok).
 int Report(const Status& s);
 

@@ -27,7 +27,7 @@ int Export(const std::string& mountpoint, ExportOptions e, bool stop, bool as_js
   if (stop) {
     auto reply = ControlRequest(*name, {{"cmd", "unexport"}}, 30000);
     if (!reply.ok()) return Report(reply.status().Context(mountpoint));
-    if (as_json) fmt::print("{}\n", reply->dump(2));
+    if (as_json) PrintJson(*reply);
     else fmt::print("{} {}\n", (*reply)["was_exported"].get<bool>() ? "stopped the NFS export of" : "was not exported:", mountpoint);
     return 0;
   }
@@ -37,7 +37,7 @@ int Export(const std::string& mountpoint, ExportOptions e, bool stop, bool as_js
   if (!reply.ok()) return Report(reply.status().Context(mountpoint));
   if (reply->contains("error")) return Report(Status::IoError((*reply)["error"].get<std::string>()));
   if (as_json) {
-    fmt::print("{}\n", reply->dump(2));
+    PrintJson(*reply);
     return 0;
   }
   // The agent's view of the options (it knows the absolute mountpoint and whether it is read-only).

@@ -10,6 +10,7 @@
 #include "profile/prestage.h"
 #include "store/env.h"
 #include "tools/cli/commands.h"
+#include "store/json_bytes.h"
 
 namespace lm::cli {
 
@@ -46,7 +47,7 @@ Result<Profile> AddGuestFiles(Profile base, GuestView& view, const std::vector<s
 
 Status SaveGuestFiles(Repository& repo, const BackupRef& ref, GuestView& view, const std::vector<std::string>& paths,
                       const std::string& state_dir, uint64_t* files, uint64_t* bytes, std::string* path_out) {
-  std::string path = LearnedProfilePath(state_dir, ref.vm);
+  LM_ASSIGN_OR_RETURN(std::string path, LearnedProfilePath(state_dir, ref.vm));
   Profile base;
   if (PathExists(path)) {
     LM_ASSIGN_OR_RETURN(base, LoadProfile(path));
@@ -86,15 +87,17 @@ int Ls(const std::string& repo_path, const std::string& arg, bool as_json) {
   if (path == "/") {
     json out = json::array();
     for (auto& v : (*view)->volumes()) {
-      out.push_back({{"name", v.name}, {"disk", v.disk_file}, {"partition", v.part.number}, {"size", v.part.size},
-                     {"filesystem", v.fs_type}, {"label", v.label}, {"error", v.error}});
+      json jv = {{"name", v.name}, {"partition", v.part.number}, {"size", v.part.size},
+                 {"filesystem", v.fs_type}, {"label", LossyUtf8(v.label)}, {"error", LossyUtf8(v.error)}};
+      SetBytesField(jv, "disk", v.disk_file);
+      out.push_back(std::move(jv));
       if (!as_json) {
         std::string where = v.disk_file + (v.part.number ? " partition " + std::to_string(v.part.number) : "");
         fmt::print("{:<6} {:<6} {:>10}  {:<24} {}\n", v.name, v.error.empty() ? v.fs_type : "-", Size(v.part.size),
                    where, v.error.empty() ? v.label : "(" + v.error + ")");
       }
     }
-    if (as_json) fmt::print("{}\n", out.dump(2));
+    if (as_json) PrintJson(out);
     return 0;
   }
   auto st = (*view)->Stat(path);
@@ -110,13 +113,15 @@ int Ls(const std::string& repo_path, const std::string& arg, bool as_json) {
   json out = json::array();
   for (auto& e : entries) {
     if (as_json) {
-      out.push_back({{"name", e.name}, {"type", std::string(1, e.type)}, {"size", e.size}, {"mtime", e.mtime}});
+      json je = {{"type", std::string(1, e.type)}, {"size", e.size}, {"mtime", e.mtime}};
+      SetBytesField(je, "name", e.name);
+      out.push_back(std::move(je));
     } else {
       fmt::print("{} {:>12} {:<16} {}{}\n", e.type == 'd' ? 'd' : e.type == 'l' ? 'l' : '-', e.size, When(e.mtime),
-                 e.name, e.type == 'd' ? "/" : "");
+                 LossyUtf8(e.name), e.type == 'd' ? "/" : "");
     }
   }
-  if (as_json) fmt::print("{}\n", out.dump(2));
+  if (as_json) PrintJson(out);
   return 0;
 }
 

@@ -81,7 +81,7 @@ int Stats(const std::string& mountpoint, bool as_json) {
   if (!reply.ok()) return Report(reply.status().Context(mountpoint));
   const json& j = *reply;
   if (as_json) {
-    fmt::print("{}\n", j.dump(2));
+    PrintJson(j);
     return 0;
   }
   const json &c = j["cache"], &r = j["repo"], &rd = j["reads"];

@@ -45,7 +45,9 @@ void PrintProfile(const Profile& p, const std::string& where) {
 
 int Learn(const std::string& vm, std::string state_dir, const std::string& output) {
   if (state_dir.empty()) state_dir = DefaultStateDir();
-  std::string dir = TraceDir(state_dir, vm);
+  auto trace_dir = TraceDir(state_dir, vm);
+  if (!trace_dir.ok()) return Report(trace_dir.status());
+  std::string dir = *trace_dir;
   auto names = ListDir(dir);
   if (!names.ok() || names->empty()) {
     return Report(Status::NotFound(dir + ": no recorded live mounts of VM '" + vm + "'"));
@@ -61,7 +63,12 @@ int Learn(const std::string& vm, std::string state_dir, const std::string& outpu
   }
   Profile p = LearnProfile(vm, traces);
   p.created_ns = static_cast<int64_t>(::time(nullptr)) * 1000000000;
-  std::string out = output.empty() ? LearnedProfilePath(state_dir, vm) : output;
+  std::string out = output;
+  if (out.empty()) {
+    auto learned = LearnedProfilePath(state_dir, vm);
+    if (!learned.ok()) return Report(learned.status());
+    out = *learned;
+  }
   Status s = SaveProfile(out, p);
   if (!s.ok()) return Report(s);
   fmt::print("learned the profile of {} from {} recorded mounts: {} entries, {}; saved to {}\n", vm,
@@ -78,10 +85,12 @@ int Show(const std::string& file) {
 
 int Import(const std::string& vm, const std::string& file, std::string state_dir) {
   if (state_dir.empty()) state_dir = DefaultStateDir();
+  auto learned = LearnedProfilePath(state_dir, vm);
+  if (!learned.ok()) return Report(learned.status());
   auto p = LoadProfile(file);
   if (!p.ok()) return Report(p.status());
   p->vm = vm;
-  std::string out = LearnedProfilePath(state_dir, vm);
+  std::string out = *learned;
   Status s = SaveProfile(out, *p);
   if (!s.ok()) return Report(s);
   fmt::print("imported {} as the profile of {} ({})\n", file, vm, out);
@@ -153,12 +162,11 @@ int RunPrestage(PrestageArgs a) {
   auto size = ParseSize(a.cache_size);
   if (!size.ok()) return Report(size.status().Context("--cache-size"));
   int64_t pin_until = 0;
+  if (Status s = CheckRange("--threads", a.threads, 1, 64); !s.ok()) return Report(s);
   if (!a.pin_for.empty()) {
-    char unit = a.pin_for.back();
-    double v = std::atof(a.pin_for.c_str());
-    double mult = unit == 'd' ? 86400 : unit == 'h' ? 3600 : unit == 'm' ? 60 : 1;
-    if (v <= 0) return Report(Status::Invalid("--pin-for takes a duration like 30m, 2h or 1d"));
-    pin_until = static_cast<int64_t>(::time(nullptr) + v * mult);
+    auto seconds = ParseDuration(a.pin_for);
+    if (!seconds.ok()) return Report(seconds.status().Context("--pin-for"));
+    pin_until = static_cast<int64_t>(::time(nullptr)) + *seconds;
   }
   auto repo = Repository::Open(a.repo);
   if (!repo.ok()) return Report(repo.status());

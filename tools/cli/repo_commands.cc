@@ -15,10 +15,16 @@
 #include "profile/profile.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/progress.h"
+#include "store/json_bytes.h"
+#include "store/state_layout.h"
 
 namespace lm::cli {
 
 using nlohmann::json;
+
+void PrintJson(const nlohmann::json& j) {
+  fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+}
 
 int Report(const Status& s) {
   if (s.ok()) return 0;
@@ -28,18 +34,36 @@ int Report(const Status& s) {
 
 namespace {
 
+// ISO 8601 with the zone: local time for people ("2026-11-26 05:40:12+01:00"), UTC with
+// a Z for scripts ("2026-11-26T04:40:12Z"), as the backup ids are.
 std::string LocalTime(int64_t ns) {
   time_t t = static_cast<time_t>(ns / 1000000000);
   struct tm tm;
   localtime_r(&t, &tm);
-  char buf[32];
+  char buf[40], zone[8];
   strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+  strftime(zone, sizeof zone, "%z", &tm);  // +0100
+  std::string z = zone;
+  if (z.size() == 5) z.insert(3, ":");
+  return std::string(buf) + (z == "+00:00" ? "Z" : z);
+}
+
+std::string UtcTime(int64_t ns) {
+  time_t t = static_cast<time_t>(ns / 1000000000);
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[40];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
 
 int Init(const std::string& repo, const std::string& chunk_size) {
+  if (repo.empty()) return Report(Status::Invalid("init: no repository path given"));
   auto cs = ParseSize(chunk_size);
   if (!cs.ok()) return Report(cs.status().Context("--chunk-size"));
+  if (*cs < kMinChunkSize || *cs > kMaxChunkSize || (*cs & (*cs - 1)) != 0) {
+    return Report(Status::Invalid("--chunk-size " + chunk_size + " must be a power of two from 4K to 16M"));
+  }
   Status s = Repository::Init(repo, static_cast<uint32_t>(*cs));
   if (!s.ok()) return Report(s);
   fmt::print("initialized repository {} (chunk size {})\n", repo, FormatBytes(*cs));
@@ -63,9 +87,21 @@ Status ProfileForSelectedFiles(BackupOptions* o, const std::vector<std::string>&
   return Status::Ok();
 }
 
-int Backup(const std::string& repo_path, BackupOptions o, const std::vector<std::string>& select_files) {
+// Exit status of a backup that made its copy but skipped entries or saw files change.
+constexpr int kExitIncomplete = 3;
+
+int Backup(const std::string& repo_path, BackupOptions o, const std::vector<std::string>& select_files,
+           bool as_json) {
+  if (Status s = CheckRange("--threads", o.threads, 0, 256); !s.ok()) return Report(s);
+  if (Status s = CheckVmName(o.vm); !s.ok()) return Report(s.Context("--vm"));
   auto repo = Repository::Open(repo_path);
   if (!repo.ok()) return Report(repo.status());
+  if (!o.profile_path.empty()) {
+    // Checked now, not when a prestage needs it: a backup copy never carries a bad profile.
+    auto p = LoadProfile(o.profile_path);
+    if (!p.ok()) return Report(p.status().Context("--profile"));
+    o.profile_json = EncodeProfile(*p);
+  }
   if (!select_files.empty()) {
     Status s = ProfileForSelectedFiles(&o, select_files);
     if (!s.ok()) return Report(s.Context("--select-files"));
@@ -78,17 +114,43 @@ int Backup(const std::string& repo_path, BackupOptions o, const std::vector<std:
   bar.Done();
   if (!r.ok()) return Report(r.status().Context("backup " + o.vm));
   const BackupManifest& m = r->manifest;
-  for (auto& s : r->skipped) fmt::print(stderr, "livemount: skipped special file {}\n", s);
   size_t nfiles = 0;
   for (auto& f : m.files) nfiles += f.type != FileType::kDir;
   double dedup = m.new_raw_bytes ? static_cast<double>(m.logical_bytes) / m.new_raw_bytes : 0;
   double mbs = m.seconds > 0 ? m.logical_bytes / 1e6 / m.seconds : 0;
+  int exit = r->warnings.empty() ? 0 : kExitIncomplete;
+  if (as_json) {
+    json j = {{"vm", m.vm},
+              {"id", m.id},
+              {"backup", m.vm + "@" + m.id},
+              {"time", UtcTime(m.time_ns)},
+              {"files", nfiles},
+              {"logical_bytes", m.logical_bytes},
+              {"new_bytes", m.new_raw_bytes},
+              {"stored_bytes", m.stored_bytes},
+              {"seconds", m.seconds},
+              {"complete", r->warnings.empty()},
+              {"warnings", json::array()},
+              {"skipped_special", json::array()},
+              {"excluded", json::array()}};
+    for (auto& w : r->warnings) j["warnings"].push_back(LossyUtf8(w));
+    for (auto& x : r->skipped) j["skipped_special"].push_back(LossyUtf8(x));
+    for (auto& x : r->excluded) j["excluded"].push_back(LossyUtf8(x));
+    PrintJson(j);
+    return exit;
+  }
+  for (auto& x : r->skipped) fmt::print(stderr, "livemount: note: skipped special file {}\n", LossyUtf8(x));
+  for (auto& w : r->warnings) fmt::print(stderr, "livemount: warning: {}\n", LossyUtf8(w));
   fmt::print("backup {}@{}: {} files, {} read, {} new, {} stored, dedup {}, {:.1f} s, {:.0f} MB/s\n",
              m.vm, m.id, nfiles, FormatBytes(m.logical_bytes), FormatBytes(m.new_raw_bytes),
              FormatBytes(m.stored_bytes),
              m.new_raw_bytes ? fmt::format("{:.1f}x", dedup) : std::string("all"), m.seconds,
              mbs);
-  return 0;
+  if (exit) {
+    fmt::print(stderr, "livemount: backup {}@{} is incomplete: {} entr{} skipped or changed while read (above)\n",
+               m.vm, m.id, r->warnings.size(), r->warnings.size() == 1 ? "y" : "ies");
+  }
+  return exit;
 }
 
 int List(const std::string& repo_path, const std::string& only_vm, bool as_json,
@@ -131,20 +193,21 @@ int List(const std::string& repo_path, const std::string& only_vm, bool as_json,
                                                 ? json(nullptr)
                                                 : json({{"files", ov->second.entries},
                                                         {"bytes", ov->second.bytes}})},
-                                {"time", LocalTime(m->time_ns)},
+                                {"time", UtcTime(m->time_ns)},
+                                {"time_local", LocalTime(m->time_ns)},
                                 {"time_ns", m->time_ns},
                                 {"logical_bytes", m->logical_bytes},
                                 {"stored_bytes", m->stored_bytes},
                                 {"files", nfiles},
                                 {"has_profile", m->has_profile},
-                                {"source", m->source}});
+                                {"source", LossyUtf8(m->source)}});
       rows.push_back({vm, id, LocalTime(m->time_ns), std::to_string(nfiles),
                       FormatBytes(m->logical_bytes), FormatBytes(m->stored_bytes), ov_text});
     }
     out["vms"].push_back(std::move(jvm));
   }
   if (as_json) {
-    fmt::print("{}\n", out.dump(2));
+    PrintJson(out);
     return 0;
   }
   std::vector<std::string> head = {"VM", "BACKUP", "TIME", "FILES", "SIZE", "STORED", "OVERLAY"};
@@ -185,7 +248,7 @@ int Verify(const std::string& repo_path, bool read_data, bool as_json) {
               {"chunks_read", r->chunks_read}, {"bytes_read", r->bytes_read},
               {"seconds", r->seconds},   {"errors", r->errors},
               {"damaged_chunks", damaged}, {"notes", r->notes}};
-    fmt::print("{}\n", j.dump(2));
+    PrintJson(j);
   } else {
     for (auto& n : r->notes) fmt::print("note: {}\n", n);
     for (auto& e : r->errors) fmt::print("error: {}\n", e);
@@ -211,22 +274,41 @@ int Verify(const std::string& repo_path, bool read_data, bool as_json) {
   return 0;
 }
 
-int Restore(const std::string& repo_path, const std::string& spec, const std::string& dest,
-            bool no_sync) {
-  auto repo = Repository::Open(repo_path);
+struct RestoreArgs {
+  std::string repo, spec, dest;
+  bool no_sync = false, overwrite = false, continue_on_error = false, json = false;
+};
+
+int Restore(const RestoreArgs& a) {
+  auto repo = Repository::Open(a.repo);
   if (!repo.ok()) return Report(repo.status());
-  auto ref = (*repo)->ResolveSpec(spec);
+  auto ref = (*repo)->ResolveSpec(a.spec);
   if (!ref.ok()) return Report(ref.status());
   ProgressBar bar("restore " + ref->Name());
   RestoreOptions o;
-  o.sync = !no_sync;
+  o.sync = !a.no_sync;
+  o.overwrite = a.overwrite;
+  o.continue_on_error = a.continue_on_error;
   o.progress = [&](const RestoreProgress& p) { bar.Update(p.done_bytes, p.total_bytes, p.current_file); };
-  auto r = RunRestore(**repo, *ref, dest, o);
+  auto r = RunRestore(**repo, *ref, a.dest, o);
   bar.Done();
   if (!r.ok()) return Report(r.status());
-  fmt::print("restored {} to {}: {} files, {} dirs, {} symlinks, {}, {:.1f} s, {:.0f} MB/s\n",
-             ref->Name(), dest, r->files, r->dirs, r->symlinks, FormatBytes(r->bytes), r->seconds,
-             r->seconds > 0 ? r->bytes / 1e6 / r->seconds : 0.0);
+  if (a.json) {
+    json j = {{"backup", ref->Name()}, {"destination", LossyUtf8(a.dest)}, {"files", r->files},
+              {"dirs", r->dirs},       {"symlinks", r->symlinks},          {"bytes", r->bytes},
+              {"seconds", r->seconds}, {"failed", json::array()}};
+    for (auto& f : r->failed) j["failed"].push_back(LossyUtf8(f));
+    PrintJson(j);
+  } else {
+    for (auto& f : r->failed) fmt::print(stderr, "livemount: not restored: {}\n", LossyUtf8(f));
+    fmt::print("restored {} to {}: {} files, {} dirs, {} symlinks, {}, {:.1f} s, {:.0f} MB/s\n",
+               ref->Name(), a.dest, r->files, r->dirs, r->symlinks, FormatBytes(r->bytes), r->seconds,
+               r->seconds > 0 ? r->bytes / 1e6 / r->seconds : 0.0);
+  }
+  if (!r->failed.empty()) {
+    return Report(Status::Corrupt("restore " + ref->Name() + ": " + std::to_string(r->failed.size()) +
+                                  " entries could not be restored (named above)"));
+  }
   return 0;
 }
 
@@ -252,11 +334,15 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
     c->add_option("--profile", o->profile_path, "Profile JSON to attach to the backup copy");
     c->add_option("--compression-level", o->compression_level, "zstd level 1-19, 0 for none")
         ->capture_default_str();
-    c->add_option("--threads", o->threads, "Worker threads (0: one per core)");
+    c->add_option("--threads", o->threads, "Worker threads (0: one per core, at most 256)");
     auto select = std::make_shared<std::vector<std::string>>();
     c->add_option("--select-files", *select,
                   "Guest paths (/sda1/var/lib/db) whose blocks go into the backup copy's profile");
-    c->callback([=] { *exit_code = Backup(*repo, *o, *select); });
+    c->add_option("--exclude", o->excludes,
+                  "Leave out entries whose path or name matches this shell pattern (repeatable)");
+    auto as_json = std::make_shared<bool>(false);
+    c->add_flag("--json", *as_json, "Machine-readable output (the new backup id among it)");
+    c->callback([=] { *exit_code = Backup(*repo, *o, *select, *as_json); });
   }
   {
     auto* c = app.add_subcommand("list", "List VMs and their backup copies");
@@ -282,15 +368,16 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
   }
   {
     auto* c = app.add_subcommand("restore", "Restore a backup copy to a directory");
-    auto repo = std::make_shared<std::string>();
-    auto spec = std::make_shared<std::string>();
-    auto dest = std::make_shared<std::string>();
-    c->add_option("REPO", *repo, "Repository")->required();
-    c->add_option("VM@BACKUP", *spec, "VM, optionally @BACKUP (default latest)")->required();
-    c->add_option("DESTDIR", *dest, "Destination directory")->required();
-    auto no_sync = std::make_shared<bool>(false);
-    c->add_flag("--no-sync", *no_sync, "Do not fsync restored files (faster, not crash-safe)");
-    c->callback([=] { *exit_code = Restore(*repo, *spec, *dest, *no_sync); });
+    auto a = std::make_shared<RestoreArgs>();
+    c->add_option("REPO", a->repo, "Repository")->required();
+    c->add_option("VM@BACKUP", a->spec, "VM, optionally @BACKUP (default latest)")->required();
+    c->add_option("DESTDIR", a->dest, "Destination directory (new or empty)")->required();
+    c->add_flag("--no-sync", a->no_sync, "Do not fsync restored files (faster, not crash-safe)");
+    c->add_flag("--overwrite", a->overwrite, "Restore into a directory that is not empty");
+    c->add_flag("--continue-on-error", a->continue_on_error,
+                "Restore every file that can be, name the others, exit non-zero");
+    c->add_flag("--json", a->json, "Machine-readable output");
+    c->callback([=] { *exit_code = Restore(*a); });
   }
 }
 
