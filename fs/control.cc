@@ -9,6 +9,7 @@
 
 #include <cstring>
 
+#include "fs/mount_table.h"
 #include "store/log.h"
 
 namespace lm {
@@ -56,9 +57,28 @@ bool ReadLine(int fd, std::string* line, int timeout_ms) {
   }
 }
 
+// Only a real livemount FUSE mount, mounted by root or by the caller, is asked anything:
+// any user can put user.livemount.* attributes on a directory of their own.
+Status CheckLivemountMount(const std::string& path) {
+  auto m = FindMount(path);
+  if (!m) return Status::NotFound(path + ": not a mountpoint");
+  if (m->fstype != kLivemountFsType) {
+    return Status::Invalid(path + ": not a livemount mount (it is a " + m->fstype + " mount)");
+  }
+  if (!m->fuse_owner || (*m->fuse_owner != 0 && *m->fuse_owner != ::getuid())) {
+    return Status::Invalid(path + ": a livemount mount of another user (uid " +
+                           (m->fuse_owner ? std::to_string(*m->fuse_owner) : std::string("?")) + "); not trusted");
+  }
+  return Status::Ok();
+}
+
 Result<std::string> GetXattr(const std::string& path, const char* name) {
+  LM_RETURN_IF_ERROR(CheckLivemountMount(path));
   char buf[256];
   ssize_t n = ::getxattr(path.c_str(), name, buf, sizeof buf);
+  if (n < 0 && errno == ENOTCONN) {
+    return Status::Of(Code::kBusy, path + ": the media agent of this mount is gone (run livemount umount " + path + ")");
+  }
   if (n < 0) {
     return Status::NotFound(path + ": not a livemount mount (no " + name + ": " +
                             std::strerror(errno) + ")");
@@ -149,15 +169,31 @@ Result<json> ControlRequest(const std::string& name, const json& request, int ti
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0) {
     return Status::FromErrno(errno, "connect to the media agent's control socket @" + name);
   }
+  // Abstract socket names can be taken by anyone: talk only to root or to ourselves.
+  ucred peer{};
+  socklen_t pl = sizeof peer;
+  if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &peer, &pl) != 0 ||
+      (peer.uid != 0 && peer.uid != ::getuid())) {
+    return Status::Invalid("control socket @" + name + " belongs to uid " + std::to_string(peer.uid) +
+                           ", not to root or to this user; not trusted");
+  }
   if (!WriteAll(fd.get(), request.dump(-1, ' ', false, json::error_handler_t::replace) + "\n")) return Status::IoError("send to @" + name);
   std::string line;
   if (!ReadLine(fd.get(), &line, timeout_ms)) {
     return Status::IoError("no reply from the media agent (@" + name + ")");
   }
   json reply = json::parse(line, nullptr, false);
-  if (reply.is_discarded()) return Status::Corrupt("malformed reply from the media agent");
-  if (reply.is_object() && reply.contains("error")) {
-    return Status::IoError("media agent: " + reply["error"].get<std::string>());
+  if (reply.is_discarded() || !reply.is_object()) return Status::Corrupt("malformed reply from the media agent");
+  if (reply.contains("error")) {
+    const json& e = reply["error"];
+    std::string text = e.is_string() ? e.get<std::string>() : "malformed error";
+    // The agent's status code travels with the error, so Busy stays Busy.
+    Code code = Code::kIoError;
+    if (auto c = reply.find("code"); c != reply.end() && c->is_number_integer()) {
+      int v = c->get<int>();
+      if (v > 0 && v <= static_cast<int>(Code::kCrossDevice)) code = static_cast<Code>(v);
+    }
+    return Status::Of(code, "media agent: " + text);
   }
   return reply;
 }
@@ -168,7 +204,57 @@ Result<std::string> ControlNameOf(const std::string& mountpoint) {
 
 Result<int> DaemonPidOf(const std::string& mountpoint) {
   LM_ASSIGN_OR_RETURN(std::string pid, GetXattr(mountpoint, "user.livemount.pid"));
-  return std::atoi(pid.c_str());
+  char* end = nullptr;
+  long v = std::strtol(pid.c_str(), &end, 10);
+  if (pid.empty() || *end != '\0' || v <= 1 || v > (1 << 22)) {
+    return Status::Corrupt(mountpoint + ": the media agent reports an invalid pid");
+  }
+  return static_cast<int>(v);
+}
+
+namespace {
+
+const json* FindPath(const json& j, const std::string& dotted) {
+  const json* cur = &j;
+  size_t start = 0;
+  while (start <= dotted.size()) {
+    size_t dot = dotted.find('.', start);
+    if (dot == std::string::npos) dot = dotted.size();
+    if (!cur->is_object()) return nullptr;
+    auto it = cur->find(dotted.substr(start, dot - start));
+    if (it == cur->end()) return nullptr;
+    cur = &*it;
+    start = dot + 1;
+  }
+  return cur;
+}
+
+bool HasKind(const json& j, JsonKind k) {
+  switch (k) {
+    case JsonKind::kString: return j.is_string();
+    case JsonKind::kUInt: return j.is_number_unsigned();
+    case JsonKind::kInt: return j.is_number_integer();
+    case JsonKind::kNumber: return j.is_number();
+    case JsonKind::kBool: return j.is_boolean();
+    case JsonKind::kObject: return j.is_object();
+    case JsonKind::kArray: return j.is_array();
+    case JsonKind::kOptionalObject: return j.is_object() || j.is_null();
+  }
+  return false;
+}
+
+}  // namespace
+
+Status CheckFields(const json& j, std::initializer_list<std::pair<const char*, JsonKind>> fields,
+                   const std::string& what) {
+  for (auto& [path, kind] : fields) {
+    const json* v = FindPath(j, path);
+    if (!v || !HasKind(*v, kind)) {
+      if (!v && kind == JsonKind::kOptionalObject) continue;
+      return Status::Corrupt("malformed reply from " + what + ": field '" + path + "' is missing or of the wrong type");
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace lm

@@ -40,7 +40,15 @@ class ControlServer {
 Result<nlohmann::json> ControlRequest(const std::string& name, const nlohmann::json& request,
                                       int timeout_ms = 10000);
 
-// Finds the control socket of the media agent mounted at `mountpoint`.
+enum class JsonKind { kString, kUInt, kInt, kNumber, kBool, kObject, kArray, kOptionalObject };
+// Ok when every dotted path ("cache.hits") is present with its kind; otherwise Corrupt,
+// naming `what` and the field. The CLI checks every field of a reply it uses before use.
+Status CheckFields(const nlohmann::json& j, std::initializer_list<std::pair<const char*, JsonKind>> fields,
+                   const std::string& what);
+
+// Finds the control socket of the media agent mounted at `mountpoint`: only for a real
+// livemount FUSE mount (mountinfo) of root or of the caller. A reply comes back only from
+// a peer running as root or as the caller (SO_PEERCRED); an error reply keeps its code.
 Result<std::string> ControlNameOf(const std::string& mountpoint);
 Result<int> DaemonPidOf(const std::string& mountpoint);
 

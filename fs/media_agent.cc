@@ -1,5 +1,7 @@
 #include "fs/media_agent.h"
 
+#include "fs/mount_table.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -24,6 +26,10 @@ namespace lm {
 using nlohmann::json;
 
 namespace {
+
+// An error reply carries the status code, so the CLI can tell Busy from NotFound.
+json ErrorReply(const Status& s) { return {{"error", s.message()}, {"code", static_cast<int>(s.code())}}; }
+
 
 std::string HomeDir(const char* sub) {
   const char* home = std::getenv("HOME");
@@ -73,10 +79,12 @@ json RunPrestageHere(Repository& repo, ChunkSource& source, const std::string& s
                      PrestageCounters& counters, const std::string& spec,
                      const std::string& profile_path, bool all, int64_t pin_until) {
   auto ref = repo.ResolveSpec(spec);
-  if (!ref.ok()) return {{"error", ref.status().message()}};
+  if (!ref.ok()) return ErrorReply(ref.status());
   std::string chosen;
-  auto p = ChooseProfile(repo, *ref, profile_path, state_dir, &chosen);
-  if (!p.ok()) return {{"error", p.status().message()}};
+  std::vector<std::string> notes;
+  auto p = ChooseProfile(repo, *ref, profile_path, state_dir, &chosen, &notes);
+  for (auto& n : notes) LogWarn("prestage " + ref->Name() + ": " + n);
+  if (!p.ok()) return ErrorReply(p.status());
   PrestageOptions po;
   po.all = all;
   po.pin_session = true;
@@ -87,7 +95,7 @@ json RunPrestageHere(Repository& repo, ChunkSource& source, const std::string& s
   counters.running++;
   auto r = Prestage(source, *ref, *p, po);
   counters.running--;
-  if (!r.ok()) return {{"error", r.status().message()}};
+  if (!r.ok()) return ErrorReply(r.status());
   LogInfo("prestaged " + ref->Name() + " from " + chosen + ": " + std::to_string(r->fetched) +
           " chunks fetched, " + std::to_string(r->already_cached) + " already cached");
   return SummaryJson(*ref, chosen, *r);
@@ -208,7 +216,7 @@ int Serve(const MountOptions& o, int ready_fd) {
         return {{"error", "malformed export request"}};
       }
       Status s = start_export(CompleteExportOptions(e, o.mountpoint, o.state_dir, o.read_only));
-      if (!s.ok()) return {{"error", s.message()}};
+      if (!s.ok()) return ErrorReply(s);
       std::lock_guard lock(export_mu);
       return nfs ? nfs->Describe() : json{{"error", "the export was stopped while it started"}};
     }
@@ -227,9 +235,9 @@ int Serve(const MountOptions& o, int ready_fd) {
       std::string spec = req.value("backup", "");
       if (spec.find('@') == std::string::npos) return {{"error", "discard needs VM@BACKUP"}};
       auto ref = (*repo)->ResolveSpec(spec);
-      if (!ref.ok()) return {{"error", ref.status().message()}};
+      if (!ref.ok()) return ErrorReply(ref.status());
       auto gone = fs.ns().Discard(*ref);
-      if (!gone.ok()) return {{"error", gone.status().message()}};
+      if (!gone.ok()) return ErrorReply(gone.status());
       for (auto& [parent, name] : *gone) (*mount)->InvalidateEntry(parent, name);
       LogInfo("discarded the overlay of " + ref->Name());
       return {{"ok", true}, {"backup", ref->Name()}};
@@ -305,7 +313,26 @@ Status MountOptions::validate() {
     return Status::Invalid("--log-level must be error, warn, info or debug");
   }
   if (!IsDirectory(repo)) return Status::NotFound(repo + ": no such repository directory");
+  if (cache_size < (1ull << 20)) return Status::Invalid("--cache-size must be at least 1M");
+  // Never stack on another mount: a live one would be hidden, a dead one (its agent was
+  // killed) must be cleaned up first, and its files would otherwise reappear later.
+  if (auto m = FindMount(mountpoint)) {
+    struct stat st;
+    if (::stat(mountpoint.c_str(), &st) != 0 && errno == ENOTCONN) {
+      return Status::Busy(mountpoint + ": a livemount mount whose media agent is gone; clean it up with "
+                          "livemount umount " + mountpoint);
+    }
+    return Status::Busy(mountpoint + ": already a mountpoint (" + m->fstype + " from " + m->source +
+                        "); refusing to mount on top of it");
+  }
   if (!IsDirectory(mountpoint)) return Status::NotFound(mountpoint + ": mountpoint is not a directory");
+  if (!nonempty) {
+    auto names = ListDir(mountpoint);
+    if (!names.ok()) return names.status().Context("mountpoint");
+    if (!names->empty()) {
+      return Status::Invalid(mountpoint + ": mountpoint is not empty (its files would be hidden; --nonempty allows it)");
+    }
+  }
   if (fetch_threads < 1 || fetch_threads > 64) return Status::Invalid("--fetch-threads must be 1-64");
   if (fuse_threads < 1 || fuse_threads > 256) return Status::Invalid("--fuse-threads must be 1-256");
   if (readahead_chunks > 1024) return Status::Invalid("--readahead must be at most 1024 chunks");

@@ -291,6 +291,7 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
   out.skipped = scan.special;
   out.excluded = scan.excluded;
   out.warnings = scan.warnings;
+  if (o.after_scan_for_test) o.after_scan_for_test();
 
   std::string vm_dir = JoinPath(repo.path(), "backups/" + o.vm);
   if (!IsDirectory(vm_dir)) {

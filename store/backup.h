@@ -34,6 +34,9 @@ struct BackupOptions {
   std::vector<std::string> excludes;  // shell patterns matched against path and name
   uint64_t pack_target_bytes = 32ull << 20;
   std::function<void(const BackupProgress&)> progress;  // called ~10 times a second
+  // Tests: runs after the directory was scanned and before any file is opened, the
+  // moment an attacker would swap a file.
+  std::function<void()> after_scan_for_test;
   Status validate() const;
 };
 

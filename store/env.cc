@@ -143,8 +143,9 @@ Status MkdirAll(const std::string& path, mode_t mode) {
   if (path.empty() || IsDirectory(path)) return Status::Ok();
   std::string parent = DirName(path);
   if (parent != path) LM_RETURN_IF_ERROR(MkdirAll(parent, mode));
-  if (::mkdir(path.c_str(), mode) != 0 && errno != EEXIST) {
-    return Status::FromErrno(errno, "mkdir " + path);
+  if (::mkdir(path.c_str(), mode) != 0) {
+    if (errno != EEXIST) return Status::FromErrno(errno, "mkdir " + path);
+    if (!IsDirectory(path)) return Status::Exists(path + ": exists and is not a directory");
   }
   return Status::Ok();
 }

@@ -80,8 +80,8 @@ same_tree() {
   (cd "$a" && find . -printf '%p %y %m %T@ %l\n' | sort) >"$WORK/tree-a"
   (cd "$b" && find . -printf '%p %y %m %T@ %l\n' | sort) >"$WORK/tree-b"
   # The top directory itself may differ (it was created by the test).
-  grep -v '^\. ' "$WORK/tree-a" >"$WORK/tree-a2" || true
-  grep -v '^\. ' "$WORK/tree-b" >"$WORK/tree-b2" || true
+  grep -av '^\. ' "$WORK/tree-a" >"$WORK/tree-a2" || true
+  grep -av '^\. ' "$WORK/tree-b" >"$WORK/tree-b2" || true
   diff "$WORK/tree-a2" "$WORK/tree-b2" >&2 || fail "trees differ in metadata: $a $b"
   (cd "$a" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$WORK/sum-a"
   (cd "$b" && find . -type f -print0 | sort -z | xargs -0 sha256sum) >"$WORK/sum-b"

@@ -27,6 +27,8 @@ int Export(const std::string& mountpoint, ExportOptions e, bool stop, bool as_js
   if (stop) {
     auto reply = ControlRequest(*name, {{"cmd", "unexport"}}, 30000);
     if (!reply.ok()) return Report(reply.status().Context(mountpoint));
+    Status valid = CheckFields(*reply, {{"was_exported", JsonKind::kBool}}, "the media agent at " + mountpoint);
+    if (!valid.ok()) return Report(valid);
     if (as_json) PrintJson(*reply);
     else fmt::print("{} {}\n", (*reply)["was_exported"].get<bool>() ? "stopped the NFS export of" : "was not exported:", mountpoint);
     return 0;
@@ -35,7 +37,9 @@ int Export(const std::string& mountpoint, ExportOptions e, bool stop, bool as_js
               {"mount_port", e.mount_port}, {"clients", e.clients}, {"read_only", e.read_only}};
   auto reply = ControlRequest(*name, req, 60000);  // ganesha takes a few seconds to start
   if (!reply.ok()) return Report(reply.status().Context(mountpoint));
-  if (reply->contains("error")) return Report(Status::IoError((*reply)["error"].get<std::string>()));
+  Status valid = CheckFields(*reply, {{"path", JsonKind::kString}, {"read_only", JsonKind::kBool}},
+                             "the media agent at " + mountpoint);
+  if (!valid.ok()) return Report(valid);
   if (as_json) {
     PrintJson(*reply);
     return 0;

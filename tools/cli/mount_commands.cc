@@ -10,6 +10,7 @@
 
 #include "fs/control.h"
 #include "fs/media_agent.h"
+#include "fs/mount_table.h"
 #include "store/repository.h"
 #include "tools/cli/commands.h"
 
@@ -46,12 +47,29 @@ int RunQuiet(const std::vector<std::string>& argv, std::string* err_line) {
 }
 
 int Umount(const std::string& mountpoint, bool lazy) {
+  auto mount = FindMount(mountpoint);
+  if (!mount) return Report(Status::NotFound(mountpoint + ": not a mountpoint"));
+  if (mount->fstype != kLivemountFsType) {
+    return Report(Status::Invalid(mountpoint + ": not a livemount mount (it is a " + mount->fstype + " mount)"));
+  }
   auto pid = DaemonPidOf(mountpoint);
+  if (!pid.ok() && pid.status().code() == Code::kBusy) {
+    // The media agent was killed: its mount answers nothing ("Transport endpoint is not
+    // connected"). Detach it; no data is lost (overlays are synced, the cache is rebuilt).
+    std::string err;
+    if (RunQuiet({"fusermount3", "-u", "-z", mountpoint}, &err) != 0) {
+      return Report(Status::Busy("cannot clean up " + mountpoint + ": " + (err.empty() ? "fusermount3 failed" : err)));
+    }
+    fmt::print("cleaned up {}: its media agent was no longer running\n", mountpoint);
+    return 0;
+  }
   if (!pid.ok()) return Report(pid.status());
   // An NFS export holds files of the mount open: it goes first.
   if (auto name = ControlNameOf(mountpoint); name.ok()) {
     auto r = ControlRequest(*name, {{"cmd", "unexport"}}, 30000);
-    if (r.ok() && r->value("was_exported", false)) fmt::print("stopped the NFS export of {}\n", mountpoint);
+    if (r.ok() && CheckFields(*r, {{"was_exported", JsonKind::kBool}}, "the media agent").ok() &&
+        (*r)["was_exported"].get<bool>())
+      fmt::print("stopped the NFS export of {}\n", mountpoint);
   }
   std::string err;
   std::vector<std::string> argv = {"fusermount3", "-u"};
@@ -84,6 +102,32 @@ int Stats(const std::string& mountpoint, bool as_json) {
     PrintJson(j);
     return 0;
   }
+  Status valid = CheckFields(j, {{"cache.hits", JsonKind::kUInt}, {"cache.misses", JsonKind::kUInt},
+                                 {"cache.bytes_served", JsonKind::kUInt}, {"cache.size", JsonKind::kUInt},
+                                 {"cache.capacity", JsonKind::kUInt}, {"cache.entries", JsonKind::kUInt},
+                                 {"cache.pinned", JsonKind::kUInt}, {"cache.evictions", JsonKind::kUInt},
+                                 {"cache.corrupt_dropped", JsonKind::kUInt}, {"mountpoint", JsonKind::kString},
+                                 {"pid", JsonKind::kInt}, {"repository", JsonKind::kString},
+                                 {"reads.requests", JsonKind::kUInt}, {"reads.bytes", JsonKind::kUInt},
+                                 {"reads.errors", JsonKind::kUInt}, {"repo.chunks_fetched", JsonKind::kUInt},
+                                 {"repo.bytes_fetched", JsonKind::kUInt}, {"repo.errors", JsonKind::kUInt},
+                                 {"readahead.queued", JsonKind::kUInt}, {"readahead.fetched", JsonKind::kUInt},
+                                 {"prestage.chunks", JsonKind::kUInt}, {"writes.requests", JsonKind::kUInt},
+                                 {"writes.bytes", JsonKind::kUInt}, {"export", JsonKind::kOptionalObject},
+                                 {"overlays", JsonKind::kArray}},
+                              "the media agent at " + mountpoint);
+  if (valid.ok() && j.contains("export") && !j["export"].is_null()) {
+    valid = CheckFields(j["export"], {{"path", JsonKind::kString}, {"bind", JsonKind::kString},
+                                      {"nfs_port", JsonKind::kInt}, {"pid", JsonKind::kInt},
+                                      {"running", JsonKind::kBool}},
+                        "the media agent at " + mountpoint);
+  }
+  for (auto& ov : j["overlays"]) {
+    if (!valid.ok()) break;
+    valid = CheckFields(ov, {{"backup", JsonKind::kString}, {"files", JsonKind::kUInt}, {"bytes", JsonKind::kUInt}},
+                        "the media agent at " + mountpoint);
+  }
+  if (!valid.ok()) return Report(valid);
   const json &c = j["cache"], &r = j["repo"], &rd = j["reads"];
   uint64_t hits = c["hits"], misses = c["misses"];
   fmt::print("mount       {} (pid {}) from {}\n", j["mountpoint"].get<std::string>(),
@@ -117,7 +161,7 @@ int Stats(const std::string& mountpoint, bool as_json) {
   return 0;
 }
 
-int Discard(const std::string& mountpoint, const std::string& spec) {
+int Discard(const std::string& mountpoint, const std::string& spec, bool as_json) {
   if (spec.find('@') == std::string::npos) {
     return Report(Status::Invalid("discard needs VM@BACKUP (a backup id or latest)"));
   }
@@ -125,6 +169,12 @@ int Discard(const std::string& mountpoint, const std::string& spec) {
   if (!name.ok()) return Report(name.status());
   auto reply = ControlRequest(*name, {{"cmd", "discard"}, {"backup", spec}});
   if (!reply.ok()) return Report(reply.status());
+  Status valid = CheckFields(*reply, {{"backup", JsonKind::kString}}, "the media agent at " + mountpoint);
+  if (!valid.ok()) return Report(valid);
+  if (as_json) {
+    PrintJson(*reply);
+    return 0;
+  }
   fmt::print("discarded the overlay of {}\n", (*reply)["backup"].get<std::string>());
   return 0;
 }
@@ -142,6 +192,7 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     c->add_option("--cache-size", *cache_size, "Read-cache capacity")->capture_default_str();
     c->add_option("--state-dir", o->state_dir, "Where logs and overlays are kept");
     c->add_flag("--foreground,-f", o->foreground, "Stay in the foreground, log to stderr");
+    c->add_flag("--nonempty", o->nonempty, "Mount on a directory that is not empty");
     c->add_flag("--allow-other", o->allow_other,
                 "Let other users (the hypervisor) in; implies default_permissions");
     c->add_option("--log-file", o->log_file, "Log file (default STATE_DIR/livemount.log)");
@@ -181,7 +232,9 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     auto spec = std::make_shared<std::string>();
     c->add_option("MOUNTPOINT", *mp, "Mountpoint")->required();
     c->add_option("VM@BACKUP", *spec, "Backup copy (id or latest)")->required();
-    c->callback([=] { *exit_code = Discard(*mp, *spec); });
+    auto as_json = std::make_shared<bool>(false);
+    c->add_flag("--json", *as_json, "Machine-readable output");
+    c->callback([=] { *exit_code = Discard(*mp, *spec, *as_json); });
   }
   {
     auto* c = app.add_subcommand("stats", "Cache and repository counters of a live mount");

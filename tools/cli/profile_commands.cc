@@ -76,9 +76,13 @@ int Learn(const std::string& vm, std::string state_dir, const std::string& outpu
   return 0;
 }
 
-int Show(const std::string& file) {
+int Show(const std::string& file, bool as_json) {
   auto p = LoadProfile(file);
   if (!p.ok()) return Report(p.status());
+  if (as_json) {
+    PrintJson(nlohmann::json::parse(EncodeProfile(*p)));
+    return 0;
+  }
   PrintProfile(*p, file);
   return 0;
 }
@@ -108,7 +112,7 @@ int Export(const std::string& repo_path, const std::string& spec, const std::str
   std::vector<std::string> notes;
   auto p = ChooseProfile(**repo, *ref, "", state_dir, &chosen, &notes);
   if (!p.ok()) return Report(p.status());
-  for (auto& n : notes) fmt::print(stderr, "livemount: note: {}\n", n);
+  for (auto& n : notes) fmt::print(stderr, "livemount: {}{}\n", n.rfind("warning: ", 0) == 0 ? "" : "note: ", n);
   Status s = SaveProfile(file, *p);
   if (!s.ok()) return Report(s);
   fmt::print("exported the profile of {} ({}) to {}\n", ref->Name(), chosen, file);
@@ -117,7 +121,7 @@ int Export(const std::string& repo_path, const std::string& spec, const std::str
 
 struct PrestageArgs {
   std::string repo, spec, profile, cache_dir, state_dir, cache_size = "10G", pin_for, mount;
-  bool all = false;
+  bool all = false, json = false;
   unsigned threads = 4;
 };
 
@@ -147,6 +151,16 @@ int PrestageThroughMount(const PrestageArgs& a, const std::string& mountpoint, i
   auto r = ControlRequest(*name, req, 24 * 3600 * 1000);
   if (!r.ok()) return Report(r.status().Context("prestage through " + mountpoint));
   const nlohmann::json& j = *r;
+  Status valid = CheckFields(j, {{"backup", JsonKind::kString}, {"profile", JsonKind::kString},
+                                 {"profile_chunks", JsonKind::kUInt}, {"already_cached", JsonKind::kUInt},
+                                 {"fetched", JsonKind::kUInt}, {"bytes_fetched", JsonKind::kUInt},
+                                 {"failed", JsonKind::kUInt}, {"seconds", JsonKind::kNumber}},
+                             "the media agent at " + mountpoint);
+  if (!valid.ok()) return Report(valid);
+  if (a.json) {
+    PrintJson(j);
+    return j["failed"].get<uint64_t>() ? 1 : 0;
+  }
   fmt::print("prestaged {} through the mount at {} from profile {}: {} chunks in profile, {} already "
              "cached, {} fetched ({}), {} failed, {:.1f} s\n",
              j["backup"].get<std::string>(), mountpoint, j["profile"].get<std::string>(),
@@ -177,7 +191,7 @@ int RunPrestage(PrestageArgs a) {
   std::vector<std::string> notes;
   auto p = ChooseProfile(**repo, *ref, a.profile, a.state_dir, &chosen, &notes);
   if (!p.ok()) return Report(p.status());
-  for (auto& n : notes) fmt::print(stderr, "livemount: note: {}\n", n);
+  for (auto& n : notes) fmt::print(stderr, "livemount: {}{}\n", n.rfind("warning: ", 0) == 0 ? "" : "note: ", n);
   auto cache = ReadCache::Open(CacheOptions{a.cache_dir, *size, (*repo)->chunk_size()});
   if (!cache.ok() && cache.status().code() == Code::kBusy) {
     // The cache belongs to a running mount: its media agent stages (and pins) for us.
@@ -186,7 +200,7 @@ int RunPrestage(PrestageArgs a) {
   }
   if (!cache.ok()) return Report(cache.status().Context("--cache-dir"));
   ChunkSource source(**repo, **cache, ChunkSourceOptions{a.threads});
-  ProgressBar bar("prestage " + ref->Name());
+  ProgressBar bar("prestage " + ref->Name(), ProgressBar::Unit::kChunks);
   PrestageOptions o;
   o.threads = a.threads;
   o.all = a.all;
@@ -195,6 +209,13 @@ int RunPrestage(PrestageArgs a) {
   auto r = Prestage(source, *ref, *p, o);
   bar.Done();
   if (!r.ok()) return Report(r.status());
+  if (a.json) {
+    PrintJson({{"backup", ref->Name()}, {"profile", chosen}, {"profile_chunks", r->profile_chunks},
+               {"total_chunks", r->total_chunks}, {"already_cached", r->already_cached}, {"fetched", r->fetched},
+               {"bytes_fetched", r->bytes_fetched}, {"failed", r->failed}, {"missing_files", r->missing_files},
+               {"seconds", r->seconds}, {"notes", notes}});
+    return r->failed ? 1 : 0;
+  }
   fmt::print("prestaged {} from profile {}: {} chunks in profile{}, {} already cached, {} fetched "
              "({}), {} failed, {:.1f} s, {:.0f} MB/s\n",
              ref->Name(), chosen, r->profile_chunks,
@@ -229,7 +250,9 @@ void RegisterProfileCommands(CLI::App& app, int* exit_code) {
     auto* c = prof->add_subcommand("show", "Summarize a profile file");
     auto file = std::make_shared<std::string>();
     c->add_option("FILE", *file, "Profile JSON")->required();
-    c->callback([=] { *exit_code = Show(*file); });
+    auto as_json = std::make_shared<bool>(false);
+    c->add_flag("--json", *as_json, "The profile as checked JSON (entries sorted by order)");
+    c->callback([=] { *exit_code = Show(*file, *as_json); });
   }
   {
     auto* c = prof->add_subcommand("import", "Use a profile file as a VM's learned profile");
@@ -266,6 +289,7 @@ void RegisterProfileCommands(CLI::App& app, int* exit_code) {
     c->add_option("--pin-for", a->pin_for, "Keep the staged chunks from eviction this long (30m, 2h, 1d)");
     c->add_option("--threads", a->threads, "Parallel fetches")->capture_default_str();
     c->add_option("--mount", a->mount, "Stage through this running mount (found by --cache-dir otherwise)");
+    c->add_flag("--json", a->json, "Machine-readable output");
     c->callback([=] { *exit_code = RunPrestage(*a); });
   }
 }

@@ -10,13 +10,15 @@ namespace lm::cli {
 
 class ProgressBar {
  public:
-  explicit ProgressBar(std::string label);
+  enum class Unit { kBytes, kChunks };  // what done/total count
+  explicit ProgressBar(std::string label, Unit unit = Unit::kBytes);
   ~ProgressBar() { Done(); }
   void Update(uint64_t done, uint64_t total, const std::string& detail = "");
   void Done();  // clears the line
 
  private:
   std::string label_;
+  Unit unit_;
   bool enabled_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point start_, last_;
