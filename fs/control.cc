@@ -191,7 +191,7 @@ Result<json> ControlRequest(const std::string& name, const json& request, int ti
     Code code = Code::kIoError;
     if (auto c = reply.find("code"); c != reply.end() && c->is_number_integer()) {
       int v = c->get<int>();
-      if (v > 0 && v <= static_cast<int>(Code::kCrossDevice)) code = static_cast<Code>(v);
+      if (v > 0 && v <= static_cast<int>(Code::kLastCode)) code = static_cast<Code>(v);
     }
     return Status::Of(code, "media agent: " + text);
   }

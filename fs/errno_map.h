@@ -23,6 +23,10 @@ inline int ToErrno(const Status& s) {
     case Code::kNotDir: return ENOTDIR;
     case Code::kIsDir: return EISDIR;
     case Code::kCrossDevice: return EXDEV;
+    case Code::kNameTooLong: return ENAMETOOLONG;
+    case Code::kNoAttribute: return ENODATA;
+    case Code::kTooBig: return E2BIG;
+    case Code::kRange: return ERANGE;
   }
   return EIO;
 }

@@ -39,11 +39,7 @@ double TimeoutFor(const Node& n) {
 
 // Replies with the node's attributes, read under the namespace lock.
 void ReplyAttr(fuse_req_t req, LiveFs* fs, const Node& n) {
-  struct stat st;
-  {
-    std::shared_lock lock(fs->ns().mutex());
-    st = n.attr;
-  }
+  struct stat st = fs->ns().Stat(n);
   fuse_reply_attr(req, &st, TimeoutFor(n));
 }
 
@@ -62,11 +58,8 @@ void Guard(fuse_req_t req, F&& f) {
 
 fuse_entry_param EntryParam(fuse_req_t req, const Node& n) {
   fuse_entry_param e{};
-  {
-    std::shared_lock lock(Ctx(req)->fs->ns().mutex());  // writers change attr in place
-    e.ino = n.ino;
-    e.attr = n.attr;
-  }
+  e.attr = Ctx(req)->fs->ns().Stat(n);
+  e.ino = e.attr.st_ino;
   e.generation = n.generation;
   e.attr_timeout = e.entry_timeout = TimeoutFor(n);
   return e;
@@ -140,14 +133,14 @@ void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
       const char* name;
       if (i == 0) {
         name = ".";
-        st = (*self)->attr;
+        st = fs->ns().Stat(**self);
       } else if (i == 1) {
         name = "..";
         st.st_ino = (*self)->parent;
         st.st_mode = S_IFDIR;
       } else {
         name = (*list)[i - 2].first.c_str();
-        st = (*list)[i - 2].second->attr;
+        st = fs->ns().Stat(*(*list)[i - 2].second);
       }
       size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name, &st,
                                       static_cast<off_t>(i + 1));
@@ -241,12 +234,14 @@ void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   });
 }
 
-void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t) {
+void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
   Guard(req, [&] {
-    if (!S_ISREG(mode)) return (void)fuse_reply_err(req, EPERM);  // no devices, fifos, sockets
     const fuse_ctx* c = fuse_req_ctx(req);
-    ReplyNewNode(req, Ctx(req)->fs->ns().Create(parent, name, NodeKind::kFile, mode & ~c->umask,
-                                                c->uid, c->gid));
+    // FIFOs, sockets and device nodes are entries of the overlay; the kernel serves FIFOs
+    // and sockets itself, and the mount is nodev, so a device node opens nothing.
+    NodeKind kind = S_ISREG(mode) ? NodeKind::kFile : NodeKind::kSpecial;
+    mode_t bits = (mode & S_IFMT) | ((mode & 07777) & ~c->umask);
+    ReplyNewNode(req, Ctx(req)->fs->ns().Create(parent, name, kind, bits, c->uid, c->gid, "", rdev));
   });
 }
 
@@ -344,7 +339,9 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     if (ino == FUSE_ROOT_ID && std::strcmp(name, kPidXattr) == 0) {
       return ReplyXattr(req, std::to_string(::getpid()), size);
     }
-    fuse_reply_err(req, ENODATA);
+    auto v = Ctx(req)->fs->ns().GetXattr(ino, name);
+    if (!v.ok()) return (void)fuse_reply_err(req, ToErrno(v.status()));
+    ReplyXattr(req, *v, size);
   });
 }
 
@@ -355,7 +352,31 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
       names.append(kControlXattr).push_back('\0');
       names.append(kPidXattr).push_back('\0');
     }
+    auto list = Ctx(req)->fs->ns().ListXattr(ino);
+    if (!list.ok()) return (void)fuse_reply_err(req, ToErrno(list.status()));
+    for (auto& n : *list) names.append(n).push_back('\0');
     ReplyXattr(req, names, size);
+  });
+}
+
+void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  Guard(req, [&] {
+    Status s = Ctx(req)->fs->ns().SetXattr(ino, name, std::string(value, size), flags);
+    if (!s.ok() && s.code() != Code::kNoAttribute && s.code() != Code::kExists) LogDebug("setxattr: " + s.message());
+    fuse_reply_err(req, ToErrno(s));
+  });
+}
+
+void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  Guard(req, [&] { fuse_reply_err(req, ToErrno(Ctx(req)->fs->ns().RemoveXattr(ino, name))); });
+}
+
+void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len, fuse_file_info* fi) {
+  Guard(req, [&] {
+    auto* f = reinterpret_cast<OpenFile*>(fi->fh);
+    Status s = Ctx(req)->fs->Fallocate(*f, mode, static_cast<uint64_t>(off), static_cast<uint64_t>(len));
+    if (!s.ok() && s.code() != Code::kUnsupported) LogError("fallocate " + f->what + ": " + s.message());
+    fuse_reply_err(req, ToErrno(s));
   });
 }
 
@@ -385,13 +406,17 @@ const fuse_lowlevel_ops kOps = [] {
   ops.setattr = OpSetattr;
   ops.getxattr = OpGetxattr;
   ops.listxattr = OpListxattr;
+  ops.setxattr = OpSetxattr;
+  ops.removexattr = OpRemovexattr;
+  ops.fallocate = OpFallocate;
   return ops;
 }();
 
 }  // namespace
 
 Result<std::unique_ptr<FuseMount>> FuseMount::Mount(LiveFs& fs, const FuseOptions& o) {
-  std::vector<std::string> argv = {"livemount", "-o", "fsname=livemount,subtype=livemount"};
+  // nodev, nosuid: device nodes and set-id bits created in an overlay stay inert.
+  std::vector<std::string> argv = {"livemount", "-o", "fsname=livemount,subtype=livemount,nodev,nosuid"};
   if (!fs.ns().writable()) argv.back() += ",ro";
   if (o.allow_other) argv.back() += ",allow_other,default_permissions";
   else argv.back() += ",default_permissions";

@@ -1,5 +1,7 @@
 #include "fs/live_fs.h"
 
+#include <fcntl.h>
+
 #include <chrono>
 #include <ctime>
 
@@ -173,6 +175,28 @@ Status LiveFs::Write(OpenFile& f, uint64_t off, const char* buf, size_t len) {
   f.node->meta_dirty = true;
   counters_.write_requests++;
   counters_.write_bytes += len;
+  return Status::Ok();
+}
+
+Status LiveFs::Fallocate(OpenFile& f, int mode, uint64_t off, uint64_t len) {
+  constexpr int kKnown = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+  if (mode & ~kKnown) return Status::Unsupported("fallocate mode " + std::to_string(mode));
+  if (len == 0) return Status::Invalid("fallocate of 0 bytes");
+  if (f.node->kind != NodeKind::kFile) return Status::Unsupported("fallocate of a non-file");
+  LM_ASSIGN_OR_RETURN(auto data, ns_.EnsureData(*f.node));
+  bool zero = mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE);
+  if (zero) LM_RETURN_IF_ERROR(data->Zero(off, len, BaseOf(f.node, f.what)));
+  uint64_t old_size = data->size();
+  bool grows = !(mode & FALLOC_FL_KEEP_SIZE) && off + len > old_size;
+  if (grows) LM_RETURN_IF_ERROR(data->Truncate(off + len));  // the new bytes read as zeros
+  if (!zero && !grows) return Status::Ok();
+  struct timespec now = RealtimeNow();
+  std::unique_lock lock(ns_.mutex());
+  struct stat& st = f.node->attr;
+  st.st_size = static_cast<off_t>(data->size());
+  st.st_blocks = (st.st_size + 511) / 512;
+  st.st_mtim = st.st_ctim = now;
+  f.node->meta_dirty = true;
   return Status::Ok();
 }
 

@@ -69,6 +69,9 @@ class LiveFs {
     struct stat values {};  // st_mode, st_uid, st_gid, st_size, st_atim, st_mtim
   };
   Status SetAttr(Ino ino, const AttrChange& change);
+  // fallocate(2) on an open file: plain allocation (extends the size), KEEP_SIZE,
+  // PUNCH_HOLE and ZERO_RANGE (the range reads as zeros; the backup is untouched).
+  Status Fallocate(OpenFile& f, int mode, uint64_t off, uint64_t len);
 
  private:
   void MaybeReadAhead(OpenFile& f, uint64_t off, size_t len);

@@ -170,6 +170,7 @@ Status Namespace::LoadBackup(const std::shared_ptr<Node>& dir) {
     st.st_mtim = TimespecFromNs(f.mtime_ns);
     st.st_atim = TimespecFromNs(f.atime_ns);
     st.st_ctim = st.st_mtim;
+    n->xattrs = f.xattrs;
     if (kind == NodeKind::kDir) {
       n->loaded = true;
       by_path[f.path] = n;
@@ -232,6 +233,7 @@ Result<std::shared_ptr<Node>> Namespace::ResolveAt(Ino ino, int depth) {
 }
 
 Result<std::shared_ptr<Node>> Namespace::Lookup(Ino parent, const std::string& name) {
+  if (name.size() > kMaxNameLength) return Status::Of(Code::kNameTooLong, "name longer than 255 bytes");
   LM_ASSIGN_OR_RETURN(auto dir, Get(parent));
   if (!S_ISDIR(dir->attr.st_mode)) return Status::Invalid("not a directory");
   LM_RETURN_IF_ERROR(Load(dir));
@@ -265,6 +267,20 @@ Result<std::shared_ptr<const FileChunks>> Namespace::Chunks(const Node& file) {
   auto shared = std::make_shared<const FileChunks>(std::move(fc));
   std::lock_guard lock(tree.mu);
   return tree.chunks.emplace(file.file_index, shared).first->second;
+}
+
+struct stat Namespace::Stat(const Node& n) const {
+  std::shared_lock lock(mu_);
+  struct stat st = n.attr;
+  if (S_ISDIR(st.st_mode) && n.loaded) {
+    nlink_t links = 2;
+    for (auto& [name, ino] : n.children) {
+      auto child = nodes_.find(ino);
+      if (child != nodes_.end() && S_ISDIR(child->second->attr.st_mode)) links++;
+    }
+    st.st_nlink = links;
+  }
+  return st;
 }
 
 size_t Namespace::size() const {

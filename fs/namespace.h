@@ -38,12 +38,20 @@ namespace lm {
 using Ino = uint64_t;
 inline constexpr Ino kRootIno = 1;
 
-enum class NodeKind { kRoot, kVmDir, kLatestLink, kBackupDir, kDir, kFile, kSymlink };
+// kSpecial: a FIFO, socket or device node created in an overlay (its type is in st_mode;
+// the mount is nodev, so a device node there never reaches a device).
+enum class NodeKind { kRoot, kVmDir, kLatestLink, kBackupDir, kDir, kFile, kSymlink, kSpecial };
 
-// st_mode type bits of a node inside a backup directory.
+// st_mode type bits of a node inside a backup directory (not for kSpecial: see attr).
 inline mode_t TypeBits(NodeKind k) {
   return k == NodeKind::kDir ? S_IFDIR : k == NodeKind::kSymlink ? S_IFLNK : S_IFREG;
 }
+
+// Longest name in a directory, as in every Linux filesystem (ENAMETOOLONG beyond).
+inline constexpr size_t kMaxNameLength = 255;
+// Extended attributes: the limits of the Linux VFS (XATTR_NAME_MAX, XATTR_SIZE_MAX).
+inline constexpr size_t kMaxXattrName = 255;
+inline constexpr size_t kMaxXattrValue = 65536;
 inline struct timespec TimespecFromNs(int64_t ns) {
   return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
 }
@@ -82,6 +90,7 @@ struct Node {
   int file_index = -1;                 // into backup->manifest.files
   std::string link_target;             // kLatestLink and kSymlink
   struct stat attr {};
+  std::map<std::string, std::string> xattrs;  // extended attributes (backed up or set since)
   std::map<std::string, Ino> children;  // sorted: stable readdir offsets
   bool loaded = false;                  // children known
   int64_t scanned_ms = 0;               // root and VM dirs: last rescan
@@ -117,11 +126,21 @@ class Namespace {
   Result<std::shared_ptr<const FileChunks>> Chunks(const Node& file);
   // Node count, for stats.
   size_t size() const;
+  // A consistent copy of the node's attributes (a directory's st_nlink counts its
+  // subdirectories, as on every POSIX filesystem).
+  struct stat Stat(const Node& n) const;
 
   // --- changes (inside backup directories only) ---
+  // `mode` carries the type bits for kSpecial; `rdev` is its device number.
   Result<std::shared_ptr<Node>> Create(Ino parent, const std::string& name, NodeKind kind,
                                        uint32_t mode, uint32_t uid, uint32_t gid,
-                                       const std::string& target = "");
+                                       const std::string& target = "", dev_t rdev = 0);
+  // Extended attributes of nodes inside backup directories: user.*, trusted.* and
+  // security.* (others are ENOTSUP). `flags`: XATTR_CREATE / XATTR_REPLACE. Durable on return.
+  Status SetXattr(Ino ino, const std::string& name, const std::string& value, int flags);
+  Result<std::string> GetXattr(Ino ino, const std::string& name);
+  Result<std::vector<std::string>> ListXattr(Ino ino);
+  Status RemoveXattr(Ino ino, const std::string& name);
   Status Remove(Ino parent, const std::string& name, bool dir);
   Status Rename(Ino parent, const std::string& name, Ino new_parent, const std::string& new_name,
                 unsigned flags);

@@ -1,5 +1,8 @@
 // The writable half of the namespace: creating, removing and renaming inside backup
 // directories, persisting overlay entries, and merging them at load.
+#include <sys/xattr.h>
+
+#include <cstring>
 #include <ctime>
 #include <functional>
 #include <set>
@@ -23,11 +26,52 @@ std::string Child(const std::string& rel, const std::string& name) {
   return rel.empty() ? name : rel + "/" + name;
 }
 
+char SpecialType(mode_t mode) {
+  switch (mode & S_IFMT) {
+    case S_IFIFO: return 'p';
+    case S_IFSOCK: return 's';
+    case S_IFCHR: return 'c';
+    case S_IFBLK: return 'b';
+  }
+  return 0;
+}
+
+mode_t SpecialBits(char type) {
+  switch (type) {
+    case 'p': return S_IFIFO;
+    case 's': return S_IFSOCK;
+    case 'c': return S_IFCHR;
+    case 'b': return S_IFBLK;
+  }
+  return 0;
+}
+
+Status CheckName(const std::string& name) {
+  if (name.size() > kMaxNameLength) return Status::Of(Code::kNameTooLong, "name longer than 255 bytes");
+  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
+    return Status::Invalid("invalid name '" + name + "'");
+  }
+  return Status::Ok();
+}
+
+bool XattrNamespaceSupported(const std::string& name) {
+  for (const char* prefix : {"user.", "trusted.", "security."}) {
+    size_t n = std::strlen(prefix);
+    if (name.size() > n && name.compare(0, n, prefix) == 0) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 OverlayEntry Namespace::EntryOf(const Node& n) const {
   OverlayEntry e;
-  e.type = n.kind == NodeKind::kDir ? 'd' : n.kind == NodeKind::kSymlink ? 'l' : 'f';
+  e.type = n.kind == NodeKind::kDir       ? 'd'
+           : n.kind == NodeKind::kSymlink ? 'l'
+           : n.kind == NodeKind::kSpecial ? SpecialType(n.attr.st_mode)
+                                          : 'f';
+  e.rdev = n.kind == NodeKind::kSpecial ? n.attr.st_rdev : 0;
+  e.xattrs = n.xattrs;
   e.mode = n.attr.st_mode & 07777;
   e.uid = n.attr.st_uid;
   e.gid = n.attr.st_gid;
@@ -115,7 +159,10 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
       LogWarn(tree.ref.Name() + ": overlay entry " + path + " has no parent directory; ignored");
       continue;
     }
-    NodeKind kind = e.type == 'd' ? NodeKind::kDir : e.type == 'l' ? NodeKind::kSymlink : NodeKind::kFile;
+    NodeKind kind = e.type == 'd'        ? NodeKind::kDir
+                    : e.type == 'l'      ? NodeKind::kSymlink
+                    : SpecialBits(e.type) ? NodeKind::kSpecial
+                                          : NodeKind::kFile;
     if (node && (node->kind != kind || e.opaque)) {
       for (auto& [n, ino] : std::map<std::string, Ino>(node->children)) Detach(nodes_.at(ino));
     }
@@ -136,7 +183,9 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
     node->fid = e.fid;
     node->link_target = e.target;
     struct stat& st = node->attr;
-    st.st_mode = TypeBits(kind) | e.mode;
+    st.st_mode = (kind == NodeKind::kSpecial ? SpecialBits(e.type) : TypeBits(kind)) | e.mode;
+    st.st_rdev = kind == NodeKind::kSpecial ? static_cast<dev_t>(e.rdev) : 0;
+    node->xattrs = e.xattrs;
     st.st_uid = e.uid;
     st.st_gid = e.gid;
     st.st_atim = TimespecFromNs(e.atime_ns);
@@ -168,11 +217,9 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
 
 Result<std::shared_ptr<Node>> Namespace::Create(Ino parent, const std::string& name, NodeKind kind,
                                                 uint32_t mode, uint32_t uid, uint32_t gid,
-                                                const std::string& target) {
-  if (name.empty() || name.size() > 255 || name.find('/') != std::string::npos || name == "." ||
-      name == "..") {
-    return Status::Invalid("invalid name '" + name + "'");
-  }
+                                                const std::string& target, dev_t rdev) {
+  LM_RETURN_IF_ERROR(CheckName(name));
+  if (kind == NodeKind::kSpecial && !SpecialType(mode)) return Status::Invalid("not a special file type");
   LM_ASSIGN_OR_RETURN(auto p, Get(parent));
   LM_RETURN_IF_ERROR(Load(p));
   std::unique_lock lock(mu_);
@@ -187,7 +234,9 @@ Result<std::shared_ptr<Node>> Namespace::Create(Ino parent, const std::string& n
   n->loaded = kind == NodeKind::kDir;
   n->link_target = target;
   struct stat& st = n->attr;
-  st.st_mode = TypeBits(kind) | (kind == NodeKind::kSymlink ? 0777 : (mode & 07777));
+  st.st_mode = (kind == NodeKind::kSpecial ? (mode & S_IFMT) : TypeBits(kind)) |
+               (kind == NodeKind::kSymlink ? 0777 : (mode & 07777));
+  st.st_rdev = kind == NodeKind::kSpecial ? rdev : 0;
   st.st_uid = uid;
   st.st_gid = gid;
   st.st_atim = st.st_mtim = st.st_ctim = RealtimeNow();
@@ -239,9 +288,7 @@ Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
                          const std::string& new_name, unsigned flags) {
   constexpr unsigned kNoReplace = 1;  // RENAME_NOREPLACE
   if (flags & ~kNoReplace) return Status::Invalid("rename flags not supported");
-  if (new_name.empty() || new_name.size() > 255 || new_name.find('/') != std::string::npos) {
-    return Status::Invalid("invalid name '" + new_name + "'");
-  }
+  LM_RETURN_IF_ERROR(CheckName(new_name));
   LM_ASSIGN_OR_RETURN(auto p1, Get(parent));
   LM_RETURN_IF_ERROR(Load(p1));
   LM_ASSIGN_OR_RETURN(auto p2, Get(new_parent));
@@ -375,6 +422,55 @@ void Namespace::Released(Node& n) {
     if (n.unlinked && n.open_count == 0 && n.data) to_remove = std::move(n.data);
   }
   if (to_remove) (void)to_remove->Remove();
+}
+
+Status Namespace::SetXattr(Ino ino, const std::string& name, const std::string& value, int flags) {
+  if (name.size() > kMaxXattrName) return Status::Of(Code::kRange, "attribute name too long");
+  if (value.size() > kMaxXattrValue) return Status::Of(Code::kTooBig, "attribute value too large");
+  if (!XattrNamespaceSupported(name)) return Status::Unsupported("attribute namespace of " + name);
+  LM_ASSIGN_OR_RETURN(auto n, Get(ino));
+  {
+    std::unique_lock lock(mu_);
+    if (!store_ || !n->backup || n->kind == NodeKind::kBackupDir || n->unlinked) {
+      return Status::Of(Code::kReadOnly, "only entries inside backup directories have writable attributes");
+    }
+    bool exists = n->xattrs.count(name) > 0;
+    if ((flags & XATTR_CREATE) && exists) return Status::Exists(name);
+    if ((flags & XATTR_REPLACE) && !exists) return Status::Of(Code::kNoAttribute, name);
+    n->xattrs[name] = value;
+    n->attr.st_ctim = RealtimeNow();
+  }
+  return Persist(*n, true);
+}
+
+Result<std::string> Namespace::GetXattr(Ino ino, const std::string& name) {
+  LM_ASSIGN_OR_RETURN(auto n, Get(ino));
+  std::shared_lock lock(mu_);
+  auto it = n->xattrs.find(name);
+  if (it == n->xattrs.end()) return Status::Of(Code::kNoAttribute, name);
+  return it->second;
+}
+
+Result<std::vector<std::string>> Namespace::ListXattr(Ino ino) {
+  LM_ASSIGN_OR_RETURN(auto n, Get(ino));
+  std::shared_lock lock(mu_);
+  std::vector<std::string> names;
+  for (auto& [name, value] : n->xattrs) names.push_back(name);
+  return names;
+}
+
+Status Namespace::RemoveXattr(Ino ino, const std::string& name) {
+  if (!XattrNamespaceSupported(name)) return Status::Unsupported("attribute namespace of " + name);
+  LM_ASSIGN_OR_RETURN(auto n, Get(ino));
+  {
+    std::unique_lock lock(mu_);
+    if (!store_ || !n->backup || n->kind == NodeKind::kBackupDir || n->unlinked) {
+      return Status::Of(Code::kReadOnly, "only entries inside backup directories have writable attributes");
+    }
+    if (!n->xattrs.erase(name)) return Status::Of(Code::kNoAttribute, name);
+    n->attr.st_ctim = RealtimeNow();
+  }
+  return Persist(*n, true);
 }
 
 Result<std::vector<std::pair<Ino, std::string>>> Namespace::Discard(const BackupRef& b) {

@@ -1,6 +1,7 @@
 #include "fs/overlay_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -216,6 +217,44 @@ Status OverlayFile::Write(uint64_t off, const char* data, size_t len, const Base
   if (end > size_) {
     size_ = end;
     size_dirty_ = true;
+  }
+  return Status::Ok();
+}
+
+Status OverlayFile::Zero(uint64_t off, uint64_t len, const BaseReader& base) {
+  uint64_t end;
+  {
+    std::lock_guard lock(mu_);
+    end = std::min(off + len, size_);
+  }
+  if (off >= end) return Status::Ok();
+  uint64_t first_whole = (off + kOverlayBlock - 1) / kOverlayBlock * kOverlayBlock;
+  uint64_t last_whole = end / kOverlayBlock * kOverlayBlock;
+  if (first_whole >= last_whole) {  // no whole block: plain zero writes
+    std::string zeros(end - off, '\0');
+    return Write(off, zeros.data(), zeros.size(), base);
+  }
+  if (off < first_whole) {
+    std::string zeros(first_whole - off, '\0');
+    LM_RETURN_IF_ERROR(Write(off, zeros.data(), zeros.size(), base));
+  }
+  if (last_whole < end) {
+    std::string zeros(end - last_whole, '\0');
+    LM_RETURN_IF_ERROR(Write(last_whole, zeros.data(), zeros.size(), base));
+  }
+  std::lock_guard lock(mu_);
+  struct stat st;
+  if (::fstat(data_fd_.get(), &st) != 0) return Status::FromErrno(errno, data_path_);
+  if (uint64_t(st.st_size) < last_whole && ::ftruncate(data_fd_.get(), static_cast<off_t>(last_whole)) != 0) {
+    return Status::FromErrno(errno, "extend " + data_path_);
+  }
+  if (::fallocate(data_fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(first_whole),
+                  static_cast<off_t>(last_whole - first_whole)) != 0) {
+    return Status::FromErrno(errno, "punch a hole in " + data_path_);
+  }
+  for (uint64_t b = first_whole / kOverlayBlock; b < last_whole / kOverlayBlock; b++) {
+    SetPresent(b, true);  // present and a hole: reads zeros, never the base
+    dirty_.push_back(b);
   }
   return Status::Ok();
 }

@@ -49,6 +49,9 @@ class OverlayFile {
   Status Read(uint64_t off, size_t len, char* out, const BaseReader& base);
   Status Write(uint64_t off, const char* data, size_t len, const BaseReader& base);
   Status Truncate(uint64_t size);
+  // Makes [off, off+len) read as zeros, below the current size only (fallocate's
+  // PUNCH_HOLE and ZERO_RANGE). Whole blocks become holes of the delta, marked present.
+  Status Zero(uint64_t off, uint64_t len, const BaseReader& base);
   Status Sync();
   bool dirty() const;  // changes not yet synced
   // Deletes both files (after discard or unlink).

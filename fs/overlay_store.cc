@@ -30,6 +30,12 @@ std::string Encode(const OverlayEntry& e) {
   if (!e.fid.empty()) j["f"] = e.fid;
   if (!e.target.empty()) SetBytesField(j, "l", e.target);  // symlink targets are bytes
   if (e.opaque) j["o"] = 1;
+  if (e.rdev) j["r"] = e.rdev;
+  if (!e.xattrs.empty()) {
+    json x = json::object();
+    for (auto& [name, value] : e.xattrs) x[HexEncode(name)] = HexEncode(value);
+    j["x"] = std::move(x);
+  }
   return j.dump();
 }
 
@@ -58,7 +64,18 @@ bool Decode(const std::string& s, OverlayEntry* e) {
       e->target = *target;
     }
     e->opaque = j.value("o", 0) != 0;
-    return e->type == 'f' || e->type == 'd' || e->type == 'l';
+    e->rdev = j.value("r", uint64_t{0});
+    if (auto x = j.find("x"); x != j.end()) {
+      if (!x->is_object()) return false;
+      for (auto& [hex_name, hex_value] : x->items()) {
+        std::string name, value;
+        if (!hex_value.is_string() || !HexDecode(hex_name, &name) || !HexDecode(hex_value.get<std::string>(), &value)) {
+          return false;
+        }
+        e->xattrs[name] = value;
+      }
+    }
+    return std::string("fdlpscb").find(e->type) != std::string::npos;
   } catch (const json::exception&) {
     return false;
   }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,7 +26,7 @@ namespace lm {
 
 struct OverlayEntry {
   bool whiteout = false;
-  char type = 'f';  // 'f' file, 'd' directory, 'l' symlink
+  char type = 'f';  // 'f' file, 'd' directory, 'l' symlink, 'p' FIFO, 's' socket, 'c'/'b' device
   uint32_t mode = 0, uid = 0, gid = 0;
   int64_t atime_ns = 0, mtime_ns = 0, ctime_ns = 0;
   uint64_t ino = 0;
@@ -34,6 +35,8 @@ struct OverlayEntry {
   std::string fid;      // OverlayFile id, "" if none
   std::string target;   // symlinks
   bool opaque = false;  // directories: the backup's contents at this path are hidden
+  uint64_t rdev = 0;    // devices
+  std::map<std::string, std::string> xattrs;  // extended attributes, name -> value (bytes)
 };
 
 struct OverlayInfo {

@@ -332,6 +332,7 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, full);
     ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);  // larger kernel read-ahead
+    if (Status xs = ReadXattrs(fd.get(), full, &f.xattrs); !xs.ok()) out.warnings.push_back(xs.message());
     FileChunks fc;
     fc.file_size = st.st_size;  // the size when opened; a file that grows is read to here
     fc.chunk_size = m.chunk_size;

@@ -34,6 +34,11 @@ std::string EncodeManifest(const BackupManifest& m) {
     if (f.type == FileType::kSymlink) SetBytesField(j, "target", f.target);
     if (f.type == FileType::kFile) j["fidx"] = f.fidx;
     if (f.changed) j["changed"] = true;
+    if (!f.xattrs.empty()) {
+      json x = json::array();
+      for (auto& [name, value] : f.xattrs) x.push_back({HexEncode(name), HexEncode(value)});
+      j["xattrs"] = std::move(x);
+    }
     files.push_back(std::move(j));
   }
   json j = {{"format", "livemount-backup"},
@@ -141,6 +146,17 @@ Result<BackupManifest> DecodeManifest(const std::string& text, const std::string
       }
       if (f.type == FileType::kFile) f.fidx = fj.at("fidx");
       f.changed = fj.value("changed", false);
+      if (auto x = fj.find("xattrs"); x != fj.end()) {
+        for (const json& pair : *x) {
+          std::string name, value;
+          if (!pair.is_array() || pair.size() != 2 || !HexDecode(pair[0].get<std::string>(), &name) ||
+              !HexDecode(pair[1].get<std::string>(), &value) || name.empty() || name.size() > 255 ||
+              value.size() > 65536) {
+            return Status::Corrupt(path + ": malformed extended attribute of '" + LossyUtf8(f.path) + "'");
+          }
+          f.xattrs[name] = value;
+        }
+      }
       m.files.push_back(std::move(f));
     }
     if (m.chunk_size < 4096 || m.chunk_size > (64u << 20) || (m.chunk_size & (m.chunk_size - 1))) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ struct FileEntry {
   std::string target;      // symlinks
   std::string fidx;        // regular files: "files/<n>.fidx"
   bool changed = false;    // regular files: changed while being backed up (see backup.h)
+  // Extended attributes (user.*, trusted.*, security.*) of files and directories.
+  std::map<std::string, std::string> xattrs;
 };
 
 struct BackupManifest {

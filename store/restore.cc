@@ -27,6 +27,7 @@ struct timespec Ts(int64_t ns) {
 // Owner (as root), mode and times of an open file or directory: through its descriptor,
 // so nothing is resolved by name again after it was opened.
 Status SetAttributesFd(int fd, const FileEntry& f, const std::string& shown) {
+  LM_RETURN_IF_ERROR(WriteXattrs(fd, shown, f.xattrs));
   if (::geteuid() == 0 && ::fchown(fd, f.uid, f.gid) != 0) return Status::FromErrno(errno, "chown " + shown);
   if (::fchmod(fd, f.mode) != 0) return Status::FromErrno(errno, "chmod " + shown);
   struct timespec ts[2] = {Ts(f.atime_ns), Ts(f.mtime_ns)};

@@ -26,6 +26,11 @@ enum class Code {
   kNotDir,       // ENOTDIR
   kIsDir,        // EISDIR
   kCrossDevice,  // EXDEV
+  kNameTooLong,  // ENAMETOOLONG
+  kNoAttribute,  // ENODATA: no such extended attribute
+  kTooBig,       // E2BIG: an extended attribute value over the limit
+  kRange,        // ERANGE: a buffer too small, a name over the limit
+  kLastCode = kRange,
 };
 
 class [[nodiscard]] Status {

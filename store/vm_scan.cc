@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -111,6 +112,8 @@ void Walk(int dirfd, const std::string& root, const std::string& rel, const Scan
         continue;
       }
       f.type = FileType::kDir;
+      Status xs = ReadXattrs(sub.get(), full, &f.xattrs);
+      if (!xs.ok()) out->warnings.push_back(xs.message());
       out->files.push_back(std::move(f));
       out->identity.push_back(id);
       Walk(sub.get(), root, r, o, out);
@@ -124,7 +127,50 @@ void Walk(int dirfd, const std::string& root, const std::string& rel, const Scan
   }
 }
 
+bool KeptXattr(const std::string& name) {
+  return name.rfind("user.", 0) == 0 || name.rfind("trusted.", 0) == 0 || name.rfind("security.", 0) == 0;
+}
+
 }  // namespace
+
+Status ReadXattrs(int fd, const std::string& shown, std::map<std::string, std::string>* out) {
+  out->clear();
+  std::string names(4096, '\0');
+  ssize_t n;
+  while ((n = ::flistxattr(fd, names.data(), names.size())) < 0 && errno == ERANGE) names.resize(names.size() * 4);
+  if (n < 0) {
+    if (errno == ENOTSUP) return Status::Ok();
+    return Status::FromErrno(errno, "list extended attributes of " + shown);
+  }
+  for (size_t pos = 0; pos < size_t(n);) {
+    std::string name(names.data() + pos);
+    pos += name.size() + 1;
+    if (!KeptXattr(name)) continue;
+    std::string value(4096, '\0');
+    ssize_t v;
+    while ((v = ::fgetxattr(fd, name.c_str(), value.data(), value.size())) < 0 && errno == ERANGE &&
+           value.size() < 65536) {
+      value.resize(65536);
+    }
+    if (v < 0) {
+      if (errno == ENODATA) continue;  // removed meanwhile
+      return Status::FromErrno(errno, "read extended attribute " + name + " of " + shown);
+    }
+    value.resize(v);
+    (*out)[name] = value;
+  }
+  return Status::Ok();
+}
+
+Status WriteXattrs(int fd, const std::string& shown, const std::map<std::string, std::string>& xattrs) {
+  for (auto& [name, value] : xattrs) {
+    if (::fsetxattr(fd, name.c_str(), value.data(), value.size(), 0) != 0) {
+      if (errno == ENOTSUP) return Status::Ok();  // the destination keeps none
+      return Status::FromErrno(errno, "set extended attribute " + name + " of " + shown);
+    }
+  }
+  return Status::Ok();
+}
 
 bool IsNormalRelativePath(const std::string& rel) {
   if (rel.empty() || rel.find('\0') != std::string::npos) return false;

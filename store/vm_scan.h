@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,12 @@ Result<UniqueFd> OpenScanned(const ScanResult& scan, size_t index);
 // `flags` apply to the last component (O_NOFOLLOW is added).
 Result<UniqueFd> OpenBeneath(int dirfd, const std::string& rel, int flags, mode_t mode = 0600,
                              const std::string& shown_root = "");
+
+// The user.*, trusted.* and security.* extended attributes of an open file or directory
+// (the namespaces a hypervisor or libvirt uses; system.* ACLs are not kept).
+Status ReadXattrs(int fd, const std::string& shown, std::map<std::string, std::string>* out);
+// Sets them on an open file or directory; a filesystem without xattrs is not an error.
+Status WriteXattrs(int fd, const std::string& shown, const std::map<std::string, std::string>& xattrs);
 
 // True for a relative path in normal form: no leading or trailing '/', no empty, "." or
 // ".." component. Manifests only hold such paths.

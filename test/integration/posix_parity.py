@@ -11,6 +11,7 @@ import sys
 A, B = sys.argv[1], sys.argv[2]
 COMPARE_ONLY = len(sys.argv) > 3 and sys.argv[3] == "--compare-only"
 failures = []
+checks = 0
 
 
 def call(root, fn, *args):
@@ -22,6 +23,8 @@ def call(root, fn, *args):
 
 
 def both(name, fn, *args):
+    global checks
+    checks += 1
     ra, rb = call(A, fn, *args), call(B, fn, *args)
     if ra != rb:
         failures.append(f"{name}{args}: overlay {ra} != native {rb}")
@@ -175,6 +178,133 @@ def seq_backed_up_namespace(files, dirs):
         both("list-moved-base-dir", listdir, d + ".moved")
 
 
+LIBC = None
+
+
+def fallocate(root, rel, mode, off, n):
+    global LIBC
+    import ctypes
+    if LIBC is None:
+        LIBC = ctypes.CDLL(None, use_errno=True)
+        LIBC.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+    fd = os.open(p(root, rel), os.O_RDWR)
+    try:
+        if LIBC.fallocate(fd, mode, off, n) != 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        return os.fstat(fd).st_size
+    finally:
+        os.close(fd)
+
+
+def nlink(root, rel):
+    return os.stat(p(root, rel)).st_nlink
+
+
+def special(root, rel):
+    st = os.lstat(p(root, rel))
+    return (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_rdev, st.st_size)
+
+
+def bind_socket(root, rel):
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.bind(p(root, rel))
+    finally:
+        s.close()
+
+
+def ctime_after(root, rel, op):
+    """Whether `op` moved ctime and mtime forward (the rules tmpfs and ext4 follow)."""
+    before = os.lstat(p(root, rel))
+    import time
+    time.sleep(0.02)
+    op(root, rel)
+    after = os.lstat(p(root, rel))
+    return (after.st_ctime_ns > before.st_ctime_ns, after.st_mtime_ns > before.st_mtime_ns)
+
+
+def seq_posix_more(base_files):
+    # Name length limits.
+    both("mkdir-256", lambda r, x: os.mkdir(p(r, x)), "n" * 256)
+    both("create-255", write_at, "m" * 255, 0, b"x")
+    both("stat-256", size, "m" * 256)
+    both("rename-to-256", lambda r, a, b: os.rename(p(r, a), p(r, b)), "m" * 255, "k" * 256)
+    both("unlink-255", lambda r, x: os.unlink(p(r, x)), "m" * 255)
+    # A directory's link count: 2 plus one per subdirectory.
+    both("mkdir-nl", lambda r, x: os.mkdir(p(r, x)), "nl")
+    both("nlink-empty", nlink, "nl")
+    for sub in ("nl/a", "nl/b", "nl/c"):
+        both("mkdir-sub", lambda r, x: os.mkdir(p(r, x)), sub)
+    both("file-in-nl", write_at, "nl/f", 0, b"f")
+    both("nlink-3-subdirs", nlink, "nl")
+    both("rmdir-sub", lambda r, x: os.rmdir(p(r, x)), "nl/a")
+    both("rename-sub-out", lambda r, a, b: os.rename(p(r, a), p(r, b)), "nl/b", "nl-b")
+    both("nlink-after", nlink, "nl")
+    both("nlink-file", nlink, "nl/f")
+    # FIFOs, sockets and device nodes live in the overlay.
+    both("mkfifo", lambda r, x: os.mkfifo(p(r, x), 0o640), "fifo")
+    both("fifo-stat", special, "fifo")
+    both("mknod-reg", lambda r, x: os.mknod(p(r, x), 0o600 | stat.S_IFREG), "regnode")
+    both("regnode-stat", special, "regnode")
+    both("mknod-chr", lambda r, x: os.mknod(p(r, x), 0o600 | stat.S_IFCHR, os.makedev(1, 3)), "null2")
+    both("chr-stat", special, "null2")
+    both("mknod-blk", lambda r, x: os.mknod(p(r, x), 0o600 | stat.S_IFBLK, os.makedev(7, 0)), "loop2")
+    both("blk-stat", special, "loop2")
+    both("bind", bind_socket, "sock")
+    both("sock-stat", special, "sock")
+    both("bind-again", bind_socket, "sock")
+    both("mkfifo-exists", lambda r, x: os.mkfifo(p(r, x)), "fifo")
+    both("rename-fifo", lambda r, a, b: os.rename(p(r, a), p(r, b)), "fifo", "fifo2")
+    both("chmod-fifo", lambda r, x: os.chmod(p(r, x), 0o600), "fifo2")
+    both("fifo2-stat", special, "fifo2")
+    both("unlink-sock", lambda r, x: os.unlink(p(r, x)), "sock")
+    both("list-specials", listdir, ".")
+    # Extended attributes on a new file, a directory and a backed-up file.
+    targets = ["new-x.txt", "nl"] + base_files[:1]
+    both("create-x", write_at, "new-x.txt", 0, b"xattrs")
+    for t in targets:
+        both("setxattr", lambda r, x: os.setxattr(p(r, x), "user.one", b"1"), t)
+        both("setxattr-create-exists", lambda r, x: os.setxattr(p(r, x), "user.one", b"2", os.XATTR_CREATE), t)
+        both("setxattr-replace-missing", lambda r, x: os.setxattr(p(r, x), "user.two", b"2", os.XATTR_REPLACE), t)
+        both("setxattr-replace", lambda r, x: os.setxattr(p(r, x), "user.one", b"one", os.XATTR_REPLACE), t)
+        both("setxattr-binary", lambda r, x: os.setxattr(p(r, x), "user.bin", bytes(range(256))), t)
+        both("setxattr-trusted", lambda r, x: os.setxattr(p(r, x), "trusted.libvirt.security.dac", b"+0:+0"), t)
+        both("setxattr-empty", lambda r, x: os.setxattr(p(r, x), "user.empty", b""), t)
+        both("setxattr-too-big", lambda r, x: os.setxattr(p(r, x), "user.big", b"b" * 65537), t)
+        both("getxattr", lambda r, x: os.getxattr(p(r, x), "user.one"), t)
+        both("getxattr-binary", lambda r, x: os.getxattr(p(r, x), "user.bin"), t)
+        both("getxattr-missing", lambda r, x: os.getxattr(p(r, x), "user.nope"), t)
+        both("listxattr", lambda r, x: sorted(n for n in os.listxattr(p(r, x)) if not n.startswith("security.")), t)
+        both("removexattr", lambda r, x: os.removexattr(p(r, x), "user.bin"), t)
+        both("removexattr-missing", lambda r, x: os.removexattr(p(r, x), "user.bin"), t)
+        both("xattr-ctime", ctime_after, t, lambda r, x: os.setxattr(p(r, x), "user.t", b"t"))
+    both("xattr-symlink-user", lambda r, x: os.setxattr(p(r, x), "user.l", b"l", follow_symlinks=False), "link-x")
+    # fallocate: allocation, KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE; on new and backed-up files.
+    KEEP, PUNCH, ZERO = 1, 2, 16
+    both("create-fa", write_at, "fa", 0, bytes(range(256)) * 64)
+    for f in ["fa"] + base_files[:1]:
+        both("fallocate-extend", fallocate, f, 0, 0, size(B, f) + 10000)
+        both("fallocate-keep", fallocate, f, KEEP, 0, size(B, f) + 50000)
+        both("size-after-keep", size, f)
+        both("punch", fallocate, f, PUNCH | KEEP, 1000, 9000)
+        both("read-punched", read_at, f, 0, 12000)
+        both("punch-no-keep", fallocate, f, PUNCH, 0, 4096)
+        both("zero-range", fallocate, f, ZERO, 5000, 3000)
+        both("zero-range-extend", fallocate, f, ZERO, size(B, f) - 100, 9000)
+        both("zero-range-keep", fallocate, f, ZERO | KEEP, size(B, f) - 100, 9000)
+        both("read-zeroed", read_at, f, size(B, f) - 20000, 30000)
+        both("fallocate-bad-mode", fallocate, f, 0x40, 0, 4096)
+        both("fallocate-zero-len", fallocate, f, 0, 0, 0)
+        both("fallocate-ctime", ctime_after, f, lambda r, x: fallocate(r, x, PUNCH | KEEP, 0, 4096))
+    # Timestamp rules: a write moves mtime and ctime, chmod only ctime.
+    both("write-times", ctime_after, "fa", lambda r, x: write_at(r, x, 0, b"w"))
+    both("chmod-times", ctime_after, "fa", lambda r, x: os.chmod(p(r, x), 0o640))
+    both("rename-keeps-mtime", ctime_after, "fa", lambda r, x: (os.rename(p(r, x), p(r, "fa.tmp")),
+                                                              os.rename(p(r, "fa.tmp"), p(r, x))))
+
+
 def tree(root):
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -186,6 +316,8 @@ def tree(root):
                 out[rel] = ("l", os.readlink(full))
             elif stat.S_ISDIR(st.st_mode):
                 out[rel] = ("d", stat.S_IMODE(st.st_mode))
+            elif not stat.S_ISREG(st.st_mode):  # FIFOs, sockets, devices: never opened
+                out[rel] = ("s", stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_rdev)
             else:
                 with open(full, "rb") as fh:
                     out[rel] = ("f", stat.S_IMODE(st.st_mode), fh.read())
@@ -200,6 +332,8 @@ if not COMPARE_ONLY:
     seq_namespace()
     seq_open_unlinked()
     seq_backed_up_namespace(base_files, base_dirs)
+    both("symlink-x", lambda r, t, x: os.symlink(t, p(r, x)), "new.txt", "link-x")
+    seq_posix_more([f for f in base_files if os.path.exists(os.path.join(B, f))])
 ta, tb = tree(A), tree(B)
 if ta.keys() != tb.keys():
     failures.append(f"trees differ: only overlay {sorted(ta.keys() - tb.keys())}, only native {sorted(tb.keys() - ta.keys())}")
@@ -208,5 +342,5 @@ for k in sorted(ta.keys() & tb.keys()):
         failures.append(f"{k} differs: overlay {str(ta[k])[:80]} native {str(tb[k])[:80]}")
 for f in failures:
     print("PARITY:", f)
-print(f"posix_parity: {len(failures)} differences")
+print(f"posix_parity: {checks} calls compared, {len(failures)} differences")
 sys.exit(1 if failures else 0)
