@@ -61,7 +61,7 @@ bool ReadLine(int fd, std::string* line, int timeout_ms) {
 // any user can put user.livemount.* attributes on a directory of their own.
 Status CheckLivemountMount(const std::string& path) {
   auto m = FindMount(path);
-  if (!m) return Status::NotFound(path + ": not a mountpoint");
+  if (!m) return Status::NotFound(path + ": not a livemount mount (not a mountpoint)");
   if (m->fstype != kLivemountFsType) {
     return Status::Invalid(path + ": not a livemount mount (it is a " + m->fstype + " mount)");
   }
@@ -182,6 +182,10 @@ Result<json> ControlRequest(const std::string& name, const json& request, int ti
   if (!ReadLine(fd.get(), &line, timeout_ms)) {
     return Status::IoError("no reply from the media agent (@" + name + ")");
   }
+  return DecodeControlReply(line);
+}
+
+Result<json> DecodeControlReply(const std::string& line) {
   json reply = json::parse(line, nullptr, false);
   if (reply.is_discarded() || !reply.is_object()) return Status::Corrupt("malformed reply from the media agent");
   if (reply.contains("error")) {

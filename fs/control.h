@@ -40,6 +40,9 @@ class ControlServer {
 Result<nlohmann::json> ControlRequest(const std::string& name, const nlohmann::json& request,
                                       int timeout_ms = 10000);
 
+// One reply line: a JSON object, or an error object turned into a Status (code kept).
+Result<nlohmann::json> DecodeControlReply(const std::string& line);
+
 enum class JsonKind { kString, kUInt, kInt, kNumber, kBool, kObject, kArray, kOptionalObject };
 // Ok when every dotted path ("cache.hits") is present with its kind; otherwise Corrupt,
 // naming `what` and the field. The CLI checks every field of a reply it uses before use.

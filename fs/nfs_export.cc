@@ -345,7 +345,9 @@ std::string HypervisorInstructions(const ExportOptions& o, const std::string& se
   s << "NFS export of " << m << " on " << server << " (NFSv3 and v4, port " << o.nfs_port
     << (o.read_only ? ", read-only" : ", read-write") << ")\n"
     << "  share (NFSv3): " << server << ":" << m << "    (NFSv4: " << server << ":" << kPseudo << ")\n"
-    << "  a VM's files:  <share>/<vm>/<backup-id>/   (the 'latest' symlink also works below the share)\n"
+    << "  a VM's files:  <share>/<vm>/<backup-id>/   ('latest' works where the share is mounted:\n"
+    << "                 ESXi, libvirt pools, Linux; not in QEMU nfs:// URLs, whose MOUNT request names\n"
+    << "                 the directory itself and cannot go through a symlink: use the backup id there)\n"
     << "  clients allowed: " << (clients.empty() ? "127.0.0.1 only; add --client HOST for each hypervisor" : clients) << "\n\n"
     << "VMware ESXi:\n"
     << "  esxcli storage nfs add --host " << server << " --share " << m << " --volume-name livemount\n"

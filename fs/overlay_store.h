@@ -1,11 +1,13 @@
 // OverlayStore: the namespace side of the per-backup overlays, kept in the media agent's
 // state directory:
-//   STATE/overlays/meta/           RocksDB: one entry per changed path of each backup copy
+//   STATE/overlay-meta/            RocksDB: one entry per changed path of each backup copy
 //   STATE/overlays/<vm>/<id>/      that backup's OverlayFile data (<fid>.data, .journal)
 // Key "e/<vm>/<id>/" + path -> entry (JSON). An entry either replaces what the backup has
 // at that path (a file, directory or symlink with its own attributes, optionally taking its
 // bytes from a backed-up file and/or an OverlayFile), or is a whiteout that hides the
-// backup's path and everything below it. Namespace changes are written with sync=true, so
+// backup's path and everything below it. Entries also carry extended attributes, and the
+// type and device number of FIFOs, sockets and device nodes (store/state_layout.h owns
+// the paths). Namespace changes are written with sync=true, so
 // they survive a crash as soon as the call returns.
 #pragma once
 

@@ -134,6 +134,65 @@ Status ReadChunkRecord(Env* env, int fd, const std::string& pack_path, const Pac
   return DecodeChunkRecord(record, e, where, raw->data());
 }
 
+namespace {
+
+struct PackFooter {
+  uint64_t table_offset = 0;
+  uint32_t count = 0;
+  uint64_t checksum = 0;
+};
+
+// Checks the footer of a pack of `size` bytes: magic, and a table that fits the file.
+Result<PackFooter> ParsePackFooter(std::string_view footer, uint64_t size, const std::string& pack_path) {
+  ByteReader f(footer);
+  PackFooter out;
+  out.table_offset = f.U64();
+  out.count = f.U32();
+  f.U32();
+  out.checksum = f.U64();
+  if (std::memcmp(footer.data() + 24, kPackEndMagic, 8) != 0) {
+    return Status::Corrupt(pack_path + ": bad end magic (truncated pack?)");
+  }
+  uint64_t table_bytes = uint64_t{out.count} * kPackEntrySize;  // < 2^38: no overflow
+  if (table_bytes > size - kPackHeaderSize - kPackFooterSize ||
+      out.table_offset != size - kPackFooterSize - table_bytes) {
+    return Status::Corrupt(pack_path + ": record table does not fit the file size");
+  }
+  return out;
+}
+
+Result<std::vector<PackEntry>> ParsePackTable(std::string_view table, const PackFooter& footer,
+                                              const std::string& pack_path) {
+  if (XXH3_64bits(table.data(), table.size()) != footer.checksum) {
+    return Status::Corrupt(pack_path + ": record table checksum mismatch");
+  }
+  std::vector<PackEntry> out(footer.count);
+  ByteReader r(table);
+  for (PackEntry& e : out) {
+    r.Copy(e.digest.bytes.data(), 32);
+    e.offset = r.U64();
+    e.stored_len = r.U32();
+    e.raw_len = r.U32();
+    e.codec = static_cast<Codec>(r.U8());
+    r.Take(7);
+    if (e.offset < kPackHeaderSize || e.offset > footer.table_offset ||
+        kRecordHeaderSize + uint64_t{e.stored_len} > footer.table_offset - e.offset) {
+      return Status::Corrupt(pack_path + ": record table entry points outside the records");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<PackEntry>> DecodePackTable(std::string_view pack, const std::string& pack_path) {
+  if (pack.size() < kPackHeaderSize + kPackFooterSize) return Status::Corrupt(pack_path + ": too short to be a pack");
+  if (std::memcmp(pack.data(), kPackMagic, 8) != 0) return Status::Corrupt(pack_path + ": bad magic");
+  LM_ASSIGN_OR_RETURN(PackFooter footer,
+                      ParsePackFooter(pack.substr(pack.size() - kPackFooterSize), pack.size(), pack_path));
+  return ParsePackTable(pack.substr(footer.table_offset, uint64_t{footer.count} * kPackEntrySize), footer, pack_path);
+}
+
 Result<std::vector<PackEntry>> ReadPackTable(Env* env, const std::string& pack_path) {
   LM_ASSIGN_OR_RETURN(UniqueFd fd, env->Open(pack_path, O_RDONLY));
   struct stat st;
@@ -146,39 +205,14 @@ Result<std::vector<PackEntry>> ReadPackTable(Env* env, const std::string& pack_p
   char header[kPackHeaderSize];
   LM_RETURN_IF_ERROR(env->PReadExact(fd.get(), header, sizeof header, 0, pack_path));
   if (std::memcmp(header, kPackMagic, 8) != 0) return Status::Corrupt(pack_path + ": bad magic");
-  char footer[kPackFooterSize];
+  char footer_bytes[kPackFooterSize];
   LM_RETURN_IF_ERROR(
-      env->PReadExact(fd.get(), footer, sizeof footer, size - kPackFooterSize, pack_path));
-  ByteReader f(std::string_view(footer, sizeof footer));
-  uint64_t table_offset = f.U64();
-  uint32_t count = f.U32();
-  f.U32();
-  uint64_t checksum = f.U64();
-  if (std::memcmp(footer + 24, kPackEndMagic, 8) != 0) {
-    return Status::Corrupt(pack_path + ": bad end magic (truncated pack?)");
-  }
-  if (table_offset + uint64_t{count} * kPackEntrySize + kPackFooterSize != size) {
-    return Status::Corrupt(pack_path + ": record table does not fit the file size");
-  }
-  std::string table(count * kPackEntrySize, '\0');
-  LM_RETURN_IF_ERROR(env->PReadExact(fd.get(), table.data(), table.size(), table_offset, pack_path));
-  if (XXH3_64bits(table.data(), table.size()) != checksum) {
-    return Status::Corrupt(pack_path + ": record table checksum mismatch");
-  }
-  std::vector<PackEntry> out(count);
-  ByteReader r(table);
-  for (PackEntry& e : out) {
-    r.Copy(e.digest.bytes.data(), 32);
-    e.offset = r.U64();
-    e.stored_len = r.U32();
-    e.raw_len = r.U32();
-    e.codec = static_cast<Codec>(r.U8());
-    r.Take(7);
-    if (e.offset < kPackHeaderSize || e.offset + kRecordHeaderSize + e.stored_len > table_offset) {
-      return Status::Corrupt(pack_path + ": record table entry points outside the records");
-    }
-  }
-  return out;
+      env->PReadExact(fd.get(), footer_bytes, sizeof footer_bytes, size - kPackFooterSize, pack_path));
+  LM_ASSIGN_OR_RETURN(PackFooter footer,
+                      ParsePackFooter(std::string_view(footer_bytes, sizeof footer_bytes), size, pack_path));
+  std::string table(uint64_t{footer.count} * kPackEntrySize, '\0');
+  LM_RETURN_IF_ERROR(env->PReadExact(fd.get(), table.data(), table.size(), footer.table_offset, pack_path));
+  return ParsePackTable(table, footer, pack_path);
 }
 
 }  // namespace lm

@@ -80,6 +80,8 @@ Status ReadChunkRecord(Env* env, int fd, const std::string& pack_path, const Pac
 Status DecodeChunkRecord(std::string_view record, const PackEntry& e, const std::string& where,
                          char* raw_out);
 
+// Decodes the table of a whole pack held in memory (tests and fuzzing), with every check.
+Result<std::vector<PackEntry>> DecodePackTable(std::string_view pack, const std::string& pack_path);
 // Reads the table at the end of a pack, checking footer magic and checksum.
 Result<std::vector<PackEntry>> ReadPackTable(Env* env, const std::string& pack_path);
 

@@ -65,28 +65,36 @@ Result<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
   }
   std::unique_ptr<Repository> repo(new Repository(path, options));
   LM_ASSIGN_OR_RETURN(std::string text, options.env->ReadFile(config_path));
-  json j = json::parse(text, nullptr, false);
-  try {
-    if (j.is_discarded() || j.at("format") != "livemount-repository") {
-      return Status::Corrupt(config_path + ": not a livemount repository config");
-    }
-    repo->config_.version = j.at("version");
-    repo->config_.id = j.at("id");
-    repo->config_.chunk_size = j.at("chunk_size");
-    repo->config_.created_ns = j.value("created_ns", int64_t{0});
-  } catch (const json::exception& e) {
-    return Status::Corrupt(config_path + ": " + e.what());
-  }
-  if (repo->config_.version != 1) {
-    return Status::Unsupported(config_path + ": repository version " +
-                               std::to_string(repo->config_.version) + " is newer than this livemount");
-  }
-  uint32_t cs = repo->config_.chunk_size;
-  if (cs < kMinChunkSize || cs > kMaxChunkSize || (cs & (cs - 1)) != 0) {
-    return Status::Corrupt(config_path + ": invalid chunk size " + std::to_string(cs));
-  }
+  LM_ASSIGN_OR_RETURN(repo->config_, DecodeRepoConfig(text, config_path));
   LM_RETURN_IF_ERROR(repo->Refresh());
   return repo;
+}
+
+Result<RepoConfig> DecodeRepoConfig(const std::string& text, const std::string& config_path) {
+  json j = json::parse(text, nullptr, false);
+  auto bad = [&](const std::string& what) { return Status::Corrupt(config_path + ": " + what); };
+  if (j.is_discarded() || !j.is_object() || j.value("format", json()) != "livemount-repository") {
+    return bad("not a livemount repository config");
+  }
+  RepoConfig c;
+  auto version = j.find("version");
+  if (version == j.end() || !version->is_number_integer()) return bad("field 'version' is missing or not an integer");
+  if (*version != 1) {
+    return Status::Unsupported(config_path + ": repository version " + version->dump() + " is newer than this livemount");
+  }
+  auto id = j.find("id");
+  if (id == j.end() || !id->is_string()) return bad("field 'id' is missing or not a string");
+  c.id = id->get<std::string>();
+  auto cs = j.find("chunk_size");
+  if (cs == j.end() || !cs->is_number_unsigned() || *cs < kMinChunkSize || *cs > kMaxChunkSize ||
+      (cs->get<uint64_t>() & (cs->get<uint64_t>() - 1)) != 0) {
+    return bad("invalid chunk size (field 'chunk_size')");
+  }
+  c.chunk_size = cs->get<uint32_t>();
+  auto created = j.find("created_ns");
+  if (created != j.end() && !created->is_number_integer()) return bad("field 'created_ns' is not an integer");
+  if (created != j.end()) c.created_ns = created->get<int64_t>();
+  return c;
 }
 
 Status Repository::Refresh() {

@@ -48,6 +48,9 @@ struct RepoConfig {
   int64_t created_ns = 0;
 };
 
+// Parses REPO/config; Corrupt or Unsupported naming the file and the field.
+Result<RepoConfig> DecodeRepoConfig(const std::string& text, const std::string& config_path);
+
 struct BackupRef {
   std::string vm, id;
   std::string Name() const { return vm + "@" + id; }

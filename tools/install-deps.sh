@@ -16,8 +16,10 @@ guest_pkgs=(linux-image-cloud-amd64 busybox-static syslinux syslinux-common mtoo
 nfs_pkgs=(nfs-ganesha nfs-ganesha-vfs rpcbind)
 # Guest disks of the guest-file tests (mkntfs, ntfscp), the file manager's test (tmux),
 # and the parsers' fuzz targets (clang's libFuzzer).
+# libvirt in its default configuration (the overlay's extended attributes: boot_libvirt).
+libvirt_pkgs=(libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu)
 test_pkgs=(qemu-utils python3 attr "${guest_pkgs[@]}" "${nfs_pkgs[@]}" libnfs-utils qemu-block-extra
-  ntfs-3g tmux clang)
+  ntfs-3g tmux clang "${libvirt_pkgs[@]}")
 demo_pkgs=(qemu-utils bc python3 "${guest_pkgs[@]}" "${nfs_pkgs[@]}" qemu-block-extra)
 bench_pkgs=(restic fio)
 

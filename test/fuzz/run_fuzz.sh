@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the parsers' fuzz targets with clang's libFuzzer (and AddressSanitizer) and runs
 # each briefly from a seed corpus of real images: qcow2 (plain and compressed), VMDK sparse
-# and stream, MBR and GPT disks, ext4 and NTFS filesystems.
+# and stream, MBR and GPT disks, ext4 and NTFS filesystems; and a real repository's config,
+# manifests, chunk lists, packs and index files, a profile, a trace and control replies.
 #   test/fuzz/run_fuzz.sh [SECONDS_PER_TARGET=15]
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -12,8 +13,41 @@ trap 'rm -rf "$W"' EXIT
 CXX="clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address -I$SRC $(pkg-config --cflags ext2fs)"
 PROFILE_SRCS="$SRC/profile/disk_image.cc $SRC/profile/partitions.cc"
 FS_SRCS="$PROFILE_SRCS $SRC/profile/guest_fs.cc $SRC/profile/guest_ext.cc $SRC/profile/guest_ntfs.cc"
-$CXX "$SRC/test/fuzz/fuzz_disk_image.cc" $PROFILE_SRCS -o "$W/fuzz_disk_image" -lz -lzstd
-$CXX "$SRC/test/fuzz/fuzz_guest_fs.cc" $FS_SRCS -o "$W/fuzz_guest_fs" -lz -lzstd $(pkg-config --libs ext2fs com_err libntfs-3g)
+# The three targets build side by side (clang with ASan is most of this test's time).
+$CXX "$SRC/test/fuzz/fuzz_disk_image.cc" $PROFILE_SRCS -o "$W/fuzz_disk_image" -lz -lzstd &
+b1=$!
+$CXX "$SRC/test/fuzz/fuzz_guest_fs.cc" $FS_SRCS -o "$W/fuzz_guest_fs" -lz -lzstd $(pkg-config --libs ext2fs com_err libntfs-3g) &
+b2=$!
+STORE_SRCS=$(ls "$SRC"/store/*.cc | grep -vE '/(backup|restore|verify)\.cc$')
+$CXX "$SRC/test/fuzz/fuzz_repo_formats.cc" $STORE_SRCS "$SRC/profile/profile.cc" "$SRC/fs/control.cc" \
+  "$SRC/fs/mount_table.cc" -o "$W/fuzz_repo_formats" -lzstd -lxxhash -lcrypto
+wait $b1 && wait $b2
+
+# Seeds of the repository formats: a real repository, profile, trace and control replies,
+# each prefixed with the byte that picks its parser.
+seed() {  # seed SELECTOR FILE NAME
+  mkdir -p "$W/seeds/repo"
+  { printf "\\x$(printf %02x "$1")"; cat "$2"; } >"$W/seeds/repo/$3"
+}
+LMBIN=${LM_BIN:-$SRC/build/tools/livemount}
+if [ -x "$LMBIN" ]; then
+  mkdir -p "$W/vm/sub" && head -c 300000 /dev/urandom >"$W/vm/disk.raw" && echo cfg >"$W/vm/sub/vm.vmx"
+  ln -s disk.raw "$W/vm/link"
+  "$LMBIN" init "$W/repo" --chunk-size 64K >/dev/null && "$LMBIN" backup "$W/repo" "$W/vm" --vm v >/dev/null
+  "$LMBIN" profile export "$W/repo" v "$W/profile.json" --state-dir "$W/state" >/dev/null
+  seed 0 "$W/repo/config" config
+  for f in "$W"/repo/backups/v/*/backup.json; do seed 1 "$f" manifest; done
+  for f in "$W"/repo/backups/v/*/files/*.fidx; do seed 2 "$f" "fidx-$(basename "$f")"; done
+  for f in "$W"/repo/packs/*/*.pack; do seed 3 "$f" pack; done
+  for f in "$W"/repo/index/*.idx; do seed 4 "$f" idx; done
+  seed 5 "$W/profile.json" profile
+fi
+printf '{"format":"livemount-trace","version":1,"vm":"v","backup":"b","chunk_size":4096,"touches":[["disk.raw",1,2],[{"hex":"ff"},3,4]]}' >"$W/trace.json"
+seed 6 "$W/trace.json" trace
+printf '{"cache":{"hits":1},"overlays":[],"export":null,"backup":"v@1"}' >"$W/reply.json"
+seed 7 "$W/reply.json" reply
+printf '{"error":"busy","code":6}' >"$W/error.json"
+seed 7 "$W/error.json" error-reply
 
 # Seeds: small real images of every format the parsers read.
 mkdir -p "$W/seeds/img" "$W/seeds/fs" "$W/tree"
@@ -36,9 +70,10 @@ for fmt in "qcow2" "qcow2 -c" "vmdk -o subformat=monolithicSparse" "vmdk -o subf
   qemu-img convert -q -O $fmt "$W/seeds/img/mbr.raw" "$W/seeds/img/$name"
   qemu-img convert -q -O $fmt "$W/seeds/fs/ext4" "$W/seeds/fs/ext4-$name"
 done
-for t in disk_image guest_fs; do
+for t in disk_image guest_fs repo_formats; do
   seeds="$W/seeds/img $SRC/test/fuzz/regressions"   # regressions: inputs that once crashed
   [ $t = guest_fs ] && seeds=$W/seeds/fs
+  [ $t = repo_formats ] && seeds=$W/seeds/repo
   mkdir -p "$W/corpus-$t"
   echo "== fuzz_$t for ${SECS}s"
   ASAN_OPTIONS=detect_leaks=0 "$W/fuzz_$t" -max_total_time="$SECS" -rss_limit_mb=2048 -malloc_limit_mb=1024 \

@@ -1,5 +1,6 @@
 // export: serve a running live mount over NFS (nfs-ganesha, run by the media agent).
 #include <fmt/core.h>
+#include <unistd.h>
 
 #include "fs/control.h"
 #include "fs/media_agent.h"
@@ -47,7 +48,20 @@ int Export(const std::string& mountpoint, ExportOptions e, bool stop, bool as_js
   // The agent's view of the options (it knows the absolute mountpoint and whether it is read-only).
   e.mountpoint = (*reply)["path"];
   e.read_only = (*reply)["read_only"];
-  fmt::print("{}", HypervisorInstructions(e, AdvertisedAddress(e)));
+  std::string server = AdvertisedAddress(e);
+  fmt::print("{}", HypervisorInstructions(e, server));
+  // What 'latest' resolves to now, for QEMU nfs:// URLs (which cannot use the symlink).
+  if (auto vms = ListDir(mountpoint); vms.ok()) {
+    std::string lines;
+    for (auto& vm : *vms) {
+      char id[256];
+      ssize_t n = ::readlink(JoinPath(JoinPath(mountpoint, vm), "latest").c_str(), id, sizeof id - 1);
+      if (n <= 0) continue;
+      id[n] = '\0';
+      lines += fmt::format("  {}/latest is {}: nfs://{}{}/{}/{}/<disk>\n", vm, id, server, e.mountpoint, vm, id);
+    }
+    if (!lines.empty()) fmt::print("\nnewest backup copies now (for QEMU nfs:// URLs):\n{}", lines);
+  }
   fmt::print("\nstop with: livemount export --stop {}  (livemount umount stops it too)\n", mountpoint);
   return 0;
 }

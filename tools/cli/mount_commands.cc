@@ -48,7 +48,7 @@ int RunQuiet(const std::vector<std::string>& argv, std::string* err_line) {
 
 int Umount(const std::string& mountpoint, bool lazy) {
   auto mount = FindMount(mountpoint);
-  if (!mount) return Report(Status::NotFound(mountpoint + ": not a mountpoint"));
+  if (!mount) return Report(Status::NotFound(mountpoint + ": not a livemount mount (not a mountpoint)"));
   if (mount->fstype != kLivemountFsType) {
     return Report(Status::Invalid(mountpoint + ": not a livemount mount (it is a " + mount->fstype + " mount)"));
   }
