@@ -285,8 +285,15 @@ void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t ne
   });
 }
 
-void OpLink(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) {
-  fuse_reply_err(req, EPERM);  // hard links are not supported in overlays
+void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
+  Guard(req, [&] {
+    auto n = Ctx(req)->fs->ns().Link(ino, newparent, newname);
+    if (!n.ok() && n.status().code() == Code::kReadOnly) {
+      auto node = Ctx(req)->fs->ns().Get(ino);  // a directory: EPERM, as link(2) says
+      if (node.ok() && S_ISDIR((*node)->attr.st_mode)) return (void)fuse_reply_err(req, EPERM);
+    }
+    ReplyNewNode(req, n);
+  });
 }
 
 void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {

@@ -80,6 +80,13 @@ struct BackupTree {
   bool trace_dirty = false;
 };
 
+// One more name of a hard-linked node (its first name is Node::parent/name/rel).
+struct NodeLink {
+  Ino parent = 0;
+  std::string name;
+  std::string rel;
+};
+
 struct Node {
   Ino ino = 0, parent = 0;
   uint32_t generation = 1;  // bumped when a new file takes a number used before
@@ -104,6 +111,10 @@ struct Node {
   int open_count = 0;
   bool unlinked = false;
   bool meta_dirty = false;              // attributes changed since the entry was written
+  // Hard links: the node's other names (files, symlinks and special files only). Every
+  // name has an overlay entry with the same content, marked as a link, so a reload joins
+  // them again into this one node; st_nlink is 1 + more_links.size().
+  std::vector<NodeLink> more_links;
 };
 
 class Namespace {
@@ -142,6 +153,8 @@ class Namespace {
   Result<std::vector<std::string>> ListXattr(Ino ino);
   Status RemoveXattr(Ino ino, const std::string& name);
   Status Remove(Ino parent, const std::string& name, bool dir);
+  // A new name for an existing non-directory node, in the same backup copy (link(2)).
+  Result<std::shared_ptr<Node>> Link(Ino ino, Ino new_parent, const std::string& new_name);
   Status Rename(Ino parent, const std::string& name, Ino new_parent, const std::string& new_name,
                 unsigned flags);
   // Writes the node's entry (attributes, data id) to the overlay store.
@@ -172,8 +185,13 @@ class Namespace {
   OverlayEntry EntryOf(const Node& n) const;
   Result<std::shared_ptr<Node>> WritableDir(Ino ino);                      // under mu_
   void Detach(const std::shared_ptr<Node>& n);                             // under mu_
-  void SetRel(const std::shared_ptr<Node>& n, const std::string& rel,
-              std::vector<std::pair<std::string, std::optional<OverlayEntry>>>* changes);
+  // The rel of the name (parent, name) of `n` (the first name or one of its links).
+  std::string* RelSlot(Node& n, Ino parent, const std::string& name);
+  // Drops the name (parent, name) of a node that has other names: changes for the store
+  // into *changes; memory is updated by ForgetLink once the store has them.
+  void UnlinkChanges(Node& n, Ino parent, const std::string& name, bool base_path,
+                     std::vector<std::pair<std::string, std::optional<OverlayEntry>>>* changes);
+  void ForgetLink(const std::shared_ptr<Node>& n, Ino parent, const std::string& name);
 
   Repository& repo_;
   OverlayStore* store_;

@@ -72,6 +72,7 @@ OverlayEntry Namespace::EntryOf(const Node& n) const {
                                           : 'f';
   e.rdev = n.kind == NodeKind::kSpecial ? n.attr.st_rdev : 0;
   e.xattrs = n.xattrs;
+  e.hardlink = !n.more_links.empty();
   e.mode = n.attr.st_mode & 07777;
   e.uid = n.attr.st_uid;
   e.gid = n.attr.st_gid;
@@ -142,6 +143,7 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
     return n;
   };
   std::set<std::string> fids;
+  std::set<Ino> linked;  // nodes made from hard-link entries in this pass
   for (auto& [path, e] : entries) {
     auto slash = path.rfind('/');
     auto parent = walk(slash == std::string::npos ? "" : path.substr(0, slash));
@@ -157,6 +159,16 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
     }
     if (!parent || !S_ISDIR(parent->attr.st_mode)) {
       LogWarn(tree.ref.Name() + ": overlay entry " + path + " has no parent directory; ignored");
+      continue;
+    }
+    if (e.hardlink && e.ino && linked.count(e.ino)) {  // another name of a node made above
+      auto target = nodes_.at(e.ino);
+      if (node != target) {
+        if (node) Detach(node);  // the backed-up file this name had is hidden
+        parent->children[name] = e.ino;
+        target->more_links.push_back({parent->ino, name, path});
+        target->attr.st_nlink = static_cast<nlink_t>(1 + target->more_links.size());
+      }
       continue;
     }
     NodeKind kind = e.type == 'd'        ? NodeKind::kDir
@@ -196,6 +208,7 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
                  : kind == NodeKind::kFile   ? static_cast<off_t>(e.base_size)
                                              : 0;
     if (kind == NodeKind::kDir) node->loaded = true;
+    if (e.hardlink && kind != NodeKind::kDir) linked.insert(node->ino);
     if (!e.fid.empty()) {
       auto f = OverlayFile::Open(data_dir, e.fid, e.base_size);
       if (!f.ok()) return f.status().Context(tree.ref.Name() + ":" + path);
@@ -271,6 +284,16 @@ Status Namespace::Remove(Ino parent, const std::string& name, bool want_dir) {
     if (!want_dir && is_dir) return Status::Of(Code::kIsDir, name);
     if (is_dir && !n->children.empty()) return Status::Of(Code::kNotEmpty, name);
     BackupTree& tree = *dir->backup;
+    if (!n->more_links.empty()) {  // one name of several goes; the node stays
+      Changes changes;
+      UnlinkChanges(*n, dir->ino, name, tree.base_paths.count(*RelSlot(*n, dir->ino, name)) > 0, &changes);
+      LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
+      LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
+      ForgetLink(n, dir->ino, name);
+      dir->attr.st_mtim = dir->attr.st_ctim = RealtimeNow();
+      IndexPending();
+      return Status::Ok();
+    }
     Changes changes;
     if (n->has_entry) changes.push_back({n->rel, std::nullopt});
     if (tree.base_paths.count(n->rel)) changes.push_back({n->rel, Whiteout()});
@@ -282,6 +305,84 @@ Status Namespace::Remove(Ino parent, const std::string& name, bool want_dir) {
   }
   if (to_remove) LM_RETURN_IF_ERROR(to_remove->Remove());
   return Status::Ok();
+}
+
+std::string* Namespace::RelSlot(Node& n, Ino parent, const std::string& name) {
+  if (n.parent == parent && n.name == name) return &n.rel;
+  for (NodeLink& l : n.more_links)
+    if (l.parent == parent && l.name == name) return &l.rel;
+  return &n.rel;  // not reached: every caller names an existing name of n
+}
+
+void Namespace::UnlinkChanges(Node& n, Ino parent, const std::string& name, bool base_path, Changes* changes) {
+  std::string rel = *RelSlot(n, parent, name);
+  changes->push_back({rel, std::nullopt});
+  if (base_path) changes->push_back({rel, Whiteout()});
+  // The other names keep one entry each, now with the new ctime (and no link mark if
+  // only one name is left).
+  OverlayEntry e = EntryOf(n);
+  e.ctime_ns = NsFromTimespec(RealtimeNow());
+  e.hardlink = n.more_links.size() > 1;
+  std::vector<std::string> rels = {n.rel};
+  for (auto& l : n.more_links) rels.push_back(l.rel);
+  for (auto& r : rels)
+    if (r != rel) changes->push_back({r, e});
+}
+
+void Namespace::ForgetLink(const std::shared_ptr<Node>& n, Ino parent, const std::string& name) {
+  auto dir = nodes_.find(parent);
+  if (dir != nodes_.end()) dir->second->children.erase(name);
+  if (n->parent == parent && n->name == name) {
+    NodeLink next = n->more_links.front();  // the next name becomes the first
+    n->more_links.erase(n->more_links.begin());
+    n->parent = next.parent;
+    n->name = next.name;
+    n->rel = next.rel;
+    unindexed_.push_back({n, false});  // NFS handles resolve through the new first name
+  } else {
+    for (auto it = n->more_links.begin(); it != n->more_links.end(); ++it) {
+      if (it->parent == parent && it->name == name) {
+        n->more_links.erase(it);
+        break;
+      }
+    }
+  }
+  n->attr.st_nlink = static_cast<nlink_t>(1 + n->more_links.size());
+  n->attr.st_ctim = RealtimeNow();
+}
+
+Result<std::shared_ptr<Node>> Namespace::Link(Ino ino, Ino new_parent, const std::string& new_name) {
+  LM_RETURN_IF_ERROR(CheckName(new_name));
+  LM_ASSIGN_OR_RETURN(auto p, Get(new_parent));
+  LM_RETURN_IF_ERROR(Load(p));
+  std::unique_lock lock(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return Status::NotFound("inode " + std::to_string(ino));
+  auto n = it->second;
+  if (n->kind != NodeKind::kFile && n->kind != NodeKind::kSymlink && n->kind != NodeKind::kSpecial) {
+    return Status::Of(Code::kReadOnly, "only files inside backup directories can have more names");
+  }
+  if (n->unlinked) return Status::NotFound(n->name);
+  LM_ASSIGN_OR_RETURN(auto dd, WritableDir(new_parent));
+  if (dd->backup != n->backup) return Status::Of(Code::kCrossDevice, "link across backups");
+  if (dd->children.count(new_name)) return Status::Exists(new_name);
+  BackupTree& tree = *dd->backup;
+  std::string new_rel = Child(dd->rel, new_name);
+  struct timespec now = RealtimeNow();
+  OverlayEntry e = EntryOf(*n);
+  e.hardlink = true;
+  e.ctime_ns = NsFromTimespec(now);
+  Changes changes = {{n->rel, e}, {new_rel, e}};
+  for (auto& l : n->more_links) changes.push_back({l.rel, e});
+  LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
+  LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
+  dd->children[new_name] = n->ino;
+  n->more_links.push_back({dd->ino, new_name, new_rel});
+  n->attr.st_nlink = static_cast<nlink_t>(1 + n->more_links.size());
+  n->attr.st_ctim = now;
+  n->has_entry = true;
+  dd->attr.st_mtim = dd->attr.st_ctim = now;
+  return n;
 }
 
 Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
@@ -319,40 +420,65 @@ Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
     }
     BackupTree& tree = *sd->backup;
     Changes changes;
-    if (dst && dst->has_entry) changes.push_back({dst->rel, std::nullopt});
+    bool dst_linked = dst && !dst->more_links.empty();
+    if (dst_linked) UnlinkChanges(*dst, dd->ino, new_name, false, &changes);  // its other names stay
+    else if (dst && dst->has_entry) changes.push_back({dst->rel, std::nullopt});
     // Every node of the moved subtree gets an entry at its new path (pure: nothing changes
-    // in memory until the store has the batch).
-    std::vector<std::pair<std::shared_ptr<Node>, std::string>> moved;
-    std::function<void(const std::shared_ptr<Node>&, const std::string&)> collect =
-        [&](const std::shared_ptr<Node>& n, const std::string& rel) {
-          moved.push_back({n, rel});
-          for (auto& [cname, ino] : n->children) collect(nodes_.at(ino), Child(rel, cname));
+    // in memory until the store has the batch). A hard-linked file moves by the one name
+    // that is in the subtree; its other names keep their entries.
+    struct Moved {
+      std::shared_ptr<Node> n;
+      std::string* slot;  // the moved name's rel: n->rel or one of n->more_links
+      std::string rel;    // its new value
+    };
+    std::vector<Moved> moved;
+    std::function<void(const std::shared_ptr<Node>&, std::string*, const std::string&)> collect =
+        [&](const std::shared_ptr<Node>& n, std::string* slot, const std::string& rel) {
+          moved.push_back({n, slot, rel});
+          for (auto& [cname, ino] : n->children) {
+            auto child = nodes_.at(ino);
+            collect(child, RelSlot(*child, n->ino, cname), Child(rel, cname));
+          }
         };
     std::string new_rel = Child(dd->rel, new_name);
-    collect(src, new_rel);
-    for (auto& [n, rel] : moved) {
-      if (n->has_entry) changes.push_back({n->rel, std::nullopt});
+    std::string* src_slot = RelSlot(*src, sd->ino, name);
+    std::string old_rel = *src_slot;
+    collect(src, src_slot, new_rel);
+    for (auto& m : moved) {
+      if (m.n->has_entry) changes.push_back({*m.slot, std::nullopt});
     }
-    for (auto& [n, rel] : moved) {
-      OverlayEntry e = EntryOf(*n);
-      if (n == src && src_dir) e.opaque = true;
-      changes.push_back({rel, e});
+    for (auto& m : moved) {
+      OverlayEntry e = EntryOf(*m.n);
+      if (m.n == src && src_dir) e.opaque = true;
+      changes.push_back({m.rel, e});
     }
-    if (tree.base_paths.count(src->rel)) changes.push_back({src->rel, Whiteout()});
+    if (tree.base_paths.count(old_rel)) changes.push_back({old_rel, Whiteout()});
     LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
     LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
-    if (dst) {
+    if (dst_linked) {
+      ForgetLink(dst, dd->ino, new_name);
+    } else if (dst) {
       Detach(dst);
       if (dst->data && dst->open_count == 0) to_remove = std::move(dst->data);
     }
     sd->children.erase(name);
     dd->children[new_name] = src->ino;
-    src->parent = dd->ino;
-    src->name = new_name;
+    if (src->parent == sd->ino && src->name == name) {
+      src->parent = dd->ino;
+      src->name = new_name;
+    } else {
+      for (NodeLink& l : src->more_links) {
+        if (l.parent == sd->ino && l.name == name) {
+          l.parent = dd->ino;
+          l.name = new_name;
+          break;
+        }
+      }
+    }
     if (src_dir) src->opaque = true;
-    for (auto& [n, rel] : moved) {
-      n->rel = rel;
-      n->has_entry = true;
+    for (auto& m : moved) {
+      *m.slot = m.rel;
+      m.n->has_entry = true;
     }
     unindexed_.push_back({src, false});
     IndexPending();
@@ -365,18 +491,18 @@ Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
 }
 
 Status Namespace::Persist(Node& n, bool sync) {
-  OverlayEntry e;
   BackupRef ref;
-  std::string rel;
+  Changes changes;  // one entry per name (hard links share the content)
   {
     std::shared_lock lock(mu_);
     if (!store_ || !n.backup || n.unlinked || n.kind == NodeKind::kBackupDir) return Status::Ok();
-    e = EntryOf(n);
+    OverlayEntry e = EntryOf(n);
     ref = n.backup->ref;
-    rel = n.rel;
+    changes.push_back({n.rel, e});
+    for (auto& l : n.more_links) changes.push_back({l.rel, e});
   }
   LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(ref)));
-  LM_RETURN_IF_ERROR(store_->Apply(ref, {{rel, e}}, sync));
+  LM_RETURN_IF_ERROR(store_->Apply(ref, changes, sync));
   std::unique_lock lock(mu_);
   n.has_entry = true;
   n.meta_dirty = false;

@@ -31,6 +31,7 @@ std::string Encode(const OverlayEntry& e) {
   if (!e.target.empty()) SetBytesField(j, "l", e.target);  // symlink targets are bytes
   if (e.opaque) j["o"] = 1;
   if (e.rdev) j["r"] = e.rdev;
+  if (e.hardlink) j["k"] = 1;
   if (!e.xattrs.empty()) {
     json x = json::object();
     for (auto& [name, value] : e.xattrs) x[HexEncode(name)] = HexEncode(value);
@@ -65,6 +66,7 @@ bool Decode(const std::string& s, OverlayEntry* e) {
     }
     e->opaque = j.value("o", 0) != 0;
     e->rdev = j.value("r", uint64_t{0});
+    e->hardlink = j.value("k", 0) != 0;
     if (auto x = j.find("x"); x != j.end()) {
       if (!x->is_object()) return false;
       for (auto& [hex_name, hex_value] : x->items()) {

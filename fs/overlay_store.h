@@ -38,6 +38,7 @@ struct OverlayEntry {
   std::string target;   // symlinks
   bool opaque = false;  // directories: the backup's contents at this path are hidden
   uint64_t rdev = 0;    // devices
+  bool hardlink = false;  // one of several names of inode `ino`: entries with it are one node
   std::map<std::string, std::string> xattrs;  // extended attributes, name -> value (bytes)
 };
 

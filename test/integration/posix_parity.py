@@ -225,6 +225,68 @@ def ctime_after(root, rel, op):
     return (after.st_ctime_ns > before.st_ctime_ns, after.st_mtime_ns > before.st_mtime_ns)
 
 
+def as_user(uid, fn):
+    """Runs fn() in a child as `uid` (gid the same); returns what call() would."""
+    import pickle
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rfd)
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            out = ("ok", fn())
+        except OSError as e:
+            out = ("err", errno.errorcode.get(e.errno, e.errno))
+        except Exception as e:  # noqa: BLE001 - report, do not hang the parent
+            out = ("exc", repr(e))
+        os.write(wfd, pickle.dumps(out))
+        os._exit(0)
+    os.close(wfd)
+    data = b""
+    while chunk := os.read(rfd, 65536):
+        data += chunk
+    os.close(rfd)
+    os.waitpid(pid, 0)
+    return pickle.loads(data)
+
+
+def other(name, fn, *args):
+    """Like both(), as user nobody (65534): permission checks of another user."""
+    global checks
+    checks += 1
+    ra = as_user(65534, lambda: fn(A, *args))
+    rb = as_user(65534, lambda: fn(B, *args))
+    if os.environ.get("PARITY_VERBOSE"):
+        print("as nobody:", name, ra)
+    if ra[0] == "exc" or ra != rb:
+        failures.append(f"{name}{args} as nobody: overlay {ra} != native {rb}")
+
+
+def seq_other_user():
+    both("create-owned", write_at, "rootfile", 0, b"root")
+    both("chmod-644", lambda r, x: os.chmod(p(r, x), 0o644), "rootfile")
+    other("read-as-other", read_at, "rootfile", 0, 4)
+    other("write-as-other", write_at, "rootfile", 0, b"x", os.O_WRONLY)
+    other("chmod-as-other", lambda r, x: os.chmod(p(r, x), 0o666), "rootfile")
+    other("chown-as-other", lambda r, x: os.chown(p(r, x), 65534, 65534), "rootfile")
+    other("utime-as-other", lambda r, x: os.utime(p(r, x), ns=(1, 1)), "rootfile")
+    other("touch-as-other", lambda r, x: os.utime(p(r, x)), "rootfile")
+    other("create-in-root-dir", write_at, "nobody-file", 0, b"n")
+    other("setxattr-as-other", lambda r, x: os.setxattr(p(r, x), "user.n", b"n"), "rootfile")
+    both("mkdir-sticky", lambda r, x: os.mkdir(p(r, x)), "sticky")
+    both("chmod-sticky", lambda r, x: os.chmod(p(r, x), 0o1777), "sticky")
+    both("sticky-mode", mode, "sticky")
+    both("root-in-sticky", write_at, "sticky/roots", 0, b"r")
+    other("create-in-sticky", write_at, "sticky/mine", 0, b"m")
+    other("chmod-own", lambda r, x: os.chmod(p(r, x), 0o600), "sticky/mine")
+    other("unlink-others-in-sticky", lambda r, x: os.unlink(p(r, x)), "sticky/roots")
+    other("rename-others-in-sticky", lambda r, a, b: os.rename(p(r, a), p(r, b)), "sticky/roots", "sticky/stolen")
+    other("unlink-own-in-sticky", lambda r, x: os.unlink(p(r, x)), "sticky/mine")
+    both("owner-sticky-file", lambda r, x: (os.stat(p(r, x)).st_uid, os.stat(p(r, x)).st_gid), "sticky/roots")
+
+
 def seq_posix_more(base_files):
     # Name length limits.
     both("mkdir-256", lambda r, x: os.mkdir(p(r, x)), "n" * 256)
@@ -298,6 +360,40 @@ def seq_posix_more(base_files):
         both("fallocate-bad-mode", fallocate, f, 0x40, 0, 4096)
         both("fallocate-zero-len", fallocate, f, 0, 0, 0)
         both("fallocate-ctime", ctime_after, f, lambda r, x: fallocate(r, x, PUNCH | KEEP, 0, 4096))
+    # Hard links: one inode, several names, in new and backed-up files, across renames.
+    both("create-hl", write_at, "hl-a", 0, b"linked")
+    both("link", lambda r, a, b: os.link(p(r, a), p(r, b)), "hl-a", "hl-b")
+    both("link-nlink", nlink, "hl-a")
+    both("link-same-ino", lambda r, a, b: os.stat(p(r, a)).st_ino == os.stat(p(r, b)).st_ino, "hl-a", "hl-b")
+    both("write-one-read-other", lambda r, a, b: (write_at(r, a, 2, b"NK"), read_at(r, b, 0, 10)), "hl-a", "hl-b")
+    both("link-exists", lambda r, a, b: os.link(p(r, a), p(r, b)), "hl-a", "hl-b")
+    both("link-dir", lambda r, a, b: os.link(p(r, a), p(r, b)), "nl", "nl-link")
+    both("link-missing", lambda r, a, b: os.link(p(r, a), p(r, b)), "nope", "nope2")
+    both("link-into-dir", lambda r, a, b: os.link(p(r, a), p(r, b)), "hl-a", "nl/hl-c")
+    both("nlink-3", nlink, "hl-b")
+    both("rename-link", lambda r, a, b: os.rename(p(r, a), p(r, b)), "hl-b", "hl-b2")
+    both("rename-same-inode", lambda r, a, b: os.rename(p(r, a), p(r, b)), "hl-a", "hl-b2")
+    both("unlink-first", lambda r, x: os.unlink(p(r, x)), "hl-a")
+    both("nlink-after-unlink", nlink, "hl-b2")
+    both("read-after-unlink", read_at, "hl-b2", 0, 10)
+    both("rename-dir-with-link", lambda r, a, b: os.rename(p(r, a), p(r, b)), "nl", "nl2")
+    both("read-moved-link", read_at, "nl2/hl-c", 0, 10)
+    both("write-moved-link", write_at, "nl2/hl-c", 0, b"M")
+    both("read-other-name", read_at, "hl-b2", 0, 10)
+    both("create-victim", write_at, "victim", 0, b"v")
+    both("link-victim", lambda r, a, b: os.link(p(r, a), p(r, b)), "victim", "victim2")
+    both("rename-over-link", lambda r, a, b: os.rename(p(r, a), p(r, b)), "hl-b2", "victim")
+    both("victim2-nlink", nlink, "victim2")
+    both("chmod-via-link", lambda r, x: os.chmod(p(r, x), 0o604), "victim")
+    both("mode-other-name", mode, "nl2/hl-c")
+    if base_files:
+        both("link-base", lambda r, a, b: os.link(p(r, a), p(r, b)), base_files[0], "base-link")
+        both("base-link-read", read_at, "base-link", 0, 4096)
+        both("base-link-nlink", nlink, base_files[0])
+    both("link-symlink", lambda r, a, b: os.link(p(r, a), p(r, b), follow_symlinks=False), "link-x", "link-x2")
+    both("readlink-linked", lambda r, x: os.readlink(p(r, x)), "link-x2")
+    both("link-fifo", lambda r, a, b: os.link(p(r, a), p(r, b)), "fifo2", "fifo3")
+    both("fifo-nlink", lambda r, x: os.lstat(p(r, x)).st_nlink, "fifo3")
     # Timestamp rules: a write moves mtime and ctime, chmod only ctime.
     both("write-times", ctime_after, "fa", lambda r, x: write_at(r, x, 0, b"w"))
     both("chmod-times", ctime_after, "fa", lambda r, x: os.chmod(p(r, x), 0o640))
@@ -320,8 +416,20 @@ def tree(root):
                 out[rel] = ("s", stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode), st.st_rdev)
             else:
                 with open(full, "rb") as fh:
-                    out[rel] = ("f", stat.S_IMODE(st.st_mode), fh.read())
+                    out[rel] = ("f", stat.S_IMODE(st.st_mode), st.st_nlink, fh.read())
     return out
+
+
+def link_groups(root):
+    """Which names share an inode: {rel: sorted names of its inode} for linked names."""
+    by_ino = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in filenames:
+            full = os.path.join(dirpath, n)
+            st = os.lstat(full)
+            if st.st_nlink > 1:
+                by_ino.setdefault(st.st_ino, []).append(os.path.relpath(full, root))
+    return sorted(sorted(v) for v in by_ino.values())
 
 
 base_files = sorted(f for f in os.listdir(B) if os.path.isfile(os.path.join(B, f)) and not os.path.islink(os.path.join(B, f)))
@@ -334,7 +442,12 @@ if not COMPARE_ONLY:
     seq_backed_up_namespace(base_files, base_dirs)
     both("symlink-x", lambda r, t, x: os.symlink(t, p(r, x)), "new.txt", "link-x")
     seq_posix_more([f for f in base_files if os.path.exists(os.path.join(B, f))])
+    if os.environ.get("PARITY_OTHER_USER") == "1":  # needs a mount with --allow-other
+        seq_other_user()
 ta, tb = tree(A), tree(B)
+ga, gb = link_groups(A), link_groups(B)
+if ga != gb:
+    failures.append(f"hard links differ: overlay {ga} native {gb}")
 if ta.keys() != tb.keys():
     failures.append(f"trees differ: only overlay {sorted(ta.keys() - tb.keys())}, only native {sorted(tb.keys() - ta.keys())}")
 for k in sorted(ta.keys() & tb.keys()):
