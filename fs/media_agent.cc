@@ -1,6 +1,7 @@
 #include "fs/media_agent.h"
 
 #include "fs/mount_table.h"
+#include "store/state_layout.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -300,7 +301,7 @@ std::string DefaultCacheDir() {
 ExportOptions CompleteExportOptions(ExportOptions e, const std::string& mountpoint,
                                     const std::string& state_dir, bool read_only) {
   e.mountpoint = mountpoint;
-  e.dir = JoinPath(state_dir, "export");
+  e.dir = StateLayout(state_dir).ExportDir();
   e.read_only = e.read_only || read_only;
   return e;
 }
@@ -342,7 +343,7 @@ Status MountOptions::validate() {
   mountpoint = AbsolutePath(mountpoint);
   cache_dir = AbsolutePath(cache_dir);
   state_dir = AbsolutePath(state_dir);
-  if (log_file.empty() && !foreground) log_file = JoinPath(state_dir, "livemount.log");
+  if (log_file.empty() && !foreground) log_file = StateLayout(state_dir).LogFile();
   if (nfs_export) {
     export_options = CompleteExportOptions(export_options, mountpoint, state_dir, read_only);
     LM_RETURN_IF_ERROR(export_options.validate());

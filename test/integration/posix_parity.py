@@ -181,20 +181,34 @@ def seq_backed_up_namespace(files, dirs):
 LIBC = None
 
 
-def fallocate(root, rel, mode, off, n):
+def libc():
     global LIBC
     import ctypes
     if LIBC is None:
         LIBC = ctypes.CDLL(None, use_errno=True)
         LIBC.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_long, ctypes.c_long]
+        LIBC.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return LIBC
+
+
+def fallocate(root, rel, mode, off, n):
+    import ctypes
     fd = os.open(p(root, rel), os.O_RDWR)
     try:
-        if LIBC.fallocate(fd, mode, off, n) != 0:
+        if libc().fallocate(fd, mode, off, n) != 0:
             e = ctypes.get_errno()
             raise OSError(e, os.strerror(e))
         return os.fstat(fd).st_size
     finally:
         os.close(fd)
+
+
+def renameat2(root, a, b, flags):
+    import ctypes
+    AT_FDCWD = -100
+    if libc().renameat2(AT_FDCWD, p(root, a).encode(), AT_FDCWD, p(root, b).encode(), flags) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
 
 
 def nlink(root, rel):
@@ -394,6 +408,16 @@ def seq_posix_more(base_files):
     both("readlink-linked", lambda r, x: os.readlink(p(r, x)), "link-x2")
     both("link-fifo", lambda r, a, b: os.link(p(r, a), p(r, b)), "fifo2", "fifo3")
     both("fifo-nlink", lambda r, x: os.lstat(p(r, x)).st_nlink, "fifo3")
+    # rename edge cases: RENAME_NOREPLACE, onto itself, a directory into its own child.
+    both("rn-src", write_at, "rn-a", 0, b"a")
+    both("rn-dst", write_at, "rn-b", 0, b"b")
+    both("noreplace-existing", renameat2, "rn-a", "rn-b", 1)
+    both("noreplace-free", renameat2, "rn-a", "rn-c", 1)
+    both("rename-onto-itself", lambda r, a, b: os.rename(p(r, a), p(r, b)), "rn-c", "rn-c")
+    both("mkdir-rn", lambda r, x: os.makedirs(p(r, x)), "rn-d/sub")
+    both("dir-into-child", lambda r, a, b: os.rename(p(r, a), p(r, b)), "rn-d", "rn-d/sub/x")
+    both("dir-onto-nonempty", lambda r, a, b: os.rename(p(r, a), p(r, b)), "nl2", "rn-d")
+    both("rn-list", listdir, ".")
     # Timestamp rules: a write moves mtime and ctime, chmod only ctime.
     both("write-times", ctime_after, "fa", lambda r, x: write_at(r, x, 0, b"w"))
     both("chmod-times", ctime_after, "fa", lambda r, x: os.chmod(p(r, x), 0o640))
