@@ -163,16 +163,20 @@ Status LiveFs::Read(OpenFile& f, uint64_t off, size_t size, std::string* out) {
   return Status::Ok();
 }
 
+void LiveFs::MarkModified(Node& n, const OverlayFile& data) {
+  struct timespec now = RealtimeNow();
+  std::unique_lock lock(ns_.mutex());
+  struct stat& st = n.attr;
+  st.st_size = static_cast<off_t>(data.size());
+  st.st_blocks = (st.st_size + 511) / 512;
+  st.st_mtim = st.st_ctim = now;
+  n.meta_dirty = true;  // the entry is written at the next fsync or close
+}
+
 Status LiveFs::Write(OpenFile& f, uint64_t off, const char* buf, size_t len) {
   LM_ASSIGN_OR_RETURN(auto data, ns_.EnsureData(*f.node));
   LM_RETURN_IF_ERROR(data->Write(off, buf, len, BaseOf(f.node, f.what)));
-  struct timespec now = RealtimeNow();
-  std::unique_lock lock(ns_.mutex());
-  struct stat& st = f.node->attr;
-  st.st_size = static_cast<off_t>(data->size());
-  st.st_blocks = (st.st_size + 511) / 512;
-  st.st_mtim = st.st_ctim = now;
-  f.node->meta_dirty = true;
+  MarkModified(*f.node, *data);
   counters_.write_requests++;
   counters_.write_bytes += len;
   return Status::Ok();
@@ -189,14 +193,7 @@ Status LiveFs::Fallocate(OpenFile& f, int mode, uint64_t off, uint64_t len) {
   uint64_t old_size = data->size();
   bool grows = !(mode & FALLOC_FL_KEEP_SIZE) && off + len > old_size;
   if (grows) LM_RETURN_IF_ERROR(data->Truncate(off + len));  // the new bytes read as zeros
-  if (!zero && !grows) return Status::Ok();
-  struct timespec now = RealtimeNow();
-  std::unique_lock lock(ns_.mutex());
-  struct stat& st = f.node->attr;
-  st.st_size = static_cast<off_t>(data->size());
-  st.st_blocks = (st.st_size + 511) / 512;
-  st.st_mtim = st.st_ctim = now;
-  f.node->meta_dirty = true;
+  if (zero || grows) MarkModified(*f.node, *data);
   return Status::Ok();
 }
 

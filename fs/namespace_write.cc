@@ -8,61 +8,13 @@
 #include <set>
 
 #include "fs/namespace.h"
+#include "fs/namespace_internal.h"
 #include "store/log.h"
 
 namespace lm {
 
-namespace {
+using namespace ns_internal;
 
-using Changes = std::vector<std::pair<std::string, std::optional<OverlayEntry>>>;
-
-OverlayEntry Whiteout() {
-  OverlayEntry e;
-  e.whiteout = true;
-  return e;
-}
-
-std::string Child(const std::string& rel, const std::string& name) {
-  return rel.empty() ? name : rel + "/" + name;
-}
-
-char SpecialType(mode_t mode) {
-  switch (mode & S_IFMT) {
-    case S_IFIFO: return 'p';
-    case S_IFSOCK: return 's';
-    case S_IFCHR: return 'c';
-    case S_IFBLK: return 'b';
-  }
-  return 0;
-}
-
-mode_t SpecialBits(char type) {
-  switch (type) {
-    case 'p': return S_IFIFO;
-    case 's': return S_IFSOCK;
-    case 'c': return S_IFCHR;
-    case 'b': return S_IFBLK;
-  }
-  return 0;
-}
-
-Status CheckName(const std::string& name) {
-  if (name.size() > kMaxNameLength) return Status::Of(Code::kNameTooLong, "name longer than 255 bytes");
-  if (name.empty() || name.find('/') != std::string::npos || name == "." || name == "..") {
-    return Status::Invalid("invalid name '" + name + "'");
-  }
-  return Status::Ok();
-}
-
-bool XattrNamespaceSupported(const std::string& name) {
-  for (const char* prefix : {"user.", "trusted.", "security."}) {
-    size_t n = std::strlen(prefix);
-    if (name.size() > n && name.compare(0, n, prefix) == 0) return true;
-  }
-  return false;
-}
-
-}  // namespace
 
 OverlayEntry Namespace::EntryOf(const Node& n) const {
   OverlayEntry e;
@@ -307,84 +259,6 @@ Status Namespace::Remove(Ino parent, const std::string& name, bool want_dir) {
   return Status::Ok();
 }
 
-std::string* Namespace::RelSlot(Node& n, Ino parent, const std::string& name) {
-  if (n.parent == parent && n.name == name) return &n.rel;
-  for (NodeLink& l : n.more_links)
-    if (l.parent == parent && l.name == name) return &l.rel;
-  return &n.rel;  // not reached: every caller names an existing name of n
-}
-
-void Namespace::UnlinkChanges(Node& n, Ino parent, const std::string& name, bool base_path, Changes* changes) {
-  std::string rel = *RelSlot(n, parent, name);
-  changes->push_back({rel, std::nullopt});
-  if (base_path) changes->push_back({rel, Whiteout()});
-  // The other names keep one entry each, now with the new ctime (and no link mark if
-  // only one name is left).
-  OverlayEntry e = EntryOf(n);
-  e.ctime_ns = NsFromTimespec(RealtimeNow());
-  e.hardlink = n.more_links.size() > 1;
-  std::vector<std::string> rels = {n.rel};
-  for (auto& l : n.more_links) rels.push_back(l.rel);
-  for (auto& r : rels)
-    if (r != rel) changes->push_back({r, e});
-}
-
-void Namespace::ForgetLink(const std::shared_ptr<Node>& n, Ino parent, const std::string& name) {
-  auto dir = nodes_.find(parent);
-  if (dir != nodes_.end()) dir->second->children.erase(name);
-  if (n->parent == parent && n->name == name) {
-    NodeLink next = n->more_links.front();  // the next name becomes the first
-    n->more_links.erase(n->more_links.begin());
-    n->parent = next.parent;
-    n->name = next.name;
-    n->rel = next.rel;
-    unindexed_.push_back({n, false});  // NFS handles resolve through the new first name
-  } else {
-    for (auto it = n->more_links.begin(); it != n->more_links.end(); ++it) {
-      if (it->parent == parent && it->name == name) {
-        n->more_links.erase(it);
-        break;
-      }
-    }
-  }
-  n->attr.st_nlink = static_cast<nlink_t>(1 + n->more_links.size());
-  n->attr.st_ctim = RealtimeNow();
-}
-
-Result<std::shared_ptr<Node>> Namespace::Link(Ino ino, Ino new_parent, const std::string& new_name) {
-  LM_RETURN_IF_ERROR(CheckName(new_name));
-  LM_ASSIGN_OR_RETURN(auto p, Get(new_parent));
-  LM_RETURN_IF_ERROR(Load(p));
-  std::unique_lock lock(mu_);
-  auto it = nodes_.find(ino);
-  if (it == nodes_.end()) return Status::NotFound("inode " + std::to_string(ino));
-  auto n = it->second;
-  if (n->kind != NodeKind::kFile && n->kind != NodeKind::kSymlink && n->kind != NodeKind::kSpecial) {
-    return Status::Of(Code::kReadOnly, "only files inside backup directories can have more names");
-  }
-  if (n->unlinked) return Status::NotFound(n->name);
-  LM_ASSIGN_OR_RETURN(auto dd, WritableDir(new_parent));
-  if (dd->backup != n->backup) return Status::Of(Code::kCrossDevice, "link across backups");
-  if (dd->children.count(new_name)) return Status::Exists(new_name);
-  BackupTree& tree = *dd->backup;
-  std::string new_rel = Child(dd->rel, new_name);
-  struct timespec now = RealtimeNow();
-  OverlayEntry e = EntryOf(*n);
-  e.hardlink = true;
-  e.ctime_ns = NsFromTimespec(now);
-  Changes changes = {{n->rel, e}, {new_rel, e}};
-  for (auto& l : n->more_links) changes.push_back({l.rel, e});
-  LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
-  LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
-  dd->children[new_name] = n->ino;
-  n->more_links.push_back({dd->ino, new_name, new_rel});
-  n->attr.st_nlink = static_cast<nlink_t>(1 + n->more_links.size());
-  n->attr.st_ctim = now;
-  n->has_entry = true;
-  dd->attr.st_mtim = dd->attr.st_ctim = now;
-  return n;
-}
-
 Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
                          const std::string& new_name, unsigned flags) {
   constexpr unsigned kNoReplace = 1;  // RENAME_NOREPLACE
@@ -548,55 +422,6 @@ void Namespace::Released(Node& n) {
     if (n.unlinked && n.open_count == 0 && n.data) to_remove = std::move(n.data);
   }
   if (to_remove) (void)to_remove->Remove();
-}
-
-Status Namespace::SetXattr(Ino ino, const std::string& name, const std::string& value, int flags) {
-  if (name.size() > kMaxXattrName) return Status::Of(Code::kRange, "attribute name too long");
-  if (value.size() > kMaxXattrValue) return Status::Of(Code::kTooBig, "attribute value too large");
-  if (!XattrNamespaceSupported(name)) return Status::Unsupported("attribute namespace of " + name);
-  LM_ASSIGN_OR_RETURN(auto n, Get(ino));
-  {
-    std::unique_lock lock(mu_);
-    if (!store_ || !n->backup || n->kind == NodeKind::kBackupDir || n->unlinked) {
-      return Status::Of(Code::kReadOnly, "only entries inside backup directories have writable attributes");
-    }
-    bool exists = n->xattrs.count(name) > 0;
-    if ((flags & XATTR_CREATE) && exists) return Status::Exists(name);
-    if ((flags & XATTR_REPLACE) && !exists) return Status::Of(Code::kNoAttribute, name);
-    n->xattrs[name] = value;
-    n->attr.st_ctim = RealtimeNow();
-  }
-  return Persist(*n, true);
-}
-
-Result<std::string> Namespace::GetXattr(Ino ino, const std::string& name) {
-  LM_ASSIGN_OR_RETURN(auto n, Get(ino));
-  std::shared_lock lock(mu_);
-  auto it = n->xattrs.find(name);
-  if (it == n->xattrs.end()) return Status::Of(Code::kNoAttribute, name);
-  return it->second;
-}
-
-Result<std::vector<std::string>> Namespace::ListXattr(Ino ino) {
-  LM_ASSIGN_OR_RETURN(auto n, Get(ino));
-  std::shared_lock lock(mu_);
-  std::vector<std::string> names;
-  for (auto& [name, value] : n->xattrs) names.push_back(name);
-  return names;
-}
-
-Status Namespace::RemoveXattr(Ino ino, const std::string& name) {
-  if (!XattrNamespaceSupported(name)) return Status::Unsupported("attribute namespace of " + name);
-  LM_ASSIGN_OR_RETURN(auto n, Get(ino));
-  {
-    std::unique_lock lock(mu_);
-    if (!store_ || !n->backup || n->kind == NodeKind::kBackupDir || n->unlinked) {
-      return Status::Of(Code::kReadOnly, "only entries inside backup directories have writable attributes");
-    }
-    if (!n->xattrs.erase(name)) return Status::Of(Code::kNoAttribute, name);
-    n->attr.st_ctim = RealtimeNow();
-  }
-  return Persist(*n, true);
 }
 
 Result<std::vector<std::pair<Ino, std::string>>> Namespace::Discard(const BackupRef& b) {
