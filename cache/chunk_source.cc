@@ -3,7 +3,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "store/log.h"
+#include "base/log.h"
 
 namespace lm {
 

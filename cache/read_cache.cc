@@ -12,8 +12,8 @@
 #include <ctime>
 
 #include "cache/rocks.h"
-#include "store/bytes.h"
-#include "store/log.h"
+#include "base/bytes.h"
+#include "base/log.h"
 
 namespace lm {
 
@@ -33,6 +33,7 @@ int64_t NowSeconds() { return static_cast<int64_t>(::time(nullptr)); }
 }  // namespace
 
 Status CacheOptions::validate() const {
+  if (!env) return Status::Invalid("cache options: no env");
   if (dir.empty()) return Status::Invalid("no cache directory given");
   if (slot_size < 4096 || (slot_size & (slot_size - 1))) {
     return Status::Invalid("cache slot size must be a power of two of at least 4 KiB");
@@ -51,10 +52,11 @@ Result<std::unique_ptr<ReadCache>> ReadCache::Open(const CacheOptions& o) {
   std::unique_ptr<ReadCache> c(new ReadCache());
   c->dir_ = o.dir;
   c->slot_size_ = o.slot_size;
+  c->env_ = o.env;
   c->slot_count_ = static_cast<uint32_t>(o.capacity_bytes / o.slot_size);
 
   std::string lock_path = JoinPath(o.dir, "LOCK");
-  LM_ASSIGN_OR_RETURN(c->lock_fd_, Env::Default()->Open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
+  LM_ASSIGN_OR_RETURN(c->lock_fd_, o.env->Open(lock_path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   if (::flock(c->lock_fd_.get(), LOCK_EX | LOCK_NB) != 0) {
     return Status::Busy("cache directory " + o.dir + " is in use by another livemount process");
   }
@@ -87,7 +89,7 @@ Result<std::unique_ptr<ReadCache>> ReadCache::Open(const CacheOptions& o) {
   }
 
   std::string data_path = JoinPath(o.dir, "data");
-  LM_ASSIGN_OR_RETURN(c->data_fd_, Env::Default()->Open(data_path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
+  LM_ASSIGN_OR_RETURN(c->data_fd_, o.env->Open(data_path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   if (::ftruncate(c->data_fd_.get(), static_cast<off_t>(uint64_t{c->slot_count_} * o.slot_size)) != 0) {
     return Status::FromErrno(errno, "size " + data_path);
   }
@@ -253,7 +255,7 @@ Status ReadCache::ReadRange(const Digest& d, uint32_t off, uint32_t len, char* o
     buf = scratch.data();
   }
   std::string data_path = dir_ + "/data";
-  Status s = Env::Default()->PReadExact(data_fd_.get(), buf, end - start,
+  Status s = env_->PReadExact(data_fd_.get(), buf, end - start,
                                         uint64_t{slot} * slot_size_ + start, data_path);
   bool good = s.ok();
   for (uint32_t b = 0; good && b < sums.size(); b++) {
@@ -332,7 +334,7 @@ Status ReadCache::Insert(const Digest& d, std::string_view data) {
   for (size_t b = 0; b < data.size(); b += kCacheBlock) {
     e.sums.push_back(BlockSum(data.data() + b, std::min<size_t>(kCacheBlock, data.size() - b)));
   }
-  Status s = Env::Default()->PWrite(data_fd_.get(), data.data(), data.size(),
+  Status s = env_->PWrite(data_fd_.get(), data.data(), data.size(),
                                     uint64_t{slot} * slot_size_, dir_ + "/data");
   if (s.ok()) PersistEntry(d, EncodeEntry(e));
   std::lock_guard lock(mu_);

@@ -31,8 +31,8 @@
 #include <vector>
 
 #include "store/digest.h"
-#include "store/env.h"
-#include "store/status.h"
+#include "base/env.h"
+#include "base/status.h"
 
 namespace rocksdb {
 class DB;
@@ -43,6 +43,7 @@ namespace lm {
 inline constexpr uint32_t kCacheBlock = 4096;
 
 struct CacheOptions {
+  Env* env = nullptr;  // required
   std::string dir;
   uint64_t capacity_bytes = 10ull << 30;
   uint32_t slot_size = 128 * 1024;  // must equal the repository's chunk size
@@ -101,6 +102,7 @@ class ReadCache {
   std::string dir_;
   uint32_t slot_size_ = 0;
   uint32_t slot_count_ = 0;
+  Env* env_ = nullptr;
   UniqueFd lock_fd_, data_fd_;
   std::unique_ptr<rocksdb::DB> db_;
 

@@ -2,7 +2,7 @@
 
 #include <rocksdb/db.h>
 
-#include "store/env.h"
+#include "base/env.h"
 
 namespace lm {
 

@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "store/status.h"
+#include "base/status.h"
 
 namespace rocksdb {
 class DB;

@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "fs/mount_table.h"
-#include "store/log.h"
+#include "base/log.h"
 
 namespace lm {
 

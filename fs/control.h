@@ -13,8 +13,8 @@
 #include <string>
 #include <thread>
 
-#include "store/env.h"
-#include "store/status.h"
+#include "base/env.h"
+#include "base/status.h"
 
 namespace lm {
 

@@ -3,7 +3,7 @@
 
 #include <cerrno>
 
-#include "store/status.h"
+#include "base/status.h"
 
 namespace lm {
 

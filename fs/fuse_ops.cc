@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "fs/errno_map.h"
-#include "store/log.h"
+#include "base/log.h"
 
 namespace lm {
 

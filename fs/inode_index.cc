@@ -1,14 +1,14 @@
 #include "fs/inode_index.h"
 
-#include "store/state_layout.h"
+#include "base/state_layout.h"
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
 #include "cache/rocks.h"
-#include "store/bytes.h"
-#include "store/env.h"
-#include "store/log.h"
+#include "base/bytes.h"
+#include "base/env.h"
+#include "base/log.h"
 
 namespace lm {
 

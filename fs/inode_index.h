@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "store/status.h"
+#include "base/status.h"
 
 namespace rocksdb {
 class DB;

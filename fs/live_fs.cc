@@ -7,7 +7,7 @@
 
 #include "profile/prestage.h"
 
-#include "store/log.h"
+#include "base/log.h"
 
 namespace lm {
 
@@ -109,7 +109,7 @@ void LiveFs::FlushTrace(BackupTree& t) {
     t.trace_dirty = false;
   }
   Status s = MkdirAll(DirName(path));
-  if (s.ok()) s = Env::Default()->WriteFileAtomic(path, text);
+  if (s.ok()) s = repo_.env()->WriteFileAtomic(path, text);
   if (!s.ok()) LogWarn("cannot write the access trace: " + s.message());
 }
 

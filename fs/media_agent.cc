@@ -1,7 +1,7 @@
 #include "fs/media_agent.h"
 
 #include "fs/mount_table.h"
-#include "store/state_layout.h"
+#include "base/state_layout.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -20,7 +20,7 @@
 #include "fs/fuse_ops.h"
 #include "fs/live_fs.h"
 #include "profile/prestage.h"
-#include "store/log.h"
+#include "base/log.h"
 
 namespace lm {
 
@@ -156,9 +156,11 @@ int Serve(const MountOptions& o, int ready_fd) {
     (void)!::write(ready_fd, msg.data(), msg.size());
     ::close(ready_fd);
   };
-  auto repo = Repository::Open(o.repo);
+  RepoOptions ro;
+  ro.env = o.env;
+  auto repo = Repository::Open(o.repo, ro);
   if (!repo.ok()) return report(repo.status()), 1;
-  auto cache = ReadCache::Open(CacheOptions{o.cache_dir, o.cache_size, (*repo)->chunk_size()});
+  auto cache = ReadCache::Open(CacheOptions{o.env, o.cache_dir, o.cache_size, (*repo)->chunk_size()});
   if (!cache.ok()) return report(cache.status().Context("--cache-dir")), 1;
   ChunkSource source(**repo, **cache, ChunkSourceOptions{o.fetch_threads});
   std::unique_ptr<OverlayStore> overlays;
@@ -216,7 +218,7 @@ int Serve(const MountOptions& o, int ready_fd) {
       } catch (const json::exception&) {
         return {{"error", "malformed export request"}};
       }
-      Status s = start_export(CompleteExportOptions(e, o.mountpoint, o.state_dir, o.read_only));
+      Status s = start_export(CompleteExportOptions(o.env, e, o.mountpoint, o.state_dir, o.read_only));
       if (!s.ok()) return ErrorReply(s);
       std::lock_guard lock(export_mu);
       return nfs ? nfs->Describe() : json{{"error", "the export was stopped while it started"}};
@@ -298,15 +300,17 @@ std::string DefaultCacheDir() {
   return ::geteuid() == 0 ? "/var/cache/livemount" : HomeDir("/.cache/livemount");
 }
 
-ExportOptions CompleteExportOptions(ExportOptions e, const std::string& mountpoint,
+ExportOptions CompleteExportOptions(Env* env, ExportOptions e, const std::string& mountpoint,
                                     const std::string& state_dir, bool read_only) {
   e.mountpoint = mountpoint;
+  e.env = env;
   e.dir = StateLayout(state_dir).ExportDir();
   e.read_only = e.read_only || read_only;
   return e;
 }
 
 Status MountOptions::validate() {
+  if (!env) return Status::Invalid("mount options: no env");
   if (cache_dir.empty()) cache_dir = DefaultCacheDir();
   if (state_dir.empty()) state_dir = DefaultStateDir();
   LogLevel level;
@@ -345,7 +349,7 @@ Status MountOptions::validate() {
   state_dir = AbsolutePath(state_dir);
   if (log_file.empty() && !foreground) log_file = StateLayout(state_dir).LogFile();
   if (nfs_export) {
-    export_options = CompleteExportOptions(export_options, mountpoint, state_dir, read_only);
+    export_options = CompleteExportOptions(env, export_options, mountpoint, state_dir, read_only);
     LM_RETURN_IF_ERROR(export_options.validate());
   }
   if (!record_reads.empty() && record_reads[0] != '/') {  // the daemon runs in /

@@ -10,11 +10,12 @@
 #include <vector>
 
 #include "fs/nfs_export.h"
-#include "store/status.h"
+#include "base/status.h"
 
 namespace lm {
 
 struct MountOptions {
+  Env* env = nullptr;     // required: every local file (repository, cache, state) goes through it
   std::string repo, mountpoint;
   std::string cache_dir;  // default: /var/cache/livemount (root) or ~/.cache/livemount
   std::string state_dir;  // default: /var/lib/livemount (root) or ~/.local/state/livemount
@@ -45,7 +46,7 @@ std::string DefaultStateDir();
 std::string DefaultCacheDir();
 
 // The export options as the media agent completes them (mountpoint, STATE/export).
-ExportOptions CompleteExportOptions(ExportOptions e, const std::string& mountpoint,
+ExportOptions CompleteExportOptions(Env* env, ExportOptions e, const std::string& mountpoint,
                                     const std::string& state_dir, bool read_only);
 
 // Returns the process exit code.

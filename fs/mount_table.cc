@@ -6,7 +6,7 @@
 #include <sstream>
 #include <vector>
 
-#include "store/env.h"
+#include "base/env.h"
 
 namespace lm {
 

@@ -5,7 +5,7 @@
 #include <chrono>
 #include <ctime>
 
-#include "store/log.h"
+#include "base/log.h"
 
 namespace lm {
 

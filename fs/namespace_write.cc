@@ -9,7 +9,7 @@
 
 #include "fs/namespace.h"
 #include "fs/namespace_internal.h"
-#include "store/log.h"
+#include "base/log.h"
 
 namespace lm {
 
@@ -162,7 +162,7 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
     if (kind == NodeKind::kDir) node->loaded = true;
     if (e.hardlink && kind != NodeKind::kDir) linked.insert(node->ino);
     if (!e.fid.empty()) {
-      auto f = OverlayFile::Open(data_dir, e.fid, e.base_size);
+      auto f = OverlayFile::Open(repo_.env(), data_dir, e.fid, e.base_size);
       if (!f.ok()) return f.status().Context(tree.ref.Name() + ":" + path);
       node->data = std::move(f).value();
       st.st_size = static_cast<off_t>(node->data->size());
@@ -397,7 +397,7 @@ Result<std::shared_ptr<OverlayFile>> Namespace::EnsureData(Node& n) {
     base_size = n.file_index >= 0 ? n.base_size : 0;
   }
   std::string fid = RandomHex(8);
-  LM_ASSIGN_OR_RETURN(auto f, OverlayFile::Open(dir, fid, base_size));
+  LM_ASSIGN_OR_RETURN(auto f, OverlayFile::Open(repo_.env(), dir, fid, base_size));
   std::shared_ptr<OverlayFile> shared = std::move(f);
   {
     std::unique_lock lock(mu_);

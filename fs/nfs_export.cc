@@ -19,8 +19,8 @@
 #include <future>
 #include <sstream>
 
-#include "store/env.h"
-#include "store/log.h"
+#include "base/env.h"
+#include "base/log.h"
 
 namespace lm {
 
@@ -152,6 +152,7 @@ std::string Quoted(const std::string& s) { return "\"" + s + "\""; }
 }  // namespace
 
 Status ExportOptions::validate() const {
+  if (!env) return Status::Invalid("export options: no env");
   if (mountpoint.empty() || mountpoint[0] != '/') return Status::Invalid("export: the mountpoint must be an absolute path");
   if (mountpoint.find_first_of("\"\n\\") != std::string::npos) {
     return Status::Invalid("export: the mountpoint path " + mountpoint + " cannot be exported (quote or newline)");
@@ -229,7 +230,7 @@ Result<std::unique_ptr<NfsExport>> NfsExport::Start(const ExportOptions& o) {
 
   std::string conf = JoinPath(o.dir, "ganesha.conf"), log = JoinPath(o.dir, "ganesha.log"),
               pidfile = JoinPath(o.dir, "ganesha.pid");
-  LM_RETURN_IF_ERROR(Env::Default()->WriteFileAtomic(conf, GaneshaConfig(o)));
+  LM_RETURN_IF_ERROR(o.env->WriteFileAtomic(conf, GaneshaConfig(o)));
   uint64_t log_start = FileSize(log);
 
   std::unique_ptr<NfsExport> e(new NfsExport());

@@ -22,11 +22,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store/status.h"
+#include "base/env.h"
+#include "base/status.h"
 
 namespace lm {
 
 struct ExportOptions {
+  Env* env = nullptr;                 // required: writes the config
   std::string mountpoint;             // the FUSE mount to export (absolute)
   std::string dir;                    // config, log and pid file: STATE/export
   std::string bind = "0.0.0.0";       // address ganesha listens on

@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "store/bytes.h"
+#include "base/bytes.h"
 
 namespace lm {
 
@@ -21,13 +21,13 @@ constexpr uint64_t kCompactBytes = 4 << 20;
 uint64_t BlocksFor(uint64_t size) { return (size + kOverlayBlock - 1) / kOverlayBlock; }
 }  // namespace
 
-Result<std::unique_ptr<OverlayFile>> OverlayFile::Open(const std::string& dir, const std::string& id,
+Result<std::unique_ptr<OverlayFile>> OverlayFile::Open(Env* env, const std::string& dir, const std::string& id,
                                                        uint64_t base_size) {
   LM_RETURN_IF_ERROR(MkdirAll(dir));
   std::unique_ptr<OverlayFile> f(new OverlayFile());
+  f->env_ = env;
   f->data_path_ = JoinPath(dir, id + ".data");
   f->journal_path_ = JoinPath(dir, id + ".journal");
-  Env* env = Env::Default();
   LM_ASSIGN_OR_RETURN(f->data_fd_, env->Open(f->data_path_, O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   bool fresh = !PathExists(f->journal_path_);
   if (fresh) {
@@ -74,7 +74,7 @@ void OverlayFile::SetPresent(uint64_t block, bool on) {
 }
 
 Status OverlayFile::Replay() {
-  LM_ASSIGN_OR_RETURN(std::string j, Env::Default()->ReadFile(journal_path_));
+  LM_ASSIGN_OR_RETURN(std::string j, env_->ReadFile(journal_path_));
   size_t n = 0;
   for (; (n + 1) * kRecordSize <= j.size(); n++) {
     const char* r = j.data() + n * kRecordSize;
@@ -114,7 +114,7 @@ Status OverlayFile::Compact() {
     Append(kAdd, b, e, &j);
     b = e;
   }
-  Env* env = Env::Default();
+  Env* env = env_;
   LM_RETURN_IF_ERROR(env->WriteFileAtomic(journal_path_, j));
   LM_ASSIGN_OR_RETURN(journal_fd_, env->Open(journal_path_, O_RDWR));
   journal_size_ = j.size();
@@ -146,7 +146,7 @@ uint64_t OverlayFile::present_blocks() const {
 Status OverlayFile::ReadBlock(uint64_t b, char* buf, const BaseReader& base) {
   uint64_t start = b * kOverlayBlock;
   if (Present(b)) {
-    return Env::Default()->PReadExact(data_fd_.get(), buf, kOverlayBlock, start, data_path_);
+    return env_->PReadExact(data_fd_.get(), buf, kOverlayBlock, start, data_path_);
   }
   size_t from_base = start < base_limit_ ? std::min<uint64_t>(kOverlayBlock, base_limit_ - start) : 0;
   if (from_base) LM_RETURN_IF_ERROR(base(start, from_base, buf));
@@ -169,7 +169,7 @@ Status OverlayFile::Read(uint64_t off, size_t len, char* out, const BaseReader& 
     char* dst = out + (pos - off);
     size_t n = run_end - pos;
     if (present) {
-      LM_RETURN_IF_ERROR(Env::Default()->PReadExact(data_fd_.get(), dst, n, pos, data_path_));
+      LM_RETURN_IF_ERROR(env_->PReadExact(data_fd_.get(), dst, n, pos, data_path_));
     } else {
       size_t from_base = pos < base_limit_ ? std::min<uint64_t>(n, base_limit_ - pos) : 0;
       if (from_base) LM_RETURN_IF_ERROR(base(pos, from_base, dst));
@@ -180,9 +180,30 @@ Status OverlayFile::Read(uint64_t off, size_t len, char* out, const BaseReader& 
   return Status::Ok();
 }
 
+Status OverlayFile::CommitShrinkLocked() {
+  // The smaller size durable first (a whole Sync: the data before the journal, as always),
+  // so that no synced state shows the bytes the pending work destroys.
+  return pending_.empty() ? Status::Ok() : SyncLocked();
+}
+
+Status OverlayFile::ApplyPendingLocked() {
+  for (const Pending& p : pending_) {
+    if (p.punch) {
+      (void)env_->PunchHole(data_fd_.get(), p.off, p.len, data_path_);  // space only: not present
+    } else {
+      std::string zeros(p.len, '\0');
+      LM_RETURN_IF_ERROR(env_->PWrite(data_fd_.get(), zeros.data(), zeros.size(), p.off, data_path_));
+      dirty_.push_back(p.off / kOverlayBlock);
+    }
+  }
+  pending_.clear();
+  return Status::Ok();
+}
+
 Status OverlayFile::Write(uint64_t off, const char* data, size_t len, const BaseReader& base) {
   std::lock_guard lock(mu_);
-  Env* env = Env::Default();
+  LM_RETURN_IF_ERROR(CommitShrinkLocked());
+  Env* env = env_;
   uint64_t end = off + len;
   uint64_t pos = off;
   std::string block(kOverlayBlock, '\0');
@@ -243,15 +264,11 @@ Status OverlayFile::Zero(uint64_t off, uint64_t len, const BaseReader& base) {
     LM_RETURN_IF_ERROR(Write(last_whole, zeros.data(), zeros.size(), base));
   }
   std::lock_guard lock(mu_);
+  LM_RETURN_IF_ERROR(CommitShrinkLocked());
   struct stat st;
   if (::fstat(data_fd_.get(), &st) != 0) return Status::FromErrno(errno, data_path_);
-  if (uint64_t(st.st_size) < last_whole && ::ftruncate(data_fd_.get(), static_cast<off_t>(last_whole)) != 0) {
-    return Status::FromErrno(errno, "extend " + data_path_);
-  }
-  if (::fallocate(data_fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(first_whole),
-                  static_cast<off_t>(last_whole - first_whole)) != 0) {
-    return Status::FromErrno(errno, "punch a hole in " + data_path_);
-  }
+  if (uint64_t(st.st_size) < last_whole) LM_RETURN_IF_ERROR(env_->Truncate(data_fd_.get(), last_whole, data_path_));
+  LM_RETURN_IF_ERROR(env_->PunchHole(data_fd_.get(), first_whole, last_whole - first_whole, data_path_));
   for (uint64_t b = first_whole / kOverlayBlock; b < last_whole / kOverlayBlock; b++) {
     SetPresent(b, true);  // present and a hole: reads zeros, never the base
     dirty_.push_back(b);
@@ -261,25 +278,19 @@ Status OverlayFile::Zero(uint64_t off, uint64_t len, const BaseReader& base) {
 
 Status OverlayFile::Truncate(uint64_t size) {
   std::lock_guard lock(mu_);
+  if (size > size_) LM_RETURN_IF_ERROR(CommitShrinkLocked());  // growing shows what follows
   if (size < size_) {
     base_limit_ = std::min(base_limit_, size);
     uint64_t keep = BlocksFor(size);
     uint64_t old_blocks = BlocksFor(size_);
     for (uint64_t b = keep; b < old_blocks; b++) SetPresent(b, false);
-    if (old_blocks > keep) {
-      // Give the space back; what reads there now comes from nowhere (zeros).
-      ::fallocate(data_fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  static_cast<off_t>(keep * kOverlayBlock),
-                  static_cast<off_t>((old_blocks - keep) * kOverlayBlock));
-    }
+    // The delta still holds bytes that the last synced state shows. They are given back
+    // (punched) and cleared (bytes past the new end must read as zeros if the file grows
+    // again) only once the smaller size is durable: at the next Sync, or before the file
+    // grows or is written (CommitShrinkLocked). A crash before leaves the old file whole.
+    if (old_blocks > keep) pending_.push_back({true, keep * kOverlayBlock, (old_blocks - keep) * kOverlayBlock});
     uint64_t tail = size % kOverlayBlock;
-    if (tail && Present(size / kOverlayBlock)) {
-      // Bytes past the new end must read as zeros if the file grows again.
-      std::string zeros(kOverlayBlock - tail, '\0');
-      LM_RETURN_IF_ERROR(Env::Default()->PWrite(data_fd_.get(), zeros.data(), zeros.size(), size,
-                                                data_path_));
-      dirty_.push_back(size / kOverlayBlock);
-    }
+    if (tail && Present(size / kOverlayBlock)) pending_.push_back({false, size, kOverlayBlock - tail});
   }
   size_ = size;
   size_dirty_ = true;
@@ -288,9 +299,13 @@ Status OverlayFile::Truncate(uint64_t size) {
 
 Status OverlayFile::Sync() {
   std::lock_guard lock(mu_);
+  return SyncLocked();
+}
+
+Status OverlayFile::SyncLocked() {
   if (dirty_.empty() && !size_dirty_) return Status::Ok();
-  Env* env = Env::Default();
-  if (::fdatasync(data_fd_.get()) != 0) return Status::FromErrno(errno, "fdatasync " + data_path_);
+  Env* env = env_;
+  LM_RETURN_IF_ERROR(env_->SyncData(data_fd_.get(), data_path_));
   std::sort(dirty_.begin(), dirty_.end());
   dirty_.erase(std::unique(dirty_.begin(), dirty_.end()), dirty_.end());
   std::string j;
@@ -306,10 +321,11 @@ Status OverlayFile::Sync() {
     i = k;
   }
   LM_RETURN_IF_ERROR(env->PWrite(journal_fd_.get(), j.data(), j.size(), journal_size_, journal_path_));
-  if (::fdatasync(journal_fd_.get()) != 0) return Status::FromErrno(errno, "fdatasync " + journal_path_);
+  LM_RETURN_IF_ERROR(env_->SyncData(journal_fd_.get(), journal_path_));
   journal_size_ += j.size();
   dirty_.clear();
   size_dirty_ = false;
+  LM_RETURN_IF_ERROR(ApplyPendingLocked());  // the size they depend on is durable now
   if (journal_size_ > kCompactBytes) return Compact();
   return Status::Ok();
 }

@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "store/env.h"
-#include "store/status.h"
+#include "base/env.h"
+#include "base/status.h"
 
 namespace lm {
 
@@ -40,7 +40,9 @@ class OverlayFile {
  public:
   // Opens or creates `dir/<id>.data` and `dir/<id>.journal`. A new file starts with
   // size = base_limit = base_size (0 for a file that has no base).
-  static Result<std::unique_ptr<OverlayFile>> Open(const std::string& dir, const std::string& id,
+  // Every byte, size change, hole and sync of both files goes through `env` (tests inject
+  // power loss there).
+  static Result<std::unique_ptr<OverlayFile>> Open(Env* env, const std::string& dir, const std::string& id,
                                                    uint64_t base_size);
   uint64_t size() const;
   uint64_t base_limit() const;
@@ -66,7 +68,17 @@ class OverlayFile {
   void SetPresent(uint64_t block, bool on);
   // Fills one whole block `b` into buf: delta, base or zeros.
   Status ReadBlock(uint64_t b, char* buf, const BaseReader& base);
+  // A shrinking truncate's clean-up of the delta (punch blocks past the end, zero the tail
+  // of the last block), held back until the smaller size is durable in the journal.
+  struct Pending {
+    bool punch;  // else: write zeros
+    uint64_t off, len;
+  };
+  Status CommitShrinkLocked();  // a Sync now if anything is pending (it applies pending_)
+  Status SyncLocked();
+  Status ApplyPendingLocked();
 
+  Env* env_ = nullptr;
   std::string data_path_, journal_path_;
   UniqueFd data_fd_, journal_fd_;
   uint64_t journal_size_ = 0;
@@ -75,6 +87,7 @@ class OverlayFile {
   std::vector<uint64_t> bits_;             // present blocks
   std::vector<uint64_t> dirty_;            // blocks written since the last Sync (sorted on Sync)
   bool size_dirty_ = false;
+  std::vector<Pending> pending_;
   uint64_t present_count_ = 0;
 };
 

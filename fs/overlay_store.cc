@@ -1,7 +1,7 @@
 #include "fs/overlay_store.h"
 
-#include "store/json_bytes.h"
-#include "store/state_layout.h"
+#include "base/json_bytes.h"
+#include "base/state_layout.h"
 
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>

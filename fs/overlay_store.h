@@ -6,7 +6,7 @@
 // at that path (a file, directory or symlink with its own attributes, optionally taking its
 // bytes from a backed-up file and/or an OverlayFile), or is a whiteout that hides the
 // backup's path and everything below it. Entries also carry extended attributes, and the
-// type and device number of FIFOs, sockets and device nodes (store/state_layout.h owns
+// type and device number of FIFOs, sockets and device nodes (base/state_layout.h owns
 // the paths). Namespace changes are written with sync=true, so
 // they survive a crash as soon as the call returns.
 #pragma once

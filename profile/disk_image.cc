@@ -7,7 +7,7 @@
 
 #include <cstring>
 
-#include "store/bytes.h"
+#include "base/bytes.h"
 
 namespace lm {
 

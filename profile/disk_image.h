@@ -15,7 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "store/status.h"
+#include "base/status.h"
 
 namespace lm {
 

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "profile/repo_reader.h"
-#include "store/env.h"
+#include "base/env.h"
 
 namespace lm {
 
@@ -134,30 +134,30 @@ Result<std::unique_ptr<GuestView>> GuestView::OpenBackup(Repository& repo, const
   return g;
 }
 
-Status GuestView::AddLocalImage(const std::string& path, const std::string& name) {
+Status GuestView::AddLocalImage(Env* env, const std::string& path, const std::string& name) {
   auto d = std::make_unique<Disk>();
   d->file = name;
-  LM_ASSIGN_OR_RETURN(d->fd, Env::Default()->Open(path, O_RDONLY, 0));
+  LM_ASSIGN_OR_RETURN(d->fd, env->Open(path, O_RDONLY, 0));
   struct stat st;
   if (::fstat(d->fd.get(), &st) != 0) return Status::FromErrno(errno, path);
   int fd = d->fd.get();
   auto img = DiskImage::Open(
-      [fd, path](uint64_t off, size_t len, char* out) { return Env::Default()->PReadExact(fd, out, len, off, path); },
+      [env, fd, path](uint64_t off, size_t len, char* out) { return env->PReadExact(fd, out, len, off, path); },
       static_cast<uint64_t>(st.st_size), path);
   if (!img.ok()) return img.status();
   d->img = std::make_unique<DiskImage>(std::move(img).value());
   return AddDisk(std::move(d));
 }
 
-Result<std::unique_ptr<GuestView>> GuestView::OpenImage(const std::string& path) {
+Result<std::unique_ptr<GuestView>> GuestView::OpenImage(Env* env, const std::string& path) {
   std::unique_ptr<GuestView> g(new GuestView());
   g->label_ = path;
-  LM_RETURN_IF_ERROR(g->AddLocalImage(path, path));
+  LM_RETURN_IF_ERROR(g->AddLocalImage(env, path, path));
   if (g->vols_.empty()) return Status::Unsupported(path + ": no partition table or filesystem found");
   return g;
 }
 
-Result<std::unique_ptr<GuestView>> GuestView::OpenDirectory(const std::string& vmdir) {
+Result<std::unique_ptr<GuestView>> GuestView::OpenDirectory(Env* env, const std::string& vmdir) {
   std::unique_ptr<GuestView> g(new GuestView());
   g->label_ = vmdir;
   std::vector<std::pair<std::string, uint64_t>> files;
@@ -165,7 +165,7 @@ Result<std::unique_ptr<GuestView>> GuestView::OpenDirectory(const std::string& v
   std::sort(files.begin(), files.end());
   for (auto& [rel, size] : files) {
     if (!LooksLikeDisk(rel, size)) continue;
-    Status s = g->AddLocalImage(JoinPath(vmdir, rel), rel);
+    Status s = g->AddLocalImage(env, JoinPath(vmdir, rel), rel);
     if (!s.ok()) g->AddBroken(rel, s.message());
   }
   return g;

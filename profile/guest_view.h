@@ -44,9 +44,9 @@ class GuestView {
   // Every disk image of a backup copy, read from the repository.
   static Result<std::unique_ptr<GuestView>> OpenBackup(Repository& repo, const BackupRef& b);
   // One disk image file on a local filesystem (or on a live mount).
-  static Result<std::unique_ptr<GuestView>> OpenImage(const std::string& path);
+  static Result<std::unique_ptr<GuestView>> OpenImage(Env* env, const std::string& path);
   // Every disk image of a VM directory, named as OpenBackup names them after a backup.
-  static Result<std::unique_ptr<GuestView>> OpenDirectory(const std::string& vmdir);
+  static Result<std::unique_ptr<GuestView>> OpenDirectory(Env* env, const std::string& vmdir);
   ~GuestView();
 
   const std::vector<GuestVolume>& volumes() const { return volumes_; }
@@ -61,7 +61,7 @@ class GuestView {
   struct Volume;
   GuestView() = default;
   Status AddDisk(std::unique_ptr<Disk> disk);
-  Status AddLocalImage(const std::string& path, const std::string& name);
+  Status AddLocalImage(Env* env, const std::string& path, const std::string& name);
   void AddBroken(const std::string& disk_file, const std::string& error);  // shown, not browsable
   // "/sda1/etc" -> (volume, "/etc"); NotFound for unknown volumes.
   Result<std::pair<Volume*, std::string>> Split(const std::string& path);

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <cstring>
 
-#include "store/bytes.h"
+#include "base/bytes.h"
 
 namespace lm {
 

@@ -126,19 +126,19 @@ Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::s
   std::vector<std::string>& notes = out_notes ? *out_notes : scratch;
   if (!explicit_path.empty()) {  // asked for by name: an error in it is the user's to fix
     *chosen = explicit_path;
-    return LoadProfile(explicit_path);
+    return LoadProfile(repo.env(), explicit_path);
   }
   std::string attached = JoinPath(repo.BackupDir(b), "profile.json");
   LM_ASSIGN_OR_RETURN(std::string vm_profile, LearnedProfilePath(state_dir, b.vm));
   // The VM's own profile (learned, imported or picked): a damaged one is skipped with a warning.
   std::optional<Profile> own;
   if (PathExists(vm_profile)) {
-    auto loaded = LoadProfile(vm_profile);
+    auto loaded = LoadProfile(repo.env(), vm_profile);
     if (loaded.ok()) own = std::move(loaded).value();
     else notes.push_back("warning: ignoring the VM's profile: " + loaded.status().message());
   }
   if (PathExists(attached)) {
-    auto loaded = LoadProfile(attached);
+    auto loaded = LoadProfile(repo.env(), attached);
     if (!loaded.ok()) {
       notes.push_back("warning: ignoring the profile attached to " + b.Name() + ": " + loaded.status().message());
     } else {

@@ -10,7 +10,7 @@
 #include "cache/chunk_source.h"
 #include "profile/profile.h"
 #include "store/repository.h"
-#include "store/state_layout.h"
+#include "base/state_layout.h"
 
 namespace lm {
 

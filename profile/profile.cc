@@ -6,8 +6,8 @@
 
 #include <optional>
 
-#include "store/env.h"
-#include "store/json_bytes.h"
+#include "base/env.h"
+#include "base/json_bytes.h"
 #include "store/vm_scan.h"
 
 namespace lm {
@@ -123,14 +123,14 @@ Result<Profile> DecodeProfile(const std::string& text, const std::string& path) 
   return p;
 }
 
-Result<Profile> LoadProfile(const std::string& path) {
-  LM_ASSIGN_OR_RETURN(std::string text, Env::Default()->ReadFile(path));
+Result<Profile> LoadProfile(Env* env, const std::string& path) {
+  LM_ASSIGN_OR_RETURN(std::string text, env->ReadFile(path));
   return DecodeProfile(text, path);
 }
 
-Status SaveProfile(const std::string& path, const Profile& p) {
+Status SaveProfile(Env* env, const std::string& path, const Profile& p) {
   LM_RETURN_IF_ERROR(MkdirAll(DirName(path)));
-  return Env::Default()->WriteFileAtomic(path, EncodeProfile(p));
+  return env->WriteFileAtomic(path, EncodeProfile(p));
 }
 
 // A touch is [file, chunk, ms]; a file name that is not UTF-8 is {"hex": "..."} instead.

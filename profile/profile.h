@@ -6,7 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "store/status.h"
+#include "base/env.h"
+#include "base/status.h"
 
 namespace lm {
 
@@ -34,8 +35,8 @@ inline constexpr uint64_t kMaxProfileOffset = uint64_t{1} << 60;
 std::string EncodeProfile(const Profile& p);
 // `path` names the file in errors.
 Result<Profile> DecodeProfile(const std::string& json, const std::string& path);
-Result<Profile> LoadProfile(const std::string& path);
-Status SaveProfile(const std::string& path, const Profile& p);  // atomically, making parents
+Result<Profile> LoadProfile(Env* env, const std::string& path);
+Status SaveProfile(Env* env, const std::string& path, const Profile& p);  // atomically, making parents
 
 // One recorded first touch: during a live mount, `file` chunk `chunk` was first read
 // `ms` milliseconds after the backup copy's first read.

@@ -2,7 +2,7 @@
 
 #include <mutex>
 
-#include "store/bytes.h"
+#include "base/bytes.h"
 
 namespace lm {
 

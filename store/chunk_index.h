@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "store/digest.h"
-#include "store/env.h"
+#include "base/env.h"
 #include "store/pack.h"
 
 namespace lm {

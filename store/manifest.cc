@@ -7,8 +7,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include "store/bytes.h"
-#include "store/json_bytes.h"
+#include "base/bytes.h"
+#include "base/json_bytes.h"
 #include "store/vm_scan.h"
 
 namespace lm {
@@ -221,14 +221,5 @@ std::string BackupIdForTime(int64_t time_ns) {
   return buf;
 }
 
-bool IsValidBackupId(const std::string& id) { return IsValidName(id) && id != "latest"; }
-
-bool IsValidName(const std::string& name) {
-  if (name.empty() || name.size() > 200 || name[0] == '.') return false;
-  for (char c : name) {
-    if (!(isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
-  }
-  return true;
-}
 
 }  // namespace lm

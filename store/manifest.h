@@ -10,8 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "base/names.h"
 #include "store/digest.h"
-#include "store/status.h"
+#include "base/status.h"
 
 namespace lm {
 
@@ -70,8 +71,5 @@ Result<FileChunks> DecodeFidx(std::string_view data, const std::string& path);
 
 // Backup ids are UTC times, "20261125T103746Z", with "-2", "-3"... on a collision.
 std::string BackupIdForTime(int64_t time_ns);
-bool IsValidName(const std::string& name);  // VM names: [A-Za-z0-9._-], not starting with '.'
-// Backup ids: as names, and never "latest" (the mount's name for the newest).
-bool IsValidBackupId(const std::string& id);
 
 }  // namespace lm

@@ -5,7 +5,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "store/bytes.h"
+#include "base/bytes.h"
 
 namespace lm {
 

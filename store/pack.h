@@ -11,8 +11,8 @@
 
 #include "store/codec.h"
 #include "store/digest.h"
-#include "store/env.h"
-#include "store/status.h"
+#include "base/env.h"
+#include "base/status.h"
 
 namespace lm {
 

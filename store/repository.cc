@@ -241,18 +241,5 @@ Result<RepoLock> RepoLock::Shared(const std::string& repo) {
   return l;
 }
 
-std::string FormatBytes(uint64_t n) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    u++;
-  }
-  char buf[32];
-  if (u == 0) snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
-  else snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  return buf;
-}
 
 }  // namespace lm

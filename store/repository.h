@@ -21,10 +21,10 @@
 #include <vector>
 
 #include "store/chunk_index.h"
-#include "store/env.h"
+#include "base/env.h"
 #include "store/manifest.h"
-#include "store/status.h"
-#include "store/units.h"
+#include "base/status.h"
+#include "base/units.h"
 
 namespace lm {
 
@@ -33,7 +33,7 @@ inline constexpr uint32_t kMinChunkSize = 4 * 1024;
 inline constexpr uint32_t kMaxChunkSize = 16 * 1024 * 1024;
 
 struct RepoOptions {
-  Env* env = Env::Default();
+  Env* env = nullptr;  // required: the composition root (tools/) passes it
   // Test and benchmark option: sleep this long before each chunk read from a pack,
   // to simulate slow secondary storage. Also read from LIVEMOUNT_REPO_LATENCY_MS.
   uint32_t read_latency_ms = 0;
@@ -64,7 +64,7 @@ struct RepoCounters {
 class Repository {
  public:
   // Creates a repository in an empty or missing directory.
-  static Status Init(const std::string& path, uint32_t chunk_size, Env* env = Env::Default());
+  static Status Init(const std::string& path, uint32_t chunk_size, Env* env);
   static Result<std::unique_ptr<Repository>> Open(const std::string& path,
                                                   RepoOptions options = {});
 
@@ -122,6 +122,5 @@ class RepoLock {
   UniqueFd fd_;
 };
 
-std::string FormatBytes(uint64_t n);                    // "1.5 GiB"
 
 }  // namespace lm

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "store/env.h"
+#include "base/env.h"
 #include "store/manifest.h"
 
 namespace lm {

@@ -13,6 +13,12 @@
 
 namespace lm::test {
 
+RepoOptions DefaultRepoOptions() {
+  RepoOptions o;
+  o.env = Env::Default();
+  return o;
+}
+
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");
   std::string tmpl = std::string(base ? base : "/tmp") + "/lmtest-XXXXXX";

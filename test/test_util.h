@@ -4,7 +4,8 @@
 #include <cstdint>
 #include <string>
 
-#include "store/env.h"
+#include "base/env.h"
+#include "store/repository.h"
 
 namespace lm::test {
 
@@ -19,6 +20,9 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// RepoOptions on the real filesystem (production passes its Env from tools/).
+RepoOptions DefaultRepoOptions();
 
 std::string RandomBytes(size_t n, uint64_t seed);
 std::string TextBytes(size_t n);  // compressible, not repetitive at chunk scale

@@ -5,7 +5,7 @@
 #   groups: build test demo bench guest
 set -euo pipefail
 
-build_pkgs=(build-essential cmake pkg-config git
+build_pkgs=(build-essential cmake pkg-config git python3
   librocksdb-dev libfuse3-dev fuse3 libcli11-dev libfmt-dev catch2
   libzstd-dev libssl-dev libxxhash-dev nlohmann-json3-dev
   zlib1g-dev libext2fs-dev ntfs-3g-dev libncurses-dev)

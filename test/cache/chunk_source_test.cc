@@ -19,20 +19,20 @@ struct Fixture {
   FileChunks fc;
 
   explicit Fixture(uint32_t latency_ms = 0) {
-    REQUIRE(Repository::Init(dir / "repo", kChunk).ok());
+    REQUIRE(Repository::Init(dir / "repo", kChunk, Env::Default()).ok());
     REQUIRE(MkdirAll(dir / "vm").ok());
     // 16 chunks: random, then two all-zero chunks, then text.
     disk = test::RandomBytes(6 * kChunk, 3) + std::string(2 * kChunk, '\0') +
            test::TextBytes(8 * kChunk - 100);
     test::WriteFile(dir / "vm/disk.raw", disk);
-    RepoOptions o;
+    RepoOptions o = test::DefaultRepoOptions();
     o.read_latency_ms = latency_ms;
     auto r = Repository::Open(dir / "repo", o);
     REQUIRE(r.ok());
     repo = std::move(r).value();
     auto b = RunBackup(*repo, BackupOptions{"vm", dir / "vm"});
     REQUIRE(b.ok());
-    auto c = ReadCache::Open(CacheOptions{dir / "cache", 64 * kChunk, kChunk});
+    auto c = ReadCache::Open(CacheOptions{Env::Default(), dir / "cache", 64 * kChunk, kChunk});
     REQUIRE(c.ok());
     cache = std::move(c).value();
     BackupRef ref{"vm", b->manifest.id};

@@ -13,7 +13,7 @@ namespace {
 constexpr uint32_t kSlot = 16384;
 
 std::unique_ptr<ReadCache> OpenCache(const std::string& dir, uint64_t slots) {
-  auto c = ReadCache::Open(CacheOptions{dir, slots * kSlot, kSlot});
+  auto c = ReadCache::Open(CacheOptions{Env::Default(), dir, slots * kSlot, kSlot});
   REQUIRE(c.ok());
   return std::move(c).value();
 }
@@ -155,13 +155,13 @@ TEST_CASE("a damaged cache slot is dropped and reported as a miss", "[cache]") {
 TEST_CASE("one process owns a cache directory; chunk size must match", "[cache]") {
   test::TempDir dir;
   auto c = OpenCache(dir / "c", 4);
-  auto second = ReadCache::Open(CacheOptions{dir / "c", 4 * kSlot, kSlot});
+  auto second = ReadCache::Open(CacheOptions{Env::Default(), dir / "c", 4 * kSlot, kSlot});
   CHECK(second.status().code() == Code::kBusy);
   c.reset();
-  auto other = ReadCache::Open(CacheOptions{dir / "c", 4 * 32768, 32768});
+  auto other = ReadCache::Open(CacheOptions{Env::Default(), dir / "c", 4 * 32768, 32768});
   CHECK(other.status().code() == Code::kInvalid);
   CHECK(other.status().message().find("--cache-dir") != std::string::npos);
-  CHECK_FALSE(ReadCache::Open(CacheOptions{dir / "d", 100, kSlot}).ok());
+  CHECK_FALSE(ReadCache::Open(CacheOptions{Env::Default(), dir / "d", 100, kSlot}).ok());
 }
 
 TEST_CASE("concurrent inserts, reads and evictions never return wrong bytes", "[cache]") {

@@ -19,7 +19,7 @@ struct Daemon {  // one life of the media agent: repository, overlays, inode ind
   std::unique_ptr<InodeIndex> inodes;
   std::unique_ptr<Namespace> ns;
   Daemon(const test::TempDir& dir, bool with_index) {
-    repo = std::move(Repository::Open(dir / "repo")).value();
+    repo = std::move(Repository::Open(dir / "repo", test::DefaultRepoOptions())).value();
     overlays = std::move(OverlayStore::Open(dir / "state")).value();
     if (with_index) inodes = std::move(InodeIndex::Open(dir / "state")).value();
     ns = std::make_unique<Namespace>(*repo, overlays.get(), inodes.get());
@@ -38,11 +38,11 @@ struct Daemon {  // one life of the media agent: repository, overlays, inode ind
 };
 
 std::string MakeRepo(const test::TempDir& dir) {
-  REQUIRE(Repository::Init(dir / "repo", 4096).ok());
+  REQUIRE(Repository::Init(dir / "repo", 4096, Env::Default()).ok());
   REQUIRE(MkdirAll(dir / "vm/sub/deeper").ok());
   test::WriteFile(dir / "vm/disk.img", test::RandomBytes(20000, 3));
   test::WriteFile(dir / "vm/sub/deeper/notes.txt", "hello");
-  auto repo = std::move(Repository::Open(dir / "repo")).value();
+  auto repo = std::move(Repository::Open(dir / "repo", test::DefaultRepoOptions())).value();
   BackupOptions o;
   o.vm = "vm1";
   o.vmdir = dir / "vm";

@@ -28,7 +28,7 @@ struct Base {
 };
 
 std::unique_ptr<OverlayFile> Open(const std::string& dir, uint64_t base_size) {
-  auto f = OverlayFile::Open(dir, "f", base_size);
+  auto f = OverlayFile::Open(Env::Default(), dir, "f", base_size);
   REQUIRE(f.ok());
   return std::move(f).value();
 }

@@ -18,7 +18,7 @@ $CXX "$SRC/test/fuzz/fuzz_disk_image.cc" $PROFILE_SRCS -o "$W/fuzz_disk_image" -
 b1=$!
 $CXX "$SRC/test/fuzz/fuzz_guest_fs.cc" $FS_SRCS -o "$W/fuzz_guest_fs" -lz -lzstd $(pkg-config --libs ext2fs com_err libntfs-3g) &
 b2=$!
-STORE_SRCS=$(ls "$SRC"/store/*.cc | grep -vE '/(backup|restore|verify)\.cc$')
+STORE_SRCS="$(ls "$SRC"/base/*.cc) $(ls "$SRC"/store/*.cc | grep -vE '/(backup|restore|verify)\.cc$')"
 $CXX "$SRC/test/fuzz/fuzz_repo_formats.cc" $STORE_SRCS "$SRC/profile/profile.cc" "$SRC/fs/control.cc" \
   "$SRC/fs/mount_table.cc" -o "$W/fuzz_repo_formats" -lzstd -lxxhash -lcrypto
 wait $b1 && wait $b2

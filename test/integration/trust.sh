@@ -193,10 +193,13 @@ note "backup --exclude, and entries it cannot read are skipped with a warning (e
 mkdir -p ex/keep ex/skipme && echo a >ex/keep/a.cfg && echo b >ex/skipme/b.cfg && echo c >ex/x.lck
 $LM backup repo ex --vm ex --exclude skipme --exclude '*.lck' --json >e.json
 [ "$(json_get e.json 'sorted(j["excluded"])')" = "['skipme', 'x.lck']" ] || fail "exclude: $(cat e.json)"
+# Another user must reach the binary: the build tree may sit in a private directory.
+chmod 755 "$WORK" && install -m 755 "$LM" "$WORK/livemount-for-nobody"
+LMN=$WORK/livemount-for-nobody
 mkdir -p nb && chown nobody nb && cd nb
-runuser -u nobody -- $LM init r >/dev/null
+runuser -u nobody -- "$LMN" init r >/dev/null
 runuser -u nobody -- mkdir v && runuser -u nobody -- sh -c 'echo ok >v/ok.cfg; echo no >v/secret; chmod 000 v/secret'
-rc=0; runuser -u nobody -- $LM backup r v --vm v >o.out 2>o.err || rc=$?
+rc=0; runuser -u nobody -- "$LMN" backup r v --vm v >o.out 2>o.err || rc=$?
 cd "$WORK"
 [ $rc -eq 3 ] || { cat nb/o.err; fail "backup with an unreadable file exit $rc, expected 3"; }
 grep -q "warning: .*secret" nb/o.err || fail "the unreadable file was not named"

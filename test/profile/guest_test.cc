@@ -7,7 +7,7 @@
 
 #include "profile/guest_fs.h"
 #include "profile/partitions.h"
-#include "store/bytes.h"
+#include "base/bytes.h"
 
 using namespace lm;
 

@@ -30,7 +30,7 @@ class FailingEnv : public Env {
 };
 
 std::unique_ptr<Repository> MakeRepo(const test::TempDir& dir, Env* env = Env::Default()) {
-  if (!PathExists(dir / "repo")) REQUIRE(Repository::Init(dir / "repo", kChunk).ok());
+  if (!PathExists(dir / "repo")) REQUIRE(Repository::Init(dir / "repo", kChunk, Env::Default()).ok());
   RepoOptions o;
   o.env = env;
   auto r = Repository::Open(dir / "repo", o);

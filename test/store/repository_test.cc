@@ -8,40 +8,40 @@ using namespace lm;
 TEST_CASE("init creates a repository once, and only in an empty directory", "[repository]") {
   test::TempDir dir;
   std::string repo = dir / "repo";
-  REQUIRE(Repository::Init(repo, 65536).ok());
-  CHECK(Repository::Init(repo, 65536).code() == Code::kExists);
-  auto r = Repository::Open(repo);
+  REQUIRE(Repository::Init(repo, 65536, Env::Default()).ok());
+  CHECK(Repository::Init(repo, 65536, Env::Default()).code() == Code::kExists);
+  auto r = Repository::Open(repo, test::DefaultRepoOptions());
   REQUIRE(r.ok());
   CHECK((*r)->chunk_size() == 65536);
   CHECK((*r)->ListVms()->empty());
 
   test::WriteFile(dir / "file", "x");
-  CHECK(Repository::Init(dir / "file", 65536).code() == Code::kExists);
+  CHECK(Repository::Init(dir / "file", 65536, Env::Default()).code() == Code::kExists);
   REQUIRE(MkdirAll(dir / "full").ok());
   test::WriteFile(dir / "full/x", "x");
-  Status s = Repository::Init(dir / "full", 65536);
+  Status s = Repository::Init(dir / "full", 65536, Env::Default());
   CHECK(s.code() == Code::kExists);
   CHECK(s.message().find("not empty") != std::string::npos);
-  CHECK(Repository::Init(dir / "odd", 100000).code() == Code::kInvalid);
-  CHECK(Repository::Init(dir / "small", 1024).code() == Code::kInvalid);
+  CHECK(Repository::Init(dir / "odd", 100000, Env::Default()).code() == Code::kInvalid);
+  CHECK(Repository::Init(dir / "small", 1024, Env::Default()).code() == Code::kInvalid);
 }
 
 TEST_CASE("open names what is wrong", "[repository]") {
   test::TempDir dir;
-  CHECK(Repository::Open(dir / "missing").status().code() == Code::kNotFound);
-  CHECK(Repository::Open(dir.path()).status().message().find("not a livemount repository") !=
+  CHECK(Repository::Open(dir / "missing", test::DefaultRepoOptions()).status().code() == Code::kNotFound);
+  CHECK(Repository::Open(dir.path(), test::DefaultRepoOptions()).status().message().find("not a livemount repository") !=
         std::string::npos);
-  REQUIRE(Repository::Init(dir / "r", 131072).ok());
+  REQUIRE(Repository::Init(dir / "r", 131072, Env::Default()).ok());
   test::WriteFile(dir / "r/config", "{not json");
-  auto r = Repository::Open(dir / "r");
+  auto r = Repository::Open(dir / "r", test::DefaultRepoOptions());
   CHECK(r.status().code() == Code::kCorrupt);
   CHECK(r.status().message().find("config") != std::string::npos);
 }
 
 TEST_CASE("unknown VMs and backups are NotFound", "[repository]") {
   test::TempDir dir;
-  REQUIRE(Repository::Init(dir / "r", 131072).ok());
-  auto r = Repository::Open(dir / "r");
+  REQUIRE(Repository::Init(dir / "r", 131072, Env::Default()).ok());
+  auto r = Repository::Open(dir / "r", test::DefaultRepoOptions());
   REQUIRE(r.ok());
   CHECK((*r)->ResolveSpec("nope").status().code() == Code::kNotFound);
   CHECK((*r)->ResolveSpec("nope@latest").status().code() == Code::kNotFound);

@@ -8,9 +8,9 @@
 #include <atomic>
 
 #include "store/backup.h"
-#include "store/json_bytes.h"
+#include "base/json_bytes.h"
 #include "store/restore.h"
-#include "store/units.h"
+#include "base/units.h"
 #include "store/vm_scan.h"
 #include "test/test_util.h"
 
@@ -19,8 +19,8 @@ using namespace lm;
 namespace {
 
 std::unique_ptr<Repository> NewRepo(const test::TempDir& dir) {
-  REQUIRE(Repository::Init(dir / "repo", 4096).ok());
-  auto r = Repository::Open(dir / "repo");
+  REQUIRE(Repository::Init(dir / "repo", 4096, Env::Default()).ok());
+  auto r = Repository::Open(dir / "repo", test::DefaultRepoOptions());
   REQUIRE(r.ok());
   return std::move(r).value();
 }
@@ -74,7 +74,7 @@ TEST_CASE("backup never follows a file swapped for a symlink after the scan") {
 
 TEST_CASE("a file that shrinks while it is read is stored as read, flagged, never padded") {
   test::TempDir dir;
-  REQUIRE(Repository::Init(dir / "repo", 4096).ok());
+  REQUIRE(Repository::Init(dir / "repo", 4096, Env::Default()).ok());
   std::string data = test::RandomBytes(1 << 20, 5);
   REQUIRE(MkdirAll(dir / "vm").ok());
   test::WriteFile(dir / "vm/disk.raw", data);

@@ -12,7 +12,7 @@ struct Fixture {
   std::string repo_path = dir / "repo";
   std::string id;
   Fixture() {
-    REQUIRE(Repository::Init(repo_path, 4096).ok());
+    REQUIRE(Repository::Init(repo_path, 4096, Env::Default()).ok());
     REQUIRE(MkdirAll(dir / "vm").ok());
     test::WriteFile(dir / "vm/disk.raw", test::RandomBytes(256 * 1024, 11));
     test::WriteFile(dir / "vm/other.raw", test::TextBytes(64 * 1024));
@@ -22,7 +22,7 @@ struct Fixture {
     id = r->manifest.id;
   }
   std::unique_ptr<Repository> Open() {
-    auto r = Repository::Open(repo_path);
+    auto r = Repository::Open(repo_path, test::DefaultRepoOptions());
     REQUIRE(r.ok());
     return std::move(r).value();
   }

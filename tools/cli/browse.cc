@@ -203,7 +203,7 @@ class Browser {
 int Browse(const std::string& repo_path, const std::string& spec, std::string state_dir) {
   if (state_dir.empty()) state_dir = DefaultStateDir();
   if (!isatty(0) || !isatty(1)) return Report(Status::Invalid("browse needs a terminal (use ls and profile add-files in scripts)"));
-  auto repo = Repository::Open(repo_path);
+  auto repo = OpenRepo(repo_path);
   if (!repo.ok()) return Report(repo.status());
   BackupRef ref;
   auto view = OpenGuestView(**repo, spec, &ref);

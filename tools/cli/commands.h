@@ -6,7 +6,7 @@
 
 #include "fs/nfs_export.h"
 #include "profile/guest_view.h"
-#include "store/status.h"
+#include "base/status.h"
 
 namespace lm::cli {
 
@@ -29,7 +29,12 @@ Result<Profile> AddGuestFiles(Profile base, GuestView& view, const std::vector<s
 Status SaveGuestFiles(Repository& repo, const BackupRef& ref, GuestView& view, const std::vector<std::string>& paths,
                       const std::string& state_dir, uint64_t* files, uint64_t* bytes, std::string* path_out);
 
-// Prints `j` indented on stdout. Names are stored losslessly (store/json_bytes.h); this
+// The composition root's Env: the real filesystem. Everything below tools/ gets it passed.
+Env* CliEnv();
+// Opens a repository with the CLI's Env.
+Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path);
+
+// Prints `j` indented on stdout. Names are stored losslessly (base/json_bytes.h); this
 // last line of defence only keeps a stray invalid byte from aborting the output.
 void PrintJson(const nlohmann::json& j);
 

@@ -5,7 +5,7 @@
 #include "fs/control.h"
 #include "fs/media_agent.h"
 #include "fs/nfs_export.h"
-#include "store/env.h"
+#include "base/env.h"
 #include "tools/cli/commands.h"
 
 namespace lm::cli {

@@ -8,9 +8,9 @@
 #include "fs/media_agent.h"
 #include "profile/guest_view.h"
 #include "profile/prestage.h"
-#include "store/env.h"
+#include "base/env.h"
 #include "tools/cli/commands.h"
-#include "store/json_bytes.h"
+#include "base/json_bytes.h"
 
 namespace lm::cli {
 
@@ -50,7 +50,7 @@ Status SaveGuestFiles(Repository& repo, const BackupRef& ref, GuestView& view, c
   LM_ASSIGN_OR_RETURN(std::string path, LearnedProfilePath(state_dir, ref.vm));
   Profile base;
   if (PathExists(path)) {
-    LM_ASSIGN_OR_RETURN(base, LoadProfile(path));
+    LM_ASSIGN_OR_RETURN(base, LoadProfile(CliEnv(), path));
   } else {
     std::vector<std::string> notes;  // no profile yet: start from the structural one
     LM_ASSIGN_OR_RETURN(base, StructuralProfile(repo, ref, &notes));
@@ -58,7 +58,7 @@ Status SaveGuestFiles(Repository& repo, const BackupRef& ref, GuestView& view, c
   base.vm = ref.vm;
   LM_ASSIGN_OR_RETURN(Profile p, AddGuestFiles(std::move(base), view, paths, files, bytes));
   *path_out = path;
-  return SaveProfile(path, p);
+  return SaveProfile(CliEnv(), path, p);
 }
 
 namespace {
@@ -79,7 +79,7 @@ int Ls(const std::string& repo_path, const std::string& arg, bool as_json) {
   std::string spec, path;
   Status s = SplitGuestSpec(arg, &spec, &path);
   if (!s.ok()) return Report(s);
-  auto repo = Repository::Open(repo_path);
+  auto repo = OpenRepo(repo_path);
   if (!repo.ok()) return Report(repo.status());
   BackupRef ref;
   auto view = OpenGuestView(**repo, spec, &ref);
@@ -132,13 +132,13 @@ int Cat(const std::vector<std::string>& args, const std::string& image) {
   if (!image.empty()) {
     if (args.size() != 1) return Report(Status::Invalid("cat --image FILE takes one /guest/path"));
     path = args[0];
-    view = GuestView::OpenImage(image);
+    view = GuestView::OpenImage(CliEnv(), image);
   } else {
     if (args.size() != 2) return Report(Status::Invalid("cat takes REPO VM[@BACKUP]:/guest/path"));
     std::string spec;
     Status s = SplitGuestSpec(args[1], &spec, &path);
     if (!s.ok()) return Report(s);
-    auto r = Repository::Open(args[0]);
+    auto r = OpenRepo(args[0]);
     if (!r.ok()) return Report(r.status());
     repo = std::move(r).value();
     BackupRef ref;
@@ -163,7 +163,7 @@ int Cat(const std::vector<std::string>& args, const std::string& image) {
 int AddFiles(const std::string& repo_path, const std::string& spec, const std::vector<std::string>& paths,
              std::string state_dir) {
   if (state_dir.empty()) state_dir = DefaultStateDir();
-  auto repo = Repository::Open(repo_path);
+  auto repo = OpenRepo(repo_path);
   if (!repo.ok()) return Report(repo.status());
   BackupRef ref;
   auto view = OpenGuestView(**repo, spec, &ref);

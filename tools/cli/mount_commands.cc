@@ -215,6 +215,7 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
         return;
       }
       o->cache_size = *size;
+      o->env = CliEnv();
       *exit_code = RunMediaAgent(*o);
     });
   }

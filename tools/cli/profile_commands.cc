@@ -69,7 +69,7 @@ int Learn(const std::string& vm, std::string state_dir, const std::string& outpu
     if (!learned.ok()) return Report(learned.status());
     out = *learned;
   }
-  Status s = SaveProfile(out, p);
+  Status s = SaveProfile(CliEnv(), out, p);
   if (!s.ok()) return Report(s);
   fmt::print("learned the profile of {} from {} recorded mounts: {} entries, {}; saved to {}\n", vm,
              traces.size(), p.entries.size(), FormatBytes(p.Bytes()), out);
@@ -77,7 +77,7 @@ int Learn(const std::string& vm, std::string state_dir, const std::string& outpu
 }
 
 int Show(const std::string& file, bool as_json) {
-  auto p = LoadProfile(file);
+  auto p = LoadProfile(CliEnv(), file);
   if (!p.ok()) return Report(p.status());
   if (as_json) {
     PrintJson(nlohmann::json::parse(EncodeProfile(*p)));
@@ -91,11 +91,11 @@ int Import(const std::string& vm, const std::string& file, std::string state_dir
   if (state_dir.empty()) state_dir = DefaultStateDir();
   auto learned = LearnedProfilePath(state_dir, vm);
   if (!learned.ok()) return Report(learned.status());
-  auto p = LoadProfile(file);
+  auto p = LoadProfile(CliEnv(), file);
   if (!p.ok()) return Report(p.status());
   p->vm = vm;
   std::string out = *learned;
-  Status s = SaveProfile(out, *p);
+  Status s = SaveProfile(CliEnv(), out, *p);
   if (!s.ok()) return Report(s);
   fmt::print("imported {} as the profile of {} ({})\n", file, vm, out);
   return 0;
@@ -104,7 +104,7 @@ int Import(const std::string& vm, const std::string& file, std::string state_dir
 int Export(const std::string& repo_path, const std::string& spec, const std::string& file,
            std::string state_dir) {
   if (state_dir.empty()) state_dir = DefaultStateDir();
-  auto repo = Repository::Open(repo_path);
+  auto repo = OpenRepo(repo_path);
   if (!repo.ok()) return Report(repo.status());
   auto ref = (*repo)->ResolveSpec(spec);
   if (!ref.ok()) return Report(ref.status());
@@ -113,7 +113,7 @@ int Export(const std::string& repo_path, const std::string& spec, const std::str
   auto p = ChooseProfile(**repo, *ref, "", state_dir, &chosen, &notes);
   if (!p.ok()) return Report(p.status());
   for (auto& n : notes) fmt::print(stderr, "livemount: {}{}\n", n.rfind("warning: ", 0) == 0 ? "" : "note: ", n);
-  Status s = SaveProfile(file, *p);
+  Status s = SaveProfile(CliEnv(), file, *p);
   if (!s.ok()) return Report(s);
   fmt::print("exported the profile of {} ({}) to {}\n", ref->Name(), chosen, file);
   return 0;
@@ -182,7 +182,7 @@ int RunPrestage(PrestageArgs a) {
     if (!seconds.ok()) return Report(seconds.status().Context("--pin-for"));
     pin_until = static_cast<int64_t>(::time(nullptr)) + *seconds;
   }
-  auto repo = Repository::Open(a.repo);
+  auto repo = OpenRepo(a.repo);
   if (!repo.ok()) return Report(repo.status());
   auto ref = (*repo)->ResolveSpec(a.spec);
   if (!ref.ok()) return Report(ref.status());
@@ -192,7 +192,7 @@ int RunPrestage(PrestageArgs a) {
   auto p = ChooseProfile(**repo, *ref, a.profile, a.state_dir, &chosen, &notes);
   if (!p.ok()) return Report(p.status());
   for (auto& n : notes) fmt::print(stderr, "livemount: {}{}\n", n.rfind("warning: ", 0) == 0 ? "" : "note: ", n);
-  auto cache = ReadCache::Open(CacheOptions{a.cache_dir, *size, (*repo)->chunk_size()});
+  auto cache = ReadCache::Open(CacheOptions{CliEnv(), a.cache_dir, *size, (*repo)->chunk_size()});
   if (!cache.ok() && cache.status().code() == Code::kBusy) {
     // The cache belongs to a running mount: its media agent stages (and pins) for us.
     std::string mp = MountOwningCache(AbsolutePath(a.cache_dir));

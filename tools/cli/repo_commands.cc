@@ -15,12 +15,20 @@
 #include "profile/profile.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/progress.h"
-#include "store/json_bytes.h"
-#include "store/state_layout.h"
+#include "base/json_bytes.h"
+#include "base/state_layout.h"
 
 namespace lm::cli {
 
 using nlohmann::json;
+
+Env* CliEnv() { return Env::Default(); }
+
+Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path) {
+  RepoOptions o;
+  o.env = CliEnv();
+  return Repository::Open(path, o);
+}
 
 void PrintJson(const nlohmann::json& j) {
   fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
@@ -64,7 +72,7 @@ int Init(const std::string& repo, const std::string& chunk_size) {
   if (*cs < kMinChunkSize || *cs > kMaxChunkSize || (*cs & (*cs - 1)) != 0) {
     return Report(Status::Invalid("--chunk-size " + chunk_size + " must be a power of two from 4K to 16M"));
   }
-  Status s = Repository::Init(repo, static_cast<uint32_t>(*cs));
+  Status s = Repository::Init(repo, static_cast<uint32_t>(*cs), CliEnv());
   if (!s.ok()) return Report(s);
   fmt::print("initialized repository {} (chunk size {})\n", repo, FormatBytes(*cs));
   return 0;
@@ -76,9 +84,9 @@ Status ProfileForSelectedFiles(BackupOptions* o, const std::vector<std::string>&
   Profile base;
   base.vm = o->vm;
   if (!o->profile_path.empty()) {
-    LM_ASSIGN_OR_RETURN(base, LoadProfile(o->profile_path));
+    LM_ASSIGN_OR_RETURN(base, LoadProfile(CliEnv(), o->profile_path));
   }
-  LM_ASSIGN_OR_RETURN(auto view, GuestView::OpenDirectory(o->vmdir));
+  LM_ASSIGN_OR_RETURN(auto view, GuestView::OpenDirectory(CliEnv(), o->vmdir));
   uint64_t files = 0, bytes = 0;
   LM_ASSIGN_OR_RETURN(Profile p, AddGuestFiles(std::move(base), *view, paths, &files, &bytes));
   o->profile_json = EncodeProfile(p);
@@ -94,11 +102,11 @@ int Backup(const std::string& repo_path, BackupOptions o, const std::vector<std:
            bool as_json) {
   if (Status s = CheckRange("--threads", o.threads, 0, 256); !s.ok()) return Report(s);
   if (Status s = CheckVmName(o.vm); !s.ok()) return Report(s.Context("--vm"));
-  auto repo = Repository::Open(repo_path);
+  auto repo = OpenRepo(repo_path);
   if (!repo.ok()) return Report(repo.status());
   if (!o.profile_path.empty()) {
     // Checked now, not when a prestage needs it: a backup copy never carries a bad profile.
-    auto p = LoadProfile(o.profile_path);
+    auto p = LoadProfile(CliEnv(), o.profile_path);
     if (!p.ok()) return Report(p.status().Context("--profile"));
     o.profile_json = EncodeProfile(*p);
   }
@@ -155,7 +163,7 @@ int Backup(const std::string& repo_path, BackupOptions o, const std::vector<std:
 
 int List(const std::string& repo_path, const std::string& only_vm, bool as_json,
          std::string state_dir) {
-  auto repo = Repository::Open(repo_path);
+  auto repo = OpenRepo(repo_path);
   if (!repo.ok()) return Report(repo.status());
   if (state_dir.empty()) state_dir = DefaultStateDir();
   std::map<std::string, OverlayInfo> overlays;
@@ -227,7 +235,7 @@ int List(const std::string& repo_path, const std::string& only_vm, bool as_json,
 }
 
 int Verify(const std::string& repo_path, bool read_data, bool as_json) {
-  auto repo = Repository::Open(repo_path);
+  auto repo = OpenRepo(repo_path);
   if (!repo.ok()) return Report(repo.status());
   ProgressBar bar("verify");
   VerifyOptions o;
@@ -280,7 +288,7 @@ struct RestoreArgs {
 };
 
 int Restore(const RestoreArgs& a) {
-  auto repo = Repository::Open(a.repo);
+  auto repo = OpenRepo(a.repo);
   if (!repo.ok()) return Report(repo.status());
   auto ref = (*repo)->ResolveSpec(a.spec);
   if (!ref.ok()) return Report(ref.status());

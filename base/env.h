@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "store/status.h"
+#include "base/status.h"
 
 namespace lm {
 
@@ -51,6 +51,11 @@ class Env {
                        const std::string& path);
   virtual Status PWrite(int fd, const void* buf, size_t n, uint64_t off, const std::string& path);
   virtual Status Fsync(int fd, const std::string& path);
+  // fdatasync: the bytes (and the size), not every attribute.
+  virtual Status SyncData(int fd, const std::string& path);
+  // ftruncate, and fallocate(PUNCH_HOLE | KEEP_SIZE): the other ways file bytes change.
+  virtual Status Truncate(int fd, uint64_t size, const std::string& path);
+  virtual Status PunchHole(int fd, uint64_t off, uint64_t len, const std::string& path);
   virtual Status Rename(const std::string& from, const std::string& to);
   virtual Status FsyncDir(const std::string& dir);
   virtual int64_t NowMicros();

@@ -1,4 +1,4 @@
-#include "store/env.h"
+#include "base/env.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -88,6 +88,23 @@ Status Env::PWrite(int fd, const void* buf, size_t n, uint64_t off, const std::s
 
 Status Env::Fsync(int fd, const std::string& path) {
   if (::fsync(fd) != 0) return Status::FromErrno(errno, "fsync " + path);
+  return Status::Ok();
+}
+
+Status Env::SyncData(int fd, const std::string& path) {
+  if (::fdatasync(fd) != 0) return Status::FromErrno(errno, "fdatasync " + path);
+  return Status::Ok();
+}
+
+Status Env::Truncate(int fd, uint64_t size, const std::string& path) {
+  if (::ftruncate(fd, static_cast<off_t>(size)) != 0) return Status::FromErrno(errno, "truncate " + path);
+  return Status::Ok();
+}
+
+Status Env::PunchHole(int fd, uint64_t off, uint64_t len, const std::string& path) {
+  if (::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), static_cast<off_t>(len)) != 0) {
+    return Status::FromErrno(errno, "punch a hole in " + path);
+  }
   return Status::Ok();
 }
 

@@ -1,4 +1,4 @@
-#include "store/log.h"
+#include "base/log.h"
 
 #include <fcntl.h>
 #include <sys/time.h>

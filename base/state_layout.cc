@@ -1,9 +1,9 @@
-#include "store/state_layout.h"
+#include "base/state_layout.h"
 
 #include <cstdio>
 
-#include "store/env.h"
-#include "store/manifest.h"
+#include "base/env.h"
+#include "base/names.h"
 
 namespace lm {
 

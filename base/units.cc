@@ -1,7 +1,8 @@
-#include "store/units.h"
+#include "base/units.h"
 
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 
 namespace lm {
 
@@ -55,6 +56,20 @@ Result<int64_t> ParseDuration(const std::string& text) {
   }
   if (total <= 0) return Status::Invalid("duration '" + text + "' must be at least 1s");
   return total;
+}
+
+std::string FormatBytes(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    u++;
+  }
+  char buf[32];
+  if (u == 0) snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  else snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
 }
 
 Status CheckRange(const std::string& option, uint64_t value, uint64_t min, uint64_t max) {

@@ -1,4 +1,4 @@
-#include "store/json_bytes.h"
+#include "base/json_bytes.h"
 
 namespace lm {
 

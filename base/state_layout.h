@@ -17,7 +17,7 @@
 
 #include <string>
 
-#include "store/status.h"
+#include "base/status.h"
 
 namespace lm {
 
