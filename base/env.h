@@ -45,7 +45,7 @@ class Env {
   // New files are owner-only by default: everything livemount writes holds VM data.
   virtual Result<UniqueFd> Open(const std::string& path, int flags, mode_t mode = 0600);
   // Reads exactly n bytes at off; a short read is Corrupt ("truncated").
-  virtual Status PReadExact(int fd, void* buf, size_t n, uint64_t off, const std::string& path);
+  Status PReadExact(int fd, void* buf, size_t n, uint64_t off, const std::string& path);
   // Reads up to n bytes; *got is what was read (0 at end of file).
   virtual Status PRead(int fd, void* buf, size_t n, uint64_t off, size_t* got,
                        const std::string& path);

@@ -14,7 +14,6 @@ using nlohmann::json;
 
 Status RepoOptions::validate() const {
   if (!env) return Status::Invalid("repository options: no env");
-  if (read_latency_ms > 60000) return Status::Invalid("repository options: latency over 60 s");
   if (max_open_packs < 1) return Status::Invalid("repository options: max_open_packs < 1");
   return Status::Ok();
 }
@@ -54,9 +53,6 @@ Status Repository::Init(const std::string& path, uint32_t chunk_size, Env* env) 
 
 Result<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
                                                      RepoOptions options) {
-  if (const char* lat = std::getenv("LIVEMOUNT_REPO_LATENCY_MS")) {
-    options.read_latency_ms = static_cast<uint32_t>(std::strtoul(lat, nullptr, 10));
-  }
   LM_RETURN_IF_ERROR(options.validate());
   std::string config_path = JoinPath(path, "config");
   if (!IsDirectory(path)) return Status::NotFound(path + ": no such repository directory");
@@ -217,9 +213,6 @@ Status Repository::ReadChunk(const Digest& d, std::string* raw) {
     if (!index_.Find(d, &loc, &pack)) {
       return Status::NotFound(path_ + ": chunk " + d.ShortHex() + " is in no index");
     }
-  }
-  if (options_.read_latency_ms) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(options_.read_latency_ms));
   }
   LM_ASSIGN_OR_RETURN(auto fd, PackFd(pack));
   PackEntry e{d, loc.offset, loc.stored_len, loc.raw_len, loc.codec};

@@ -34,9 +34,6 @@ inline constexpr uint32_t kMaxChunkSize = 16 * 1024 * 1024;
 
 struct RepoOptions {
   Env* env = nullptr;  // required: the composition root (tools/) passes it
-  // Test and benchmark option: sleep this long before each chunk read from a pack,
-  // to simulate slow secondary storage. Also read from LIVEMOUNT_REPO_LATENCY_MS.
-  uint32_t read_latency_ms = 0;
   size_t max_open_packs = 128;
   Status validate() const;
 };

@@ -2,6 +2,7 @@
 
 #include <thread>
 
+#include "base/env_wrapper.h"
 #include "cache/chunk_source.h"
 #include "store/backup.h"
 #include "test/test_util.h"
@@ -14,6 +15,7 @@ constexpr uint32_t kChunk = 16384;
 struct Fixture {
   test::TempDir dir;
   std::string disk;
+  std::unique_ptr<DelayedReadEnv> slow;  // before repo: it outlives the repository
   std::unique_ptr<Repository> repo;
   std::unique_ptr<ReadCache> cache;
   FileChunks fc;
@@ -26,7 +28,10 @@ struct Fixture {
            test::TextBytes(8 * kChunk - 100);
     test::WriteFile(dir / "vm/disk.raw", disk);
     RepoOptions o = test::DefaultRepoOptions();
-    o.read_latency_ms = latency_ms;
+    if (latency_ms) {
+      slow = std::make_unique<DelayedReadEnv>(Env::Default(), latency_ms, "/packs/");
+      o.env = slow.get();
+    }
     auto r = Repository::Open(dir / "repo", o);
     REQUIRE(r.ok());
     repo = std::move(r).value();

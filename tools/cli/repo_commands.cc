@@ -15,6 +15,7 @@
 #include "profile/profile.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/progress.h"
+#include "base/env_wrapper.h"
 #include "base/json_bytes.h"
 #include "base/state_layout.h"
 
@@ -22,7 +23,17 @@ namespace lm::cli {
 
 using nlohmann::json;
 
-Env* CliEnv() { return Env::Default(); }
+Env* CliEnv() {
+  // Benchmarks and tests simulate slow secondary storage: every read of a pack first
+  // sleeps LIVEMOUNT_REPO_LATENCY_MS (at most 60 s).
+  static Env* env = [] {
+    const char* lat = std::getenv("LIVEMOUNT_REPO_LATENCY_MS");
+    unsigned long ms = lat ? std::min(std::strtoul(lat, nullptr, 10), 60000ul) : 0;
+    return ms ? static_cast<Env*>(new DelayedReadEnv(Env::Default(), static_cast<uint32_t>(ms), "/packs/"))
+              : Env::Default();
+  }();
+  return env;
+}
 
 Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path) {
   RepoOptions o;
