@@ -1,5 +1,7 @@
 #include "base/env.h"
 
+#include "base/json_bytes.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -187,14 +189,29 @@ bool IsDirectory(const std::string& path) {
 }
 
 Result<std::vector<std::string>> ListDir(const std::string& dir) {
-  DIR* d = ::opendir(dir.c_str());
-  if (!d) return Status::FromErrno(errno, dir);
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return Status::FromErrno(errno, dir);
+  return ListDirAt(fd.get(), dir);
+}
+
+Result<std::vector<std::string>> ListDirAt(int dirfd, const std::string& shown) {
+  int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  if (dup < 0) return Status::FromErrno(errno, shown);
+  DIR* d = ::fdopendir(dup);
+  if (!d) {
+    int e = errno;
+    ::close(dup);
+    return Status::FromErrno(e, shown);
+  }
   std::vector<std::string> names;
+  errno = 0;
   while (struct dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
     if (n != "." && n != "..") names.push_back(std::move(n));
   }
+  int err = errno;
   ::closedir(d);
+  if (err) return Status::FromErrno(err, "read directory " + shown);
   std::sort(names.begin(), names.end());
   return names;
 }
@@ -235,13 +252,7 @@ std::string RandomHex(size_t bytes) {
     ssize_t r = ::getrandom(raw.data() + got, bytes - got, 0);
     if (r > 0) got += r;
   }
-  static const char* kHex = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : raw) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
+  return HexEncode(raw);
 }
 
 }  // namespace lm

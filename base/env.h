@@ -73,6 +73,8 @@ Status RemoveTree(const std::string& path);  // rm -rf; a missing path is fine
 bool PathExists(const std::string& path);
 bool IsDirectory(const std::string& path);
 Result<std::vector<std::string>> ListDir(const std::string& dir);  // names, sorted, no . and ..
+// The same for an open directory (`shown` names it in errors); the descriptor stays open.
+Result<std::vector<std::string>> ListDirAt(int dirfd, const std::string& shown);
 std::string DirName(const std::string& path);
 std::string AbsolutePath(const std::string& path);  // realpath, or `path` if that fails
 std::string JoinPath(const std::string& a, const std::string& b);

@@ -13,21 +13,20 @@
 #include <optional>
 #include <unordered_set>
 
+#include "base/state_layout.h"
+#include "base/units.h"
 #include "store/vm_scan.h"
 
 namespace lm {
 
 Status BackupOptions::validate() const {
-  if (!IsValidName(vm)) {
-    return Status::Invalid("invalid VM name '" + vm +
-                           "' (letters, digits, '.', '_' and '-'; not starting with '.')");
-  }
+  LM_RETURN_IF_ERROR(CheckVmName(vm));
   if (vmdir.empty()) return Status::Invalid("no VM directory given");
   if (compression_level < 0 || compression_level > 19) {
     return Status::Invalid("compression level must be 0 to 19");
   }
   if (pack_target_bytes < (1 << 20)) return Status::Invalid("pack size below 1 MiB");
-  if (threads > 256) return Status::Invalid("--threads must be 0 (one per core) to 256");
+  LM_RETURN_IF_ERROR(CheckRange("--threads", threads, 0, 256));
   return Status::Ok();
 }
 

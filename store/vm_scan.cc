@@ -1,6 +1,5 @@
 #include "store/vm_scan.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <sys/stat.h>
@@ -35,32 +34,11 @@ std::vector<std::string> SplitPath(const std::string& rel) {
   return parts;
 }
 
-Result<std::vector<std::string>> ListDirFd(int dirfd, const std::string& shown) {
-  int dup = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-  if (dup < 0) return Status::FromErrno(errno, shown);
-  DIR* d = ::fdopendir(dup);
-  if (!d) {
-    int e = errno;
-    ::close(dup);
-    return Status::FromErrno(e, shown);
-  }
-  std::vector<std::string> names;
-  errno = 0;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-  }
-  int err = errno;
-  ::closedir(d);
-  if (err) return Status::FromErrno(err, "read directory " + shown);
-  std::sort(names.begin(), names.end());
-  return names;
-}
 
 void Walk(int dirfd, const std::string& root, const std::string& rel, const ScanOptions& o,
           ScanResult* out) {
   std::string shown = rel.empty() ? root : JoinPath(root, rel);
-  auto names = ListDirFd(dirfd, shown);
+  auto names = ListDirAt(dirfd, shown);
   if (!names.ok()) {
     out->warnings.push_back(names.status().message());
     return;
@@ -220,11 +198,10 @@ Result<ScanResult> ScanVmDirectory(const std::string& root, const ScanOptions& o
 Result<UniqueFd> OpenScanned(const ScanResult& scan, size_t index) {
   const FileEntry& f = scan.files[index];
   // O_NONBLOCK: a FIFO swapped in must not hang the backup (it is refused below anyway).
-  int flags = O_RDONLY | O_NONBLOCK | O_NOATIME;
+  // O_NOATIME is allowed to the file's owner and to root only.
+  int flags = O_RDONLY | O_NONBLOCK;
+  if (::geteuid() == 0 || ::geteuid() == f.uid) flags |= O_NOATIME;
   auto fd = OpenBeneath(scan.root.get(), f.path, flags);
-  if (!fd.ok() && fd.status().code() != Code::kNotFound) {
-    fd = OpenBeneath(scan.root.get(), f.path, flags & ~O_NOATIME);  // not the owner: no O_NOATIME
-  }
   if (!fd.ok()) return fd.status();
   struct stat st;
   if (::fstat(fd->get(), &st) != 0) return Status::FromErrno(errno, f.path);

@@ -111,8 +111,6 @@ constexpr int kExitIncomplete = 3;
 
 int Backup(const std::string& repo_path, BackupOptions o, const std::vector<std::string>& select_files,
            bool as_json) {
-  if (Status s = CheckRange("--threads", o.threads, 0, 256); !s.ok()) return Report(s);
-  if (Status s = CheckVmName(o.vm); !s.ok()) return Report(s.Context("--vm"));
   auto repo = OpenRepo(repo_path);
   if (!repo.ok()) return Report(repo.status());
   if (!o.profile_path.empty()) {
