@@ -55,7 +55,13 @@ qemu-img compare -q vms/raw/disk.raw mnt/vmdk-flat/latest/disk.vmdk || fail "com
 qemu-img info mnt/vmdk-flat/latest/disk.vmdk | grep -q "file format: vmdk" || fail "vmdk info"
 
 note "a backup made while mounted appears"
-printf 'X' | dd of=vms/raw/disk.raw bs=1 seek=5000 conv=notrunc status=none
+# Flip a byte (writing a fixed one left the disk unchanged when the random byte already
+# was that one: 1 run in 256 failed below).
+python3 - vms/raw/disk.raw <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(5000); b = f.read(1); f.seek(5000); f.write(bytes([b[0] ^ 0xFF]))
+PY
 $LM backup repo vms/raw --vm raw >/dev/null
 mkdir -p vms/new && echo hello >vms/new/vm.vmx
 $LM backup repo vms/new --vm newvm >/dev/null
