@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>  // renameat2
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -114,6 +115,26 @@ Status Env::Rename(const std::string& from, const std::string& to) {
   if (::rename(from.c_str(), to.c_str()) != 0) {
     return Status::FromErrno(errno, "rename " + from + " to " + to);
   }
+  return Status::Ok();
+}
+
+Status Env::RenameNoReplace(const std::string& from, const std::string& to) {
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return Status::Ok();
+  if (errno != EINVAL && errno != ENOSYS) {
+    if (errno == EEXIST) return Status::Exists(to + ": already exists");
+    return Status::FromErrno(errno, "rename " + from + " to " + to);
+  }
+  // A file system without RENAME_NOREPLACE: link() never replaces either.
+  if (::link(from.c_str(), to.c_str()) != 0) {
+    if (errno == EEXIST) return Status::Exists(to + ": already exists");
+    return Status::FromErrno(errno, "link " + from + " to " + to);
+  }
+  ::unlink(from.c_str());
+  return Status::Ok();
+}
+
+Status Env::Remove(const std::string& path) {
+  if (::unlink(path.c_str()) != 0) return Status::FromErrno(errno, "remove " + path);
   return Status::Ok();
 }
 

@@ -57,6 +57,10 @@ class Env {
   virtual Status Truncate(int fd, uint64_t size, const std::string& path);
   virtual Status PunchHole(int fd, uint64_t off, uint64_t len, const std::string& path);
   virtual Status Rename(const std::string& from, const std::string& to);
+  // Renames only if `to` does not exist (Exists otherwise): how a write-once object commits.
+  virtual Status RenameNoReplace(const std::string& from, const std::string& to);
+  // Unlinks a file; a missing one is NotFound.
+  virtual Status Remove(const std::string& path);
   virtual Status FsyncDir(const std::string& dir);
   virtual int64_t NowMicros();
 

@@ -31,6 +31,10 @@ class EnvWrapper : public Env {
     return target_->PunchHole(fd, off, len, path);
   }
   Status Rename(const std::string& from, const std::string& to) override { return target_->Rename(from, to); }
+  Status RenameNoReplace(const std::string& from, const std::string& to) override {
+    return target_->RenameNoReplace(from, to);
+  }
+  Status Remove(const std::string& path) override { return target_->Remove(path); }
   Status FsyncDir(const std::string& dir) override { return target_->FsyncDir(dir); }
   int64_t NowMicros() override { return target_->NowMicros(); }
 

@@ -12,8 +12,8 @@ Status ChunkSourceOptions::validate() const {
   return Status::Ok();
 }
 
-ChunkSource::ChunkSource(Repository& repo, ReadCache& cache, ChunkSourceOptions options)
-    : repo_(repo), cache_(cache), options_(options) {
+ChunkSource::ChunkSource(ChunkReader& origin, ReadCache& cache, ChunkSourceOptions options)
+    : origin_(origin), cache_(cache), options_(options) {
   for (unsigned i = 0; i < options_.fetch_threads; i++) fetchers_.emplace_back([this] { FetchLoop(); });
   inserter_ = std::thread([this] { InsertLoop(); });
 }
@@ -87,7 +87,7 @@ Status ChunkSource::Fetch(const Digest& d, const std::string& what,
   auto raw = std::make_shared<std::string>();
   // Another fetch may have finished between our cache miss and becoming the leader.
   bool cached = cache_.ReadWhole(d, raw.get()).ok();
-  Status s = cached ? Status::Ok() : repo_.ReadChunk(d, raw.get());
+  Status s = cached ? Status::Ok() : origin_.ReadChunk(d, raw.get());
   if (!cached) fetches_++;
   if (!s.ok()) {
     fetch_errors_++;
@@ -118,32 +118,36 @@ Status ChunkSource::Read(const FileChunks& fc, const std::string& what, uint64_t
                          char* out) {
   reads_++;
   bytes_read_ += len;
-  const uint64_t cs = fc.chunk_size;
-  size_t done = 0;
-  while (done < len) {
-    uint64_t pos = off + done;
-    size_t i = pos / cs;
-    uint32_t in_chunk = static_cast<uint32_t>(pos % cs);
-    uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(len - done, fc.ChunkLen(i) - in_chunk));
-    const Digest& d = fc.digests[i];
+  return ForEachChunkSlice(fc, off, len, [&](const ChunkSlice& s) {
+    char* dst = out + s.out_offset;
+    const Digest& d = *s.digest;
     if (d.IsZero()) {
-      std::memset(out + done, 0, n);
-      zero_bytes_ += n;
-    } else if (!cache_.Read(d, in_chunk, n, out + done).ok()) {
-      std::shared_ptr<std::string> data;
-      foreground_fetches_++;
-      Status s = Fetch(d, what, &data);
-      foreground_fetches_--;
-      if (!s.ok()) {
-        return s.Context(what + " at offset " + std::to_string(i * cs));
-      }
-      if (data->size() < in_chunk + n) {
-        return Status::Corrupt(what + ": chunk " + d.ShortHex() + " is shorter than its file index says");
-      }
-      std::memcpy(out + done, data->data() + in_chunk, n);
+      std::memset(dst, 0, s.n);
+      zero_bytes_ += s.n;
+      return Status::Ok();
     }
-    done += n;
-  }
+    if (cache_.Read(d, s.in_chunk, s.n, dst).ok()) return Status::Ok();
+    std::shared_ptr<std::string> data;
+    foreground_fetches_++;
+    Status st = Fetch(d, what, &data);
+    foreground_fetches_--;
+    if (!st.ok()) return st.Context(what + " at offset " + std::to_string(s.index * uint64_t{fc.chunk_size}));
+    if (data->size() < size_t{s.in_chunk} + s.n) {
+      return Status::Corrupt(what + ": chunk " + d.ShortHex() + " is shorter than its file index says");
+    }
+    std::memcpy(dst, data->data() + s.in_chunk, s.n);
+    return Status::Ok();
+  });
+}
+
+Status ChunkSource::ReadChunk(const Digest& d, std::string* raw) {
+  if (cache_.ReadWhole(d, raw).ok()) return Status::Ok();
+  std::shared_ptr<std::string> data;
+  foreground_fetches_++;
+  Status s = Fetch(d, "chunk " + d.ShortHex(), &data);
+  foreground_fetches_--;
+  LM_RETURN_IF_ERROR(s);
+  *raw = *data;
   return Status::Ok();
 }
 

@@ -1,6 +1,7 @@
 // ChunkSource: the read path below the filesystem. Serves byte ranges of a backed-up file
-// from the read-cache, fetching misses from the repository (verify SHA-256, decompress,
-// insert, reply). Concurrent misses on one chunk fetch it once. All-zero chunks are never
+// from the read-cache, fetching misses from a ChunkReader, the repository (verify SHA-256,
+// decompress, insert, reply). It is a ChunkReader itself (cache first), so guest parsers
+// reading through a mount use the cache too. Concurrent misses on one chunk fetch it once. All-zero chunks are never
 // fetched. Background fetches (read-ahead, and later pre-staging) run on a small pool and
 // yield to foreground reads: a foreground miss on a chunk already being fetched in the
 // background simply waits for that fetch.
@@ -20,7 +21,8 @@
 #include <vector>
 
 #include "cache/read_cache.h"
-#include "store/repository.h"
+#include "store/chunk_reader.h"
+#include "store/file_reader.h"
 
 namespace lm {
 
@@ -36,10 +38,10 @@ struct ChunkSourceStats {
   uint64_t background_yields = 0;  // background fetches that waited for guest reads first
 };
 
-class ChunkSource {
+class ChunkSource : public ChunkReader {
  public:
-  ChunkSource(Repository& repo, ReadCache& cache, ChunkSourceOptions options = {});
-  ~ChunkSource();
+  ChunkSource(ChunkReader& origin, ReadCache& cache, ChunkSourceOptions options = {});
+  ~ChunkSource() override;
 
   // Reads [off, off+len) of the file into out; len is clipped to the file size by the
   // caller. `what` names the file in errors and logs ("vm@id:disk.vmdk").
@@ -53,9 +55,12 @@ class ChunkSource {
   // guest reads go first.
   Status Ensure(const Digest& d, const std::string& what, bool background = false);
 
+  // ChunkReader: one whole chunk, from the cache or fetched (and then cached).
+  Status ReadChunk(const Digest& d, std::string* raw) override;
+  uint32_t chunk_size() const override { return origin_.chunk_size(); }
+
   ChunkSourceStats Stats() const;
   ReadCache& cache() { return cache_; }
-  Repository& repo() { return repo_; }
 
  private:
   struct Inflight {
@@ -73,7 +78,7 @@ class ChunkSource {
   void InsertLoop();
   void Inserted(const Digest& d);
 
-  Repository& repo_;
+  ChunkReader& origin_;
   ReadCache& cache_;
   ChunkSourceOptions options_;
   std::mutex mu_;

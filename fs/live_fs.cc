@@ -122,7 +122,7 @@ void LiveFs::FlushTraces() {
   for (auto& t : trees) FlushTrace(*t);
 }
 
-BaseReader LiveFs::BaseOf(const std::shared_ptr<Node>& n, const std::string& what) {
+RangeReader LiveFs::BaseOf(const std::shared_ptr<Node>& n, const std::string& what) {
   return [this, n, what](uint64_t off, size_t len, char* out) -> Status {
     RecordTouch(*n, off, len);
     LM_ASSIGN_OR_RETURN(auto chunks, ns_.Chunks(*n));

@@ -77,7 +77,7 @@ class LiveFs {
   void MaybeReadAhead(OpenFile& f, uint64_t off, size_t len);
   // After the bytes changed: size, blocks, mtime and ctime from the overlay file.
   void MarkModified(Node& n, const OverlayFile& data);
-  BaseReader BaseOf(const std::shared_ptr<Node>& n, const std::string& what);
+  RangeReader BaseOf(const std::shared_ptr<Node>& n, const std::string& what);
   void RecordTouch(Node& n, uint64_t off, size_t len);
   void FlushTrace(BackupTree& tree);
   std::mutex traced_mu_;

@@ -143,7 +143,7 @@ uint64_t OverlayFile::present_blocks() const {
   return present_count_;
 }
 
-Status OverlayFile::ReadBlock(uint64_t b, char* buf, const BaseReader& base) {
+Status OverlayFile::ReadBlock(uint64_t b, char* buf, const RangeReader& base) {
   uint64_t start = b * kOverlayBlock;
   if (Present(b)) {
     return env_->PReadExact(data_fd_.get(), buf, kOverlayBlock, start, data_path_);
@@ -154,7 +154,7 @@ Status OverlayFile::ReadBlock(uint64_t b, char* buf, const BaseReader& base) {
   return Status::Ok();
 }
 
-Status OverlayFile::Read(uint64_t off, size_t len, char* out, const BaseReader& base) {
+Status OverlayFile::Read(uint64_t off, size_t len, char* out, const RangeReader& base) {
   std::lock_guard lock(mu_);
   if (off + len > size_) return Status::Invalid(data_path_ + ": read past the end");
   uint64_t end = off + len;
@@ -200,7 +200,7 @@ Status OverlayFile::ApplyPendingLocked() {
   return Status::Ok();
 }
 
-Status OverlayFile::Write(uint64_t off, const char* data, size_t len, const BaseReader& base) {
+Status OverlayFile::Write(uint64_t off, const char* data, size_t len, const RangeReader& base) {
   std::lock_guard lock(mu_);
   LM_RETURN_IF_ERROR(CommitShrinkLocked());
   Env* env = env_;
@@ -242,7 +242,7 @@ Status OverlayFile::Write(uint64_t off, const char* data, size_t len, const Base
   return Status::Ok();
 }
 
-Status OverlayFile::Zero(uint64_t off, uint64_t len, const BaseReader& base) {
+Status OverlayFile::Zero(uint64_t off, uint64_t len, const RangeReader& base) {
   uint64_t end;
   {
     std::lock_guard lock(mu_);

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "base/env.h"
+#include "base/range_reader.h"
 #include "base/status.h"
 
 namespace lm {
@@ -34,7 +35,6 @@ namespace lm {
 inline constexpr uint32_t kOverlayBlock = 4096;
 
 // Reads [off, off+len) of the base file (off+len <= the base's size).
-using BaseReader = std::function<Status(uint64_t off, size_t len, char* out)>;
 
 class OverlayFile {
  public:
@@ -48,12 +48,12 @@ class OverlayFile {
   uint64_t base_limit() const;
   uint64_t present_blocks() const;  // blocks held in the delta
 
-  Status Read(uint64_t off, size_t len, char* out, const BaseReader& base);
-  Status Write(uint64_t off, const char* data, size_t len, const BaseReader& base);
+  Status Read(uint64_t off, size_t len, char* out, const RangeReader& base);
+  Status Write(uint64_t off, const char* data, size_t len, const RangeReader& base);
   Status Truncate(uint64_t size);
   // Makes [off, off+len) read as zeros, below the current size only (fallocate's
   // PUNCH_HOLE and ZERO_RANGE). Whole blocks become holes of the delta, marked present.
-  Status Zero(uint64_t off, uint64_t len, const BaseReader& base);
+  Status Zero(uint64_t off, uint64_t len, const RangeReader& base);
   Status Sync();
   bool dirty() const;  // changes not yet synced
   // Deletes both files (after discard or unlink).
@@ -67,7 +67,7 @@ class OverlayFile {
   bool Present(uint64_t block) const;
   void SetPresent(uint64_t block, bool on);
   // Fills one whole block `b` into buf: delta, base or zeros.
-  Status ReadBlock(uint64_t b, char* buf, const BaseReader& base);
+  Status ReadBlock(uint64_t b, char* buf, const RangeReader& base);
   // A shrinking truncate's clean-up of the delta (punch blocks past the end, zero the tail
   // of the last block), held back until the smaller size is durable in the journal.
   struct Pending {

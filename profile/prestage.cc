@@ -1,15 +1,17 @@
 #include "profile/prestage.h"
 
+#include "guest/partitions.h"
+
 #include <optional>
 
 #include <algorithm>
 
-#include "profile/repo_reader.h"
+#include "store/file_reader.h"
 
 #include <atomic>
 #include <cstring>
 
-#include "profile/disk_image.h"
+#include "guest/disk_image.h"
 #include <map>
 #include <chrono>
 #include <thread>
@@ -69,11 +71,11 @@ Result<std::vector<Digest>> ProfileChunks(Repository& repo, const BackupRef& b, 
   return out;
 }
 
-Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const Profile& p,
+Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const BackupRef& b, const Profile& p,
                                  const PrestageOptions& o) {
   auto start = std::chrono::steady_clock::now();
   PrestageSummary sum;
-  LM_ASSIGN_OR_RETURN(auto digests, ProfileChunks(source.repo(), b, p, o.all, &sum.profile_chunks,
+  LM_ASSIGN_OR_RETURN(auto digests, ProfileChunks(repo, b, p, o.all, &sum.profile_chunks,
                                                   &sum.missing_files));
   sum.total_chunks = digests.size();
   std::atomic<size_t> next{0};
@@ -90,7 +92,7 @@ Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const 
       } else if (source.Ensure(d, b.Name() + " (prestage)", true).ok()) {
         fetched++;
         ChunkLocation loc;
-        if (source.repo().index().Find(d, &loc, nullptr)) bytes += loc.raw_len;
+        if (repo.index().Find(d, &loc, nullptr)) bytes += loc.raw_len;
         if (o.staged_chunks) (*o.staged_chunks)++;
       } else {
         failed++;
@@ -128,7 +130,7 @@ Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::s
     *chosen = explicit_path;
     return LoadProfile(repo.env(), explicit_path);
   }
-  std::string attached = JoinPath(repo.BackupDir(b), "profile.json");
+  std::string attached = repo.backend().Describe(b.Prefix() + "profile.json");
   LM_ASSIGN_OR_RETURN(std::string vm_profile, LearnedProfilePath(state_dir, b.vm));
   // The VM's own profile (learned, imported or picked): a damaged one is skipped with a warning.
   std::optional<Profile> own;
@@ -137,8 +139,10 @@ Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::s
     if (loaded.ok()) own = std::move(loaded).value();
     else notes.push_back("warning: ignoring the VM's profile: " + loaded.status().message());
   }
-  if (PathExists(attached)) {
-    auto loaded = LoadProfile(repo.env(), attached);
+  auto attached_text = repo.ReadBackupObject(b, "profile.json");
+  if (attached_text.status().code() != Code::kNotFound) {
+    auto loaded = attached_text.ok() ? DecodeProfile(*attached_text, attached)
+                                     : Result<Profile>(attached_text.status());
     if (!loaded.ok()) {
       notes.push_back("warning: ignoring the profile attached to " + b.Name() + ": " + loaded.status().message());
     } else {
@@ -186,7 +190,7 @@ Result<Profile> StructuralProfile(Repository& repo, const BackupRef& b, std::vec
   for (auto& f : m.files) {
     if (f.type != FileType::kFile || f.size < (1 << 20)) continue;
     LM_ASSIGN_OR_RETURN(FileChunks fc, repo.LoadFileChunks(b, f));
-    RepoFileReader reader(repo, fc);
+    FileChunkReader reader(repo, fc);
     auto img = DiskImage::Open([&](uint64_t off, size_t len, char* out) { return reader.Read(off, len, out); },
                                f.size, f.path);
     if (!img.ok()) {

@@ -38,7 +38,7 @@ struct PrestageSummary {
 Result<std::vector<Digest>> ProfileChunks(Repository& repo, const BackupRef& b, const Profile& p,
                                           bool all, uint64_t* profile_chunks, uint64_t* missing);
 
-Result<PrestageSummary> Prestage(ChunkSource& source, const BackupRef& b, const Profile& p,
+Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const BackupRef& b, const Profile& p,
                                  const PrestageOptions& options);
 
 // Which profile a backup copy gets, in this order: the explicit file, the backup copy's own

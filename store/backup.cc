@@ -17,6 +17,8 @@
 #include "base/units.h"
 #include "store/vm_scan.h"
 
+#include <nlohmann/json.hpp>
+
 namespace lm {
 
 Status BackupOptions::validate() const {
@@ -123,7 +125,7 @@ Status BackupWriter::StoreChunk(const Digest& d, std::string_view raw, std::stri
   {
     std::lock_guard lock(pack_mu_);
     if (!pack_) {
-      LM_ASSIGN_OR_RETURN(PackWriter w, PackWriter::Create(repo_.env(), repo_.path()));
+      LM_ASSIGN_OR_RETURN(PackWriter w, PackWriter::Create(repo_.backend()));
       pack_.emplace(std::move(w));
     }
     LM_RETURN_IF_ERROR(pack_->Append(d, codec, static_cast<uint32_t>(raw.size()), *scratch));
@@ -157,8 +159,7 @@ Status BackupWriter::FinishPack(PackWriter pack) {
 Status BackupWriter::WriteIndexFile(std::vector<std::pair<PackId, std::vector<PackEntry>>> packs) {
   if (packs.empty()) return Status::Ok();
   IndexFileContents c{std::move(packs)};
-  std::string path = JoinPath(repo_.path(), "index/" + RandomHex(16) + ".idx");
-  LM_RETURN_IF_ERROR(repo_.env()->WriteFileAtomic(path, EncodeIndexFile(c)));
+  LM_RETURN_IF_ERROR(repo_.backend().Create("index/" + RandomHex(16) + ".idx", EncodeIndexFile(c)));
   for (auto& [id, entries] : c.packs) repo_.index().Add(id, entries);
   return Status::Ok();
 }
@@ -265,6 +266,70 @@ std::string HostName() {
   return buf;
 }
 
+// The objects of one backup copy, backups/<vm>/<id>/...: claims a free id with a write-once
+// claim.json (who is writing, since when: what maintenance needs to tell a running backup
+// from an abandoned one), writes the copy's objects, and commits it by writing backup.json.
+// A failed backup deletes what it wrote; a killed one leaves objects no reader lists.
+class CopyWriter {
+ public:
+  static Result<CopyWriter> Claim(Backend& backend, BackupManifest& m, const std::string& host) {
+    CopyWriter w(backend);
+    std::string base_id = BackupIdForTime(m.time_ns);
+    nlohmann::json claim = {{"format", "livemount-backup-claim"}, {"host", host},
+                            {"pid", ::getpid()}, {"time_ns", m.time_ns}};
+    for (int attempt = 1; attempt <= 100; attempt++) {
+      m.id = attempt == 1 ? base_id : base_id + "-" + std::to_string(attempt);
+      w.prefix_ = BackupRef{m.vm, m.id}.Prefix();
+      Status s = backend.Create(w.prefix_ + "claim.json", claim.dump() + "\n");
+      if (s.code() == Code::kExists) continue;
+      LM_RETURN_IF_ERROR(s);
+      w.written_.push_back(w.prefix_ + "claim.json");
+      // A copy made before claims existed has a backup.json and no claim.json.
+      if (backend.Size(w.prefix_ + "backup.json").ok()) {
+        w.Abandon();
+        continue;
+      }
+      return w;
+    }
+    return Status::Exists(backend.Describe("backups/" + m.vm + "/" + base_id) +
+                          ": no free backup id after 100 attempts");
+  }
+  CopyWriter(CopyWriter&& o) noexcept
+      : backend_(o.backend_), prefix_(std::move(o.prefix_)), written_(std::move(o.written_)),
+        committed_(o.committed_) {
+    o.written_.clear();
+  }
+  ~CopyWriter() {
+    if (!committed_) Abandon();
+  }
+
+  Status Write(const std::string& name, std::string_view data) {
+    written_.push_back(prefix_ + name);
+    return backend_.Create(prefix_ + name, data);
+  }
+
+  // The commit point: backup.json, after everything it names is durable.
+  Status Commit(const BackupManifest& m) {
+    std::string json = EncodeManifest(m);
+    LM_RETURN_IF_ERROR(Write("backup.json.sha256", Digest::Of(json).Hex() + "\n"));
+    LM_RETURN_IF_ERROR(Write("backup.json", json));
+    committed_ = true;
+    return Status::Ok();
+  }
+
+ private:
+  explicit CopyWriter(Backend& backend) : backend_(backend) {}
+  void Abandon() {
+    for (auto it = written_.rbegin(); it != written_.rend(); ++it) (void)backend_.Delete(*it);
+    written_.clear();
+  }
+
+  Backend& backend_;
+  std::string prefix_;
+  std::vector<std::string> written_;  // to delete if the backup fails
+  bool committed_ = false;
+};
+
 }  // namespace
 
 Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
@@ -273,7 +338,7 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
   if (profile.empty() && !o.profile_path.empty()) {
     LM_ASSIGN_OR_RETURN(profile, repo.env()->ReadFile(o.profile_path));
   }
-  LM_ASSIGN_OR_RETURN(RepoLock lock, RepoLock::Shared(repo.path()));
+  LM_ASSIGN_OR_RETURN(auto lock, repo.backend().Lock(LockMode::kShared));
   LM_RETURN_IF_ERROR(repo.Refresh());  // dedup against backups finished since Open
 
   auto start = std::chrono::steady_clock::now();
@@ -292,21 +357,9 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
   out.warnings = scan.warnings;
   if (o.after_scan_for_test) o.after_scan_for_test();
 
-  std::string vm_dir = JoinPath(repo.path(), "backups/" + o.vm);
-  if (!IsDirectory(vm_dir)) {
-    LM_RETURN_IF_ERROR(MkdirAll(vm_dir));
-    LM_RETURN_IF_ERROR(repo.env()->FsyncDir(DirName(vm_dir)));
-  }
-  // Built under a dot-name that list and mount ignore; renamed into place at the end.
-  std::string tmp_dir = JoinPath(vm_dir, ".tmp-" + RandomHex(8));
-  LM_RETURN_IF_ERROR(MkdirAll(JoinPath(tmp_dir, "files")));
-  struct Cleanup {
-    std::string dir;
-    bool armed = true;
-    ~Cleanup() {
-      if (armed) (void)RemoveTree(dir);
-    }
-  } cleanup{tmp_dir};
+  // The copy's objects are written under its final name from the start, behind a claim;
+  // it exists for readers only once backup.json is written, last.
+  LM_ASSIGN_OR_RETURN(CopyWriter copy, CopyWriter::Claim(repo.backend(), m, HostName()));
 
   BackupProgress progress;
   for (auto& f : scan.files)
@@ -373,7 +426,7 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
     f.size = fc.file_size;
     m.logical_bytes += f.size;
     f.fidx = "files/" + std::to_string(file_no++) + ".fidx";
-    LM_RETURN_IF_ERROR(repo.env()->WriteFileAtomic(JoinPath(tmp_dir, f.fidx), EncodeFidx(fc)));
+    LM_RETURN_IF_ERROR(copy.Write(f.fidx, EncodeFidx(fc)));
     m.files.push_back(std::move(f));
   }
   LM_RETURN_IF_ERROR(writer.Finish());
@@ -384,30 +437,12 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
   m.zero_chunks = writer.zero_chunks;
   m.new_chunks = writer.new_chunks;
   if (!profile.empty()) {
-    LM_RETURN_IF_ERROR(repo.env()->WriteFileAtomic(JoinPath(tmp_dir, "profile.json"), profile));
+    LM_RETURN_IF_ERROR(copy.Write("profile.json", profile));
     m.has_profile = true;
   }
   m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
-  // Pick a free id and publish: the rename is the commit point of the backup.
-  std::string base_id = BackupIdForTime(m.time_ns);
-  for (int attempt = 1;; attempt++) {
-    m.id = attempt == 1 ? base_id : base_id + "-" + std::to_string(attempt);
-    std::string json = EncodeManifest(m);
-    std::string mpath = JoinPath(tmp_dir, "backup.json");
-    LM_RETURN_IF_ERROR(repo.env()->WriteFileAtomic(mpath, json));
-    LM_RETURN_IF_ERROR(
-        repo.env()->WriteFileAtomic(mpath + ".sha256", Digest::Of(json).Hex() + "\n"));
-    LM_RETURN_IF_ERROR(repo.env()->FsyncDir(JoinPath(tmp_dir, "files")));
-    LM_RETURN_IF_ERROR(repo.env()->FsyncDir(tmp_dir));
-    std::string final_dir = JoinPath(vm_dir, m.id);
-    if (::rename(tmp_dir.c_str(), final_dir.c_str()) == 0) break;
-    if ((errno != EEXIST && errno != ENOTEMPTY) || attempt > 100) {
-      return Status::FromErrno(errno, "rename " + tmp_dir + " to " + final_dir);
-    }
-  }
-  cleanup.armed = false;
-  LM_RETURN_IF_ERROR(repo.env()->FsyncDir(vm_dir));
+  LM_RETURN_IF_ERROR(copy.Commit(m));
   if (o.progress) {
     progress.done_bytes = progress.total_bytes;
     progress.new_stored_bytes = writer.new_stored;

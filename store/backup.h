@@ -3,9 +3,9 @@
 // Every regular file is cut into fixed-size chunks. Worker threads read batches of chunks,
 // skip holes (SEEK_DATA) and all-zero chunks, hash the rest with SHA-256, and compress and
 // append to the current pack only the chunks the repository does not hold yet (dedup across
-// all VMs and backups). Packs are finished (fsync, rename) at ~32 MiB; an index file is
+// all VMs and backups). Packs are committed at ~32 MiB; an index file is
 // written for every 16 finished packs and at the end, so a killed backup keeps most of its
-// work for the next one; the backup copy's directory is renamed into place last.
+// work for the next one; the backup copy's backup.json, its commit point, is written last.
 #pragma once
 
 #include <cstdint>

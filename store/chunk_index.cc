@@ -106,18 +106,18 @@ void ChunkIndex::Add(const PackId& pack, const std::vector<PackEntry>& entries) 
   }
 }
 
-Status ChunkIndex::LoadNew(Env* env, const std::string& repo, bool* found_bad) {
+Status ChunkIndex::LoadNew(Backend& backend, bool* found_bad) {
   if (found_bad) *found_bad = false;
-  std::string dir = JoinPath(repo, "index");
-  LM_ASSIGN_OR_RETURN(auto names, ListDir(dir));
-  for (const std::string& name : names) {
+  LM_ASSIGN_OR_RETURN(auto objects, backend.List("index/"));
+  for (const ObjectInfo& o : objects) {
+    const std::string& name = o.name;
     if (name.size() < 4 || name.compare(name.size() - 4, 4, ".idx") != 0) continue;
     {
       std::shared_lock lock(mu_);
       if (loaded_files_.count(name)) continue;
     }
-    std::string path = JoinPath(dir, name);
-    auto data = env->ReadFile(path);
+    std::string path = backend.Describe(name);
+    auto data = backend.ReadAll(name);
     if (!data.ok() && data.status().code() == Code::kNotFound) continue;  // raced a delete
     Result<IndexFileContents> c = data.ok() ? DecodeIndexFile(*data, path)
                                             : Result<IndexFileContents>(data.status());

@@ -1,5 +1,5 @@
-// The repository's chunk index: digest -> (pack, offset, lengths). On disk it is a set of
-// immutable index files (index/<id>.idx), each written after the packs it names are
+// The repository's chunk index: digest -> (pack, offset, lengths). In the repository it is a
+// set of immutable index objects (index/<id>.idx), each written after the packs it names are
 // durable; in memory one hash table merges them all. Readers reload it when they meet a
 // digest they do not know, so a mount sees backups that finished after it started.
 #pragma once
@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "store/digest.h"
-#include "base/env.h"
+#include "store/backend/backend.h"
 #include "store/pack.h"
 
 namespace lm {
@@ -39,10 +39,10 @@ Result<IndexFileContents> DecodeIndexFile(std::string_view data, const std::stri
 // Thread-safe: lookups take a shared lock, loading an exclusive one.
 class ChunkIndex {
  public:
-  // Reads index files under repo/index that are not loaded yet. A corrupt one is skipped
+  // Reads the index objects (index/*.idx) that are not loaded yet. A corrupt one is skipped
   // and remembered in BadFiles() (the repository then reads its packs' own tables);
   // *found_bad says whether this call met a new one.
-  Status LoadNew(Env* env, const std::string& repo, bool* found_bad = nullptr);
+  Status LoadNew(Backend& backend, bool* found_bad = nullptr);
   std::vector<std::string> BadFiles() const;  // "path: what is wrong"
   bool HasPack(const PackId& id) const;
   void Add(const PackId& pack, const std::vector<PackEntry>& entries);

@@ -1,81 +1,66 @@
 #include "store/pack.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <cstring>
 #include <xxhash.h>
 
 #include "base/bytes.h"
+#include "base/env.h"
 
 namespace lm {
-
-namespace {
-constexpr size_t kWriteBuffer = 4 << 20;
-}
 
 std::string PackRelPath(const PackId& id) {
   return "packs/" + id.substr(0, 2) + "/" + id + ".pack";
 }
 
-Result<PackWriter> PackWriter::Create(Env* env, const std::string& repo) {
+bool ParsePackName(const std::string& name, PackId* id) {
+  // packs/<aa>/<32 hex>.pack, <aa> the id's first two characters
+  if (name.size() != 6 + 3 + 32 + 5 || name.compare(0, 6, "packs/") != 0 || name[8] != '/' ||
+      name.compare(41, 5, ".pack") != 0 || name.compare(6, 2, name, 9, 2) != 0) {
+    return false;
+  }
+  for (size_t i = 9; i < 41; i++) {
+    char c = name[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  *id = name.substr(9, 32);
+  return true;
+}
+
+Result<PackWriter> PackWriter::Create(Backend& backend) {
   PackWriter w;
-  w.env_ = env;
-  w.repo_ = repo;
   w.id_ = RandomHex(16);
-  w.final_path_ = JoinPath(repo, PackRelPath(w.id_));
-  w.tmp_path_ = w.final_path_ + ".tmp";
-  std::string dir = DirName(w.final_path_);
-  if (!IsDirectory(dir)) {
-    LM_RETURN_IF_ERROR(MkdirAll(dir));
-    LM_RETURN_IF_ERROR(env->FsyncDir(DirName(dir)));
-  }
-  LM_ASSIGN_OR_RETURN(w.fd_, env->Open(w.tmp_path_, O_WRONLY | O_CREAT | O_EXCL, 0444));
-  w.buf_.reserve(kWriteBuffer + (1 << 20));
-  PutBytes(&w.buf_, kPackMagic, 8);
-  PutU32(&w.buf_, 1);
-  PutU32(&w.buf_, 0);
-  w.size_ = w.buf_.size();
+  LM_ASSIGN_OR_RETURN(w.out_, backend.NewWriter(PackRelPath(w.id_)));
+  std::string header;
+  PutBytes(&header, kPackMagic, 8);
+  PutU32(&header, 1);
+  PutU32(&header, 0);
+  LM_RETURN_IF_ERROR(w.out_->Append(header));
+  w.size_ = header.size();
   return w;
-}
-
-PackWriter::~PackWriter() {
-  if (fd_.valid() && !finished_) {
-    fd_.reset();
-    ::unlink(tmp_path_.c_str());  // an abandoned pack never becomes visible
-  }
-}
-
-Status PackWriter::Flush() {
-  if (buf_.empty()) return Status::Ok();
-  LM_RETURN_IF_ERROR(env_->PWrite(fd_.get(), buf_.data(), buf_.size(), flushed_, tmp_path_));
-  // Start writeback now, so the disk works while we fill the rest and fsync is short.
-  ::sync_file_range(fd_.get(), static_cast<off_t>(flushed_), static_cast<off_t>(buf_.size()),
-                    SYNC_FILE_RANGE_WRITE);
-  flushed_ += buf_.size();
-  buf_.clear();
-  return Status::Ok();
 }
 
 Status PackWriter::Append(const Digest& digest, Codec codec, uint32_t raw_len,
                           std::string_view stored) {
   PackEntry e{digest, size_, static_cast<uint32_t>(stored.size()), raw_len, codec};
-  PutU32(&buf_, kRecordMagic);
-  PutU8(&buf_, static_cast<uint8_t>(codec));
-  PutZeros(&buf_, 3);
-  PutU32(&buf_, raw_len);
-  PutU32(&buf_, e.stored_len);
-  PutBytes(&buf_, digest.bytes.data(), 32);
-  buf_.append(stored.data(), stored.size());
+  std::string header;
+  header.reserve(kRecordHeaderSize);
+  PutU32(&header, kRecordMagic);
+  PutU8(&header, static_cast<uint8_t>(codec));
+  PutZeros(&header, 3);
+  PutU32(&header, raw_len);
+  PutU32(&header, e.stored_len);
+  PutBytes(&header, digest.bytes.data(), 32);
+  LM_RETURN_IF_ERROR(out_->Append(header));
+  LM_RETURN_IF_ERROR(out_->Append(stored));
   size_ += kRecordHeaderSize + stored.size();
   entries_.push_back(e);
-  if (buf_.size() >= kWriteBuffer) return Flush();
   return Status::Ok();
 }
 
 Status PackWriter::Finish() {
   uint64_t table_offset = size_;
   std::string table;
-  table.reserve(entries_.size() * kPackEntrySize);
+  table.reserve(entries_.size() * kPackEntrySize + kPackFooterSize);
   for (const PackEntry& e : entries_) {
     PutBytes(&table, e.digest.bytes.data(), 32);
     PutU64(&table, e.offset);
@@ -84,18 +69,14 @@ Status PackWriter::Finish() {
     PutU8(&table, static_cast<uint8_t>(e.codec));
     PutZeros(&table, 7);
   }
-  buf_ += table;
-  PutU64(&buf_, table_offset);
-  PutU32(&buf_, static_cast<uint32_t>(entries_.size()));
-  PutU32(&buf_, 0);
-  PutU64(&buf_, XXH3_64bits(table.data(), table.size()));
-  PutBytes(&buf_, kPackEndMagic, 8);
-  LM_RETURN_IF_ERROR(Flush());
-  LM_RETURN_IF_ERROR(env_->Fsync(fd_.get(), tmp_path_));
-  fd_.reset();
-  LM_RETURN_IF_ERROR(env_->Rename(tmp_path_, final_path_));
-  finished_ = true;
-  return env_->FsyncDir(DirName(final_path_));
+  uint64_t checksum = XXH3_64bits(table.data(), table.size());
+  PutU64(&table, table_offset);
+  PutU32(&table, static_cast<uint32_t>(entries_.size()));
+  PutU32(&table, 0);
+  PutU64(&table, checksum);
+  PutBytes(&table, kPackEndMagic, 8);
+  LM_RETURN_IF_ERROR(out_->Append(table));
+  return out_->Commit();
 }
 
 Status DecodeChunkRecord(std::string_view record, const PackEntry& e, const std::string& where,
@@ -124,13 +105,13 @@ Status DecodeChunkRecord(std::string_view record, const PackEntry& e, const std:
   return Status::Ok();
 }
 
-Status ReadChunkRecord(Env* env, int fd, const std::string& pack_path, const PackEntry& e,
-                       std::string* raw) {
-  std::string where = pack_path + ": chunk " + e.digest.ShortHex() + " at offset " +
-                      std::to_string(e.offset);
-  std::string record(kRecordHeaderSize + e.stored_len, '\0');
-  LM_RETURN_IF_ERROR(env->PReadExact(fd, record.data(), record.size(), e.offset, pack_path));
+Status ReadChunkRecord(Backend& backend, const PackId& pack, const PackEntry& e, std::string* raw) {
+  std::string name = PackRelPath(pack);
+  std::string record;
+  LM_RETURN_IF_ERROR(backend.ReadRange(name, e.offset, kRecordHeaderSize + e.stored_len, &record));
   raw->resize(e.raw_len);
+  std::string where = backend.Describe(name) + ": chunk " + e.digest.ShortHex() + " at offset " +
+                      std::to_string(e.offset);
   return DecodeChunkRecord(record, e, where, raw->data());
 }
 
@@ -193,25 +174,21 @@ Result<std::vector<PackEntry>> DecodePackTable(std::string_view pack, const std:
   return ParsePackTable(pack.substr(footer.table_offset, uint64_t{footer.count} * kPackEntrySize), footer, pack_path);
 }
 
-Result<std::vector<PackEntry>> ReadPackTable(Env* env, const std::string& pack_path) {
-  LM_ASSIGN_OR_RETURN(UniqueFd fd, env->Open(pack_path, O_RDONLY));
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, pack_path);
-  uint64_t size = st.st_size;
+Result<std::vector<PackEntry>> ReadPackTable(Backend& backend, const PackId& pack) {
+  std::string name = PackRelPath(pack);
+  std::string pack_path = backend.Describe(name);
+  LM_ASSIGN_OR_RETURN(uint64_t size, backend.Size(name));
   if (size < kPackHeaderSize + kPackFooterSize) {
     return Status::Corrupt(pack_path + ": too short to be a pack (" + std::to_string(size) +
                            " bytes)");
   }
-  char header[kPackHeaderSize];
-  LM_RETURN_IF_ERROR(env->PReadExact(fd.get(), header, sizeof header, 0, pack_path));
-  if (std::memcmp(header, kPackMagic, 8) != 0) return Status::Corrupt(pack_path + ": bad magic");
-  char footer_bytes[kPackFooterSize];
+  std::string header, footer_bytes, table;
+  LM_RETURN_IF_ERROR(backend.ReadRange(name, 0, kPackHeaderSize, &header));
+  if (std::memcmp(header.data(), kPackMagic, 8) != 0) return Status::Corrupt(pack_path + ": bad magic");
+  LM_RETURN_IF_ERROR(backend.ReadRange(name, size - kPackFooterSize, kPackFooterSize, &footer_bytes));
+  LM_ASSIGN_OR_RETURN(PackFooter footer, ParsePackFooter(footer_bytes, size, pack_path));
   LM_RETURN_IF_ERROR(
-      env->PReadExact(fd.get(), footer_bytes, sizeof footer_bytes, size - kPackFooterSize, pack_path));
-  LM_ASSIGN_OR_RETURN(PackFooter footer,
-                      ParsePackFooter(std::string_view(footer_bytes, sizeof footer_bytes), size, pack_path));
-  std::string table(uint64_t{footer.count} * kPackEntrySize, '\0');
-  LM_RETURN_IF_ERROR(env->PReadExact(fd.get(), table.data(), table.size(), footer.table_offset, pack_path));
+      backend.ReadRange(name, footer.table_offset, uint64_t{footer.count} * kPackEntrySize, &table));
   return ParsePackTable(table, footer, pack_path);
 }
 

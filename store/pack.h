@@ -9,9 +9,11 @@
 #include <string_view>
 #include <vector>
 
+#include <memory>
+
+#include "store/backend/backend.h"
 #include "store/codec.h"
 #include "store/digest.h"
-#include "base/env.h"
 #include "base/status.h"
 
 namespace lm {
@@ -36,18 +38,19 @@ struct PackEntry {
   Codec codec = Codec::kNone;
 };
 
-// "packs/ab/ab12....pack" relative to the repository root.
+// "packs/ab/ab12....pack": the pack's object name.
 std::string PackRelPath(const PackId& id);
+// The inverse: true (and *id) for a well-formed pack object name.
+bool ParsePackName(const std::string& name, PackId* id);
 
-// Writes one pack: records are appended through a buffer, then Finish() writes the table,
-// fsyncs and renames the file from its temporary name into place.
+// Writes one pack as one object: records are streamed to the backend's writer, then
+// Finish() appends the table and commits the object.
 class PackWriter {
  public:
-  // `repo` is the repository root. The pack is invisible until Finish() succeeds.
-  static Result<PackWriter> Create(Env* env, const std::string& repo);
+  // The pack is invisible until Finish() succeeds.
+  static Result<PackWriter> Create(Backend& backend);
   PackWriter(PackWriter&&) = default;
   PackWriter& operator=(PackWriter&&) = default;
-  ~PackWriter();
 
   Status Append(const Digest& digest, Codec codec, uint32_t raw_len, std::string_view stored);
   uint64_t size() const { return size_; }
@@ -59,23 +62,16 @@ class PackWriter {
 
  private:
   PackWriter() = default;
-  Status Flush();
 
-  Env* env_ = nullptr;
-  std::string repo_, tmp_path_, final_path_;
   PackId id_;
-  UniqueFd fd_;
-  std::string buf_;
-  uint64_t size_ = 0;      // bytes appended so far, including the buffer
-  uint64_t flushed_ = 0;   // bytes already written to the file
+  std::unique_ptr<ObjectWriter> out_;
+  uint64_t size_ = 0;  // bytes appended so far
   std::vector<PackEntry> entries_;
-  bool finished_ = false;
 };
 
 // Reads and checks one record: header magic, digest and lengths against `e`, then
 // decompresses into *raw and checks the SHA-256. Any mismatch is Corrupt naming the pack.
-Status ReadChunkRecord(Env* env, int fd, const std::string& pack_path, const PackEntry& e,
-                       std::string* raw);
+Status ReadChunkRecord(Backend& backend, const PackId& pack, const PackEntry& e, std::string* raw);
 // Decodes a record already in memory (header + stored bytes) into raw bytes, with all checks.
 Status DecodeChunkRecord(std::string_view record, const PackEntry& e, const std::string& where,
                          char* raw_out);
@@ -83,6 +79,6 @@ Status DecodeChunkRecord(std::string_view record, const PackEntry& e, const std:
 // Decodes the table of a whole pack held in memory (tests and fuzzing), with every check.
 Result<std::vector<PackEntry>> DecodePackTable(std::string_view pack, const std::string& pack_path);
 // Reads the table at the end of a pack, checking footer magic and checksum.
-Result<std::vector<PackEntry>> ReadPackTable(Env* env, const std::string& pack_path);
+Result<std::vector<PackEntry>> ReadPackTable(Backend& backend, const PackId& pack);
 
 }  // namespace lm

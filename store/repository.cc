@@ -1,12 +1,11 @@
 #include "store/repository.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
-#include <cstdlib>
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <thread>
+
+#include "base/names.h"
+#include "store/backend/local_backend.h"
 
 namespace lm {
 
@@ -18,50 +17,60 @@ Status RepoOptions::validate() const {
   return Status::Ok();
 }
 
-Status Repository::Init(const std::string& path, uint32_t chunk_size, Env* env) {
-  if (path.empty()) return Status::Invalid("no repository path given");
+Result<std::unique_ptr<Backend>> OpenBackend(const std::string& location, Env* env,
+                                             size_t max_open_files) {
+  if (location.empty()) return Status::Invalid("no repository location given");
+  if (location.rfind("s3:", 0) == 0) {
+    return Status::Unsupported(location + ": object-store repositories are not supported by this livemount");
+  }
+  LocalBackendOptions o;
+  o.max_open_files = max_open_files;
+  LM_RETURN_IF_ERROR(o.validate());
+  return std::unique_ptr<Backend>(new LocalBackend(location, env, o));
+}
+
+Status Repository::Init(const std::string& location, uint32_t chunk_size, Env* env) {
   if (chunk_size < kMinChunkSize || chunk_size > kMaxChunkSize ||
       (chunk_size & (chunk_size - 1)) != 0) {
     return Status::Invalid("chunk size " + std::to_string(chunk_size) +
                            " must be a power of two from 4K to 16M");
   }
-  std::string config_path = JoinPath(path, "config");
-  if (PathExists(config_path)) {
-    return Status::Exists(path + ": already a livemount repository");
+  LM_ASSIGN_OR_RETURN(auto backend, OpenBackend(location, env));
+  if (backend->Size("config").ok()) {
+    return Status::Exists(location + ": already a livemount repository");
   }
-  if (PathExists(path)) {
-    if (!IsDirectory(path)) return Status::Exists(path + ": exists and is not a directory");
-    LM_ASSIGN_OR_RETURN(auto names, ListDir(path));
-    if (!names.empty()) {
-      return Status::Exists(path + ": directory is not empty and is not a livemount repository");
-    }
-  }
-  for (const char* sub : {"packs", "index", "backups", "locks"}) {
-    LM_RETURN_IF_ERROR(MkdirAll(JoinPath(path, sub)));
-  }
-  LM_ASSIGN_OR_RETURN(UniqueFd lock, env->Open(JoinPath(path, "locks/repo.lock"),
-                                               O_WRONLY | O_CREAT | O_NOFOLLOW, 0600));
+  LM_RETURN_IF_ERROR(backend->PrepareNew());
   json j = {{"format", "livemount-repository"},
             {"version", 1},
             {"id", RandomHex(16)},
             {"chunk_size", chunk_size},
             {"created_ns", env->NowMicros() * 1000}};
-  LM_RETURN_IF_ERROR(env->FsyncDir(path));
-  // The config is written last: a directory with a config is a complete repository.
-  return env->WriteFileAtomic(config_path, j.dump(1) + "\n");
+  // One write-once object: a location with a config is a complete repository, and of two
+  // concurrent inits exactly one wins.
+  return backend->Create("config", j.dump(1) + "\n");
 }
 
-Result<std::unique_ptr<Repository>> Repository::Open(const std::string& path,
+Result<std::unique_ptr<Repository>> Repository::Open(const std::string& location,
                                                      RepoOptions options) {
   LM_RETURN_IF_ERROR(options.validate());
-  std::string config_path = JoinPath(path, "config");
-  if (!IsDirectory(path)) return Status::NotFound(path + ": no such repository directory");
-  if (!PathExists(config_path)) {
-    return Status::NotFound(path + ": not a livemount repository (no config file)");
+  if (location.rfind("s3:", 0) != 0 && !IsDirectory(location)) {
+    return Status::NotFound(location + ": no such repository directory");
   }
-  std::unique_ptr<Repository> repo(new Repository(path, options));
-  LM_ASSIGN_OR_RETURN(std::string text, options.env->ReadFile(config_path));
-  LM_ASSIGN_OR_RETURN(repo->config_, DecodeRepoConfig(text, config_path));
+  LM_ASSIGN_OR_RETURN(auto backend, OpenBackend(location, options.env, options.max_open_packs));
+  return Open(std::move(backend), options);
+}
+
+Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<Backend> backend,
+                                                     RepoOptions options) {
+  LM_RETURN_IF_ERROR(options.validate());
+  if (!backend) return Status::Invalid("repository: no backend");
+  std::unique_ptr<Repository> repo(new Repository(std::move(backend), options));
+  auto text = repo->backend_->ReadAll("config");
+  if (!text.ok() && text.status().code() == Code::kNotFound) {
+    return Status::NotFound(repo->path() + ": not a livemount repository (no config file)");
+  }
+  LM_RETURN_IF_ERROR(text.status());
+  LM_ASSIGN_OR_RETURN(repo->config_, DecodeRepoConfig(*text, repo->backend_->Describe("config")));
   LM_RETURN_IF_ERROR(repo->Refresh());
   return repo;
 }
@@ -95,13 +104,13 @@ Result<RepoConfig> DecodeRepoConfig(const std::string& text, const std::string& 
 
 Status Repository::Refresh() {
   bool found_bad = false;
-  LM_RETURN_IF_ERROR(index_.LoadNew(env(), path_, &found_bad));
+  LM_RETURN_IF_ERROR(index_.LoadNew(*backend_, &found_bad));
   if (!found_bad) return Status::Ok();
   // Some chunks' locations were in the damaged index file: learn them from the packs.
   LM_ASSIGN_OR_RETURN(auto packs, ListPacks());
   for (const PackId& id : packs) {
     if (index_.HasPack(id)) continue;
-    auto table = ReadPackTable(env(), JoinPath(path_, PackRelPath(id)));
+    auto table = ReadPackTable(*backend_, id);
     if (table.ok()) index_.Add(id, *table);
   }
   return Status::Ok();
@@ -109,48 +118,62 @@ Status Repository::Refresh() {
 
 Result<std::vector<PackId>> Repository::ListPacks() const {
   std::vector<PackId> out;
-  LM_ASSIGN_OR_RETURN(auto dirs, ListDir(JoinPath(path_, "packs")));
-  for (const std::string& d : dirs) {
-    auto names = ListDir(JoinPath(path_, "packs/" + d));
-    if (!names.ok()) continue;
-    for (const std::string& n : *names) {
-      if (n.size() == 37 && n.compare(32, 5, ".pack") == 0) out.push_back(n.substr(0, 32));
-    }
+  LM_ASSIGN_OR_RETURN(auto objects, backend_->List("packs/"));
+  for (const ObjectInfo& o : objects) {
+    PackId id;
+    if (ParsePackName(o.name, &id)) out.push_back(std::move(id));
   }
   return out;
 }
 
+namespace {
+// "backups/<vm>/<rest>" -> vm and rest; false for anything else.
+bool SplitBackupName(const std::string& name, std::string* vm, std::string* rest) {
+  if (name.rfind("backups/", 0) != 0) return false;
+  size_t slash = name.find('/', 8);
+  if (slash == std::string::npos) return false;
+  *vm = name.substr(8, slash - 8);
+  *rest = name.substr(slash + 1);
+  return IsValidName(*vm);
+}
+}  // namespace
+
 Result<std::vector<std::string>> Repository::ListVms() const {
-  LM_ASSIGN_OR_RETURN(auto names, ListDir(JoinPath(path_, "backups")));
+  LM_ASSIGN_OR_RETURN(auto objects, backend_->List("backups/"));
   std::vector<std::string> vms;
-  for (auto& n : names) {
-    if (IsValidName(n) && IsDirectory(JoinPath(path_, "backups/" + n))) vms.push_back(n);
+  std::string vm, rest;
+  for (const ObjectInfo& o : objects) {
+    if (SplitBackupName(o.name, &vm, &rest) && (vms.empty() || vms.back() != vm)) vms.push_back(vm);
   }
-  return vms;
+  return vms;  // sorted: the listing is
 }
 
 Result<std::vector<std::string>> Repository::ListBackupIds(const std::string& vm) const {
   if (!IsValidName(vm)) return Status::Invalid("invalid VM name '" + vm + "'");
-  std::string dir = JoinPath(path_, "backups/" + vm);
-  if (!IsDirectory(dir)) return Status::NotFound(path_ + ": no VM named '" + vm + "'");
-  LM_ASSIGN_OR_RETURN(auto names, ListDir(dir));
+  LM_ASSIGN_OR_RETURN(auto objects, backend_->List("backups/" + vm + "/"));
+  if (objects.empty()) return Status::NotFound(path() + ": no VM named '" + vm + "'");
   std::vector<std::string> ids;
-  for (auto& n : names) {
-    // Temporary directories of running or killed backups start with '.'; anything else
-    // that is not a backup id (a "latest" planted in a shared repository) is ignored.
-    if (IsValidBackupId(n)) ids.push_back(n);
+  std::string v, rest;
+  for (const ObjectInfo& o : objects) {
+    // A copy exists once its backup.json does (the commit point of a backup); objects of
+    // an interrupted backup, or a "latest" planted in a shared repository, are ignored.
+    if (!SplitBackupName(o.name, &v, &rest)) continue;
+    size_t slash = rest.find('/');
+    if (slash == std::string::npos || rest.compare(slash + 1, std::string::npos, "backup.json") != 0) continue;
+    std::string id = rest.substr(0, slash);
+    if (IsValidBackupId(id)) ids.push_back(std::move(id));
   }
   // Ids are UTC times and sort as strings; a "-N" suffix sorts after its base.
+  std::sort(ids.begin(), ids.end());
   return ids;
 }
-
 Result<BackupRef> Repository::Resolve(const std::string& vm, const std::string& id) const {
   LM_ASSIGN_OR_RETURN(auto ids, ListBackupIds(vm));
-  if (ids.empty()) return Status::NotFound(path_ + ": VM '" + vm + "' has no backup copies");
+  if (ids.empty()) return Status::NotFound(path() + ": VM '" + vm + "' has no backup copies");
   if (id.empty() || id == "latest") return BackupRef{vm, ids.back()};
   for (auto& i : ids)
     if (i == id) return BackupRef{vm, i};
-  return Status::NotFound(path_ + ": VM '" + vm + "' has no backup '" + id + "'");
+  return Status::NotFound(path() + ": VM '" + vm + "' has no backup '" + id + "'");
 }
 
 Result<BackupRef> Repository::ResolveSpec(const std::string& spec) const {
@@ -159,15 +182,11 @@ Result<BackupRef> Repository::ResolveSpec(const std::string& spec) const {
   return Resolve(spec.substr(0, at), spec.substr(at + 1));
 }
 
-std::string Repository::BackupDir(const BackupRef& b) const {
-  return JoinPath(path_, "backups/" + b.vm + "/" + b.id);
-}
-
 Result<BackupManifest> Repository::LoadManifest(const BackupRef& b) const {
-  std::string dir = BackupDir(b);
-  std::string path = JoinPath(dir, "backup.json");
-  LM_ASSIGN_OR_RETURN(std::string text, env()->ReadFile(path));
-  LM_ASSIGN_OR_RETURN(std::string sum, env()->ReadFile(path + ".sha256"));
+  std::string name = b.Prefix() + "backup.json";
+  std::string path = backend_->Describe(name);
+  LM_ASSIGN_OR_RETURN(std::string text, backend_->ReadAll(name));
+  LM_ASSIGN_OR_RETURN(std::string sum, backend_->ReadAll(name + ".sha256"));
   while (!sum.empty() && (sum.back() == '\n' || sum.back() == ' ')) sum.pop_back();
   if (Digest::Of(text).Hex() != sum) return Status::Corrupt(path + ": checksum mismatch");
   LM_ASSIGN_OR_RETURN(BackupManifest m, DecodeManifest(text, path));
@@ -178,8 +197,9 @@ Result<BackupManifest> Repository::LoadManifest(const BackupRef& b) const {
 }
 
 Result<FileChunks> Repository::LoadFileChunks(const BackupRef& b, const FileEntry& f) const {
-  std::string path = JoinPath(BackupDir(b), f.fidx);
-  LM_ASSIGN_OR_RETURN(std::string data, env()->ReadFile(path));
+  std::string name = b.Prefix() + f.fidx;
+  std::string path = backend_->Describe(name);
+  LM_ASSIGN_OR_RETURN(std::string data, backend_->ReadAll(name));
   LM_ASSIGN_OR_RETURN(FileChunks c, DecodeFidx(data, path));
   if (c.file_size != f.size) {
     return Status::Corrupt(path + ": file size " + std::to_string(c.file_size) +
@@ -188,21 +208,8 @@ Result<FileChunks> Repository::LoadFileChunks(const BackupRef& b, const FileEntr
   return c;
 }
 
-Result<std::shared_ptr<UniqueFd>> Repository::PackFd(const PackId& id) {
-  std::lock_guard lock(fd_mu_);
-  auto it = open_packs_.find(id);
-  if (it != open_packs_.end()) return it->second;
-  std::string path = JoinPath(path_, PackRelPath(id));
-  LM_ASSIGN_OR_RETURN(UniqueFd fd, env()->Open(path, O_RDONLY));
-  auto shared = std::make_shared<UniqueFd>(std::move(fd));
-  if (open_packs_.size() >= options_.max_open_packs) {
-    // Close the oldest; readers still holding its shared_ptr keep it open until done.
-    open_packs_.erase(pack_lru_.front());
-    pack_lru_.pop_front();
-  }
-  open_packs_.emplace(id, shared);
-  pack_lru_.push_back(id);
-  return shared;
+Result<std::string> Repository::ReadBackupObject(const BackupRef& b, const std::string& name) const {
+  return backend_->ReadAll(b.Prefix() + name);
 }
 
 Status Repository::ReadChunk(const Digest& d, std::string* raw) {
@@ -211,28 +218,15 @@ Status Repository::ReadChunk(const Digest& d, std::string* raw) {
   if (!index_.Find(d, &loc, &pack)) {
     LM_RETURN_IF_ERROR(Refresh());
     if (!index_.Find(d, &loc, &pack)) {
-      return Status::NotFound(path_ + ": chunk " + d.ShortHex() + " is in no index");
+      return Status::NotFound(path() + ": chunk " + d.ShortHex() + " is in no index");
     }
   }
-  LM_ASSIGN_OR_RETURN(auto fd, PackFd(pack));
   PackEntry e{d, loc.offset, loc.stored_len, loc.raw_len, loc.codec};
-  LM_RETURN_IF_ERROR(
-      ReadChunkRecord(env(), fd->get(), JoinPath(path_, PackRelPath(pack)), e, raw));
+  LM_RETURN_IF_ERROR(ReadChunkRecord(*backend_, pack, e, raw));
   counters_.chunks_read.fetch_add(1, std::memory_order_relaxed);
   counters_.bytes_read.fetch_add(kRecordHeaderSize + loc.stored_len, std::memory_order_relaxed);
   counters_.raw_bytes_read.fetch_add(loc.raw_len, std::memory_order_relaxed);
   return Status::Ok();
 }
-
-Result<RepoLock> RepoLock::Shared(const std::string& repo) {
-  RepoLock l;
-  std::string path = JoinPath(repo, "locks/repo.lock");
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Status::FromErrno(errno, path);
-  l.fd_.reset(fd);
-  if (::flock(fd, LOCK_SH) != 0) return Status::FromErrno(errno, "lock " + path);
-  return l;
-}
-
 
 }  // namespace lm

@@ -1,27 +1,25 @@
-// Repository: the secondary storage every backup copy lives in. A directory now (an object
-// store later: every file is written once, whole, and never changed).
+// Repository: the secondary storage every backup copy lives in, as objects of a Backend
+// (store/backend/): a local directory, later an object store. Names (store/FORMAT.md):
 //
-//   REPO/config                      what this is, chunk size, id        (JSON)
-//   REPO/packs/<aa>/<id>.pack        compressed chunks                   (pack.h)
-//   REPO/index/<id>.idx              digest -> pack location             (chunk_index.h)
-//   REPO/backups/<vm>/<id>/          one backup copy                     (manifest.h)
-//   REPO/locks/repo.lock             flock: backups shared, maintenance exclusive
+//   config                             what this is, chunk size, id        (JSON)
+//   packs/<aa>/<id>.pack               compressed chunks                   (pack.h)
+//   index/<id>.idx                     digest -> pack location             (chunk_index.h)
+//   backups/<vm>/<id>/...              one backup copy                     (manifest.h)
 //
 // Open() is cheap enough for every CLI command; a Repository is safe to share between
-// threads. Readers keep working while a backup writes: everything becomes visible by an
-// atomic rename, in the order packs, then index, then the backup copy.
+// threads. Readers keep working while a backup writes: every object is immutable and
+// appears whole, in the order packs, then index, then the backup copy's backup.json.
 #pragma once
 
 #include <atomic>
-#include <list>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
-#include "store/chunk_index.h"
 #include "base/env.h"
+#include "store/backend/backend.h"
+#include "store/chunk_index.h"
+#include "store/chunk_reader.h"
 #include "store/manifest.h"
 #include "base/status.h"
 #include "base/units.h"
@@ -34,7 +32,7 @@ inline constexpr uint32_t kMaxChunkSize = 16 * 1024 * 1024;
 
 struct RepoOptions {
   Env* env = nullptr;  // required: the composition root (tools/) passes it
-  size_t max_open_packs = 128;
+  size_t max_open_packs = 128;  // local directory: pack files kept open for reading
   Status validate() const;
 };
 
@@ -51,6 +49,8 @@ Result<RepoConfig> DecodeRepoConfig(const std::string& text, const std::string& 
 struct BackupRef {
   std::string vm, id;
   std::string Name() const { return vm + "@" + id; }
+  // "backups/<vm>/<id>/": the prefix of the copy's objects.
+  std::string Prefix() const { return "backups/" + vm + "/" + id + "/"; }
 };
 
 // Counters a media agent reports; updated with relaxed atomics.
@@ -58,16 +58,21 @@ struct RepoCounters {
   std::atomic<uint64_t> chunks_read{0}, bytes_read{0}, raw_bytes_read{0};
 };
 
-class Repository {
+class Repository : public ChunkReader {
  public:
-  // Creates a repository in an empty or missing directory.
-  static Status Init(const std::string& path, uint32_t chunk_size, Env* env);
-  static Result<std::unique_ptr<Repository>> Open(const std::string& path,
+  // Creates a repository at an empty or missing location.
+  static Status Init(const std::string& location, uint32_t chunk_size, Env* env);
+  static Result<std::unique_ptr<Repository>> Open(const std::string& location,
                                                   RepoOptions options = {});
+  // The same over a given backend (tests inject faults with one).
+  static Result<std::unique_ptr<Repository>> Open(std::unique_ptr<Backend> backend,
+                                                  RepoOptions options);
 
-  const std::string& path() const { return path_; }
+  // The location as the user named it (a directory, later a URL).
+  const std::string& path() const { return backend_->location(); }
+  Backend& backend() const { return *backend_; }
   const RepoConfig& config() const { return config_; }
-  uint32_t chunk_size() const { return config_.chunk_size; }
+  uint32_t chunk_size() const override { return config_.chunk_size; }
   Env* env() const { return options_.env; }
   ChunkIndex& index() { return index_; }
   RepoCounters& counters() { return counters_; }
@@ -75,49 +80,39 @@ class Repository {
   // Picks up index files written since Open (by a backup that finished meanwhile).
   // A corrupt index file is skipped; the packs no index names are then read directly.
   Status Refresh();
-  // Every pack file in the repository, by id (for verify and recovery).
+  // Every pack in the repository, by id (for verify and recovery).
   Result<std::vector<PackId>> ListPacks() const;
 
+  // VMs with any object under backups/ (a VM whose only backup was interrupted too).
   Result<std::vector<std::string>> ListVms() const;
-  Result<std::vector<std::string>> ListBackupIds(const std::string& vm) const;  // oldest first
+  // Complete backup copies (those with a backup.json), oldest first.
+  Result<std::vector<std::string>> ListBackupIds(const std::string& vm) const;
   // Turns "latest" or an id into an existing backup; NotFound names what is missing.
   Result<BackupRef> Resolve(const std::string& vm, const std::string& id_or_latest) const;
   // Parses "VM" or "VM@BACKUP".
   Result<BackupRef> ResolveSpec(const std::string& spec) const;
-  std::string BackupDir(const BackupRef& b) const;
   Result<BackupManifest> LoadManifest(const BackupRef& b) const;
   Result<FileChunks> LoadFileChunks(const BackupRef& b, const FileEntry& f) const;
+  // Another object of a backup copy ("profile.json"); NotFound if it has none.
+  Result<std::string> ReadBackupObject(const BackupRef& b, const std::string& name) const;
 
   // Reads one chunk from its pack, checks it and decompresses it into *raw.
   // Unknown digests trigger one Refresh(); a damaged chunk is Corrupt, never zeros.
-  Status ReadChunk(const Digest& d, std::string* raw);
+  Status ReadChunk(const Digest& d, std::string* raw) override;
 
  private:
-  Repository(std::string path, RepoOptions o) : path_(std::move(path)), options_(o) {}
-  Result<std::shared_ptr<UniqueFd>> PackFd(const PackId& id);
+  Repository(std::unique_ptr<Backend> backend, RepoOptions o)
+      : backend_(std::move(backend)), options_(o) {}
 
-  std::string path_;
+  std::unique_ptr<Backend> backend_;
   RepoOptions options_;
   RepoConfig config_;
   ChunkIndex index_;
   RepoCounters counters_;
-  std::mutex fd_mu_;
-  std::unordered_map<PackId, std::shared_ptr<UniqueFd>> open_packs_;
-  std::list<PackId> pack_lru_;
 };
 
-// Held while a backup writes. Backups share the lock (each writes its own packs, index
-// file and backup directory); maintenance (a future prune) would take it exclusively.
-class RepoLock {
- public:
-  static Result<RepoLock> Shared(const std::string& repo);
-  RepoLock(RepoLock&&) = default;
-  RepoLock& operator=(RepoLock&&) = default;
-
- private:
-  RepoLock() = default;
-  UniqueFd fd_;
-};
-
+// The backend for a location: a directory (the only kind so far).
+Result<std::unique_ptr<Backend>> OpenBackend(const std::string& location, Env* env,
+                                             size_t max_open_files = 128);
 
 }  // namespace lm

@@ -1,12 +1,10 @@
 #include "store/verify.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <unordered_map>
 
@@ -25,18 +23,13 @@ class Verifier {
 
   void CheckIndexFiles() {
     for (const std::string& bad : repo_.index().BadFiles()) r_.errors.push_back(bad);
-    auto names = ListDir(JoinPath(repo_.path(), "index"));
-    if (!names.ok()) {
-      r_.errors.push_back(names.status().message());
+    auto objects = repo_.backend().List("index/");
+    if (!objects.ok()) {
+      r_.errors.push_back(objects.status().message());
       return;
     }
-    for (auto& n : *names) {
-      if (n.find(".tmp-") != std::string::npos) {
-        r_.notes.push_back("index/" + n + ": temporary file left by an interrupted backup");
-      } else {
-        r_.index_files++;
-      }
-    }
+    r_.index_files += objects->size();
+    NotePartial("index/", "temporary file left by an interrupted backup");
   }
 
   void CheckBackups() {
@@ -45,19 +38,38 @@ class Verifier {
       r_.errors.push_back(vms.status().message());
       return;
     }
+    NotePartial("backups/", "partial backup copy left by an interrupted backup (invisible; safe to delete)");
     for (const std::string& vm : *vms) {
-      auto names = ListDir(JoinPath(repo_.path(), "backups/" + vm));
-      if (names.ok()) {
-        for (auto& n : *names)
-          if (n.rfind(".tmp-", 0) == 0) {
-            r_.notes.push_back("backups/" + vm + "/" + n + ": partial backup copy left by an "
-                               "interrupted backup (invisible; safe to delete)");
-          }
-      }
       auto ids = repo_.ListBackupIds(vm);
       if (!ids.ok()) continue;
+      NoteUncommitted(vm, *ids);
       for (const std::string& id : *ids) CheckBackup(BackupRef{vm, id});
     }
+  }
+
+  // Objects under backups/<vm>/<id>/ without a backup.json: a backup that is running, or
+  // was interrupted (its claim.json says by whom and when).
+  void NoteUncommitted(const std::string& vm, const std::vector<std::string>& ids) {
+    auto objects = repo_.backend().List("backups/" + vm + "/");
+    if (!objects.ok()) return;
+    std::set<std::string> committed(ids.begin(), ids.end()), noted;
+    size_t skip = 8 + vm.size() + 1;
+    for (const ObjectInfo& o : *objects) {
+      std::string id = o.name.substr(skip, o.name.find('/', skip) - skip);
+      if (!committed.count(id) && noted.insert(id).second) {
+        r_.notes.push_back("backups/" + vm + "/" + id + ": backup copy without backup.json (a "
+                           "backup still running or interrupted; invisible to readers)");
+      }
+    }
+  }
+
+  void NotePartial(const std::string& prefix, const std::string& what) {
+    auto partial = repo_.backend().ListPartial(prefix);
+    if (!partial.ok()) {
+      r_.errors.push_back(partial.status().message());
+      return;
+    }
+    for (const std::string& n : *partial) r_.notes.push_back(n + ": " + what);
   }
 
   void CheckBackup(const BackupRef& b) {
@@ -98,6 +110,7 @@ class Verifier {
       r_.errors.push_back(packs.status().message());
       return;
     }
+    NotePartial("packs/", "temporary pack left by an interrupted backup");
     std::map<PackId, std::vector<PackEntry>> indexed;
     for (auto& [id, e] : repo_.index().AllEntries()) indexed[id].push_back(e);
     r_.chunks = repo_.index().size();
@@ -109,14 +122,13 @@ class Verifier {
     }
     for (const PackId& id : *packs) {
       r_.packs++;
-      std::string path = JoinPath(repo_.path(), PackRelPath(id));
       auto it = indexed.find(id);
       if (it == indexed.end()) {
         r_.notes.push_back(PackRelPath(id) + ": in no index (left by an interrupted backup; "
                            "its chunks are not used)");
         continue;
       }
-      auto table = ReadPackTable(repo_.env(), path);
+      auto table = ReadPackTable(repo_.backend(), id);
       if (!table.ok()) {
         r_.errors.push_back(table.status().message());
       } else {
@@ -148,15 +160,10 @@ class Verifier {
         auto& [id, entries] = to_read_[p];
         std::sort(entries.begin(), entries.end(),
                   [](auto& a, auto& b) { return a.offset < b.offset; });
-        std::string path = JoinPath(repo_.path(), PackRelPath(id));
-        auto fd = repo_.env()->Open(path, O_RDONLY);
+        std::string name = PackRelPath(id);
         for (const PackEntry& e : entries) {
-          std::string where = PackRelPath(id) + " offset " + std::to_string(e.offset);
-          Status s = fd.ok() ? Status::Ok() : fd.status();
-          if (s.ok()) {
-            buf.resize(kRecordHeaderSize + e.stored_len);
-            s = repo_.env()->PReadExact(fd->get(), buf.data(), buf.size(), e.offset, path);
-          }
+          std::string where = name + " offset " + std::to_string(e.offset);
+          Status s = repo_.backend().ReadRange(name, e.offset, kRecordHeaderSize + e.stored_len, &buf);
           if (s.ok()) {
             raw.resize(e.raw_len);
             s = DecodeChunkRecord(buf, e, where, raw.data());

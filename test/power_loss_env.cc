@@ -76,6 +76,26 @@ Status PowerLossEnv::SyncData(int fd, const std::string& path) {
 Status PowerLossEnv::Rename(const std::string& from, const std::string& to) {
   LM_RETURN_IF_ERROR(Admit(from));
   LM_RETURN_IF_ERROR(Env::Rename(from, to));
+  MoveUndo(from, to);
+  return Status::Ok();
+}
+
+Status PowerLossEnv::RenameNoReplace(const std::string& from, const std::string& to) {
+  LM_RETURN_IF_ERROR(Admit(from));
+  LM_RETURN_IF_ERROR(Env::RenameNoReplace(from, to));
+  MoveUndo(from, to);
+  return Status::Ok();
+}
+
+Status PowerLossEnv::Remove(const std::string& path) {
+  LM_RETURN_IF_ERROR(Admit(path));
+  LM_RETURN_IF_ERROR(Env::Remove(path));
+  std::lock_guard lock(mu_);
+  undo_.erase(path);
+  return Status::Ok();
+}
+
+void PowerLossEnv::MoveUndo(const std::string& from, const std::string& to) {
   std::lock_guard lock(mu_);
   auto it = undo_.find(from);  // unsynced changes travel with the file
   if (it != undo_.end()) {
@@ -84,7 +104,6 @@ Status PowerLossEnv::Rename(const std::string& from, const std::string& to) {
   } else {
     undo_.erase(to);
   }
-  return Status::Ok();
 }
 
 void PowerLossEnv::WrittenBack() {

@@ -23,6 +23,8 @@ class PowerLossEnv : public Env {
   Status Fsync(int fd, const std::string& path) override;
   Status SyncData(int fd, const std::string& path) override;
   Status Rename(const std::string& from, const std::string& to) override;
+  Status RenameNoReplace(const std::string& from, const std::string& to) override;
+  Status Remove(const std::string& path) override;
 
   // Every later mutating call fails (IoError) once `ops` more have run; -1: never.
   void FailAfter(int ops);
@@ -39,6 +41,7 @@ class PowerLossEnv : public Env {
     uint64_t old_size = 0;  // the file's size before the change
   };
   Status Admit(const std::string& path);  // counts a mutation; fails once dead
+  void MoveUndo(const std::string& from, const std::string& to);  // unsynced changes travel
   Status Record(int fd, const std::string& path, uint64_t off, uint64_t len);
   std::mutex mu_;
   std::map<std::string, std::vector<Undo>> undo_;  // by path, oldest first

@@ -16,7 +16,7 @@ namespace {
 struct Base {
   std::string bytes;
   uint64_t reads = 0, bytes_read = 0;
-  BaseReader reader() {
+  RangeReader reader() {
     return [this](uint64_t off, size_t len, char* out) {
       REQUIRE(off + len <= bytes.size());
       reads++;

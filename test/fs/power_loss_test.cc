@@ -68,7 +68,7 @@ TEST_CASE("an overlay file keeps every synced byte and half-records nothing at a
           "[overlay][powerloss]") {
   test::PowerLossEnv env;
   const std::string base = test::RandomBytes(40 * kOverlayBlock + 100, 9);
-  BaseReader reader = [&](uint64_t off, size_t len, char* out) {
+  RangeReader reader = [&](uint64_t off, size_t len, char* out) {
     std::memcpy(out, base.data() + off, len);
     return Status::Ok();
   };

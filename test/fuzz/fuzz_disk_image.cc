@@ -4,8 +4,8 @@
 #include <cstring>
 #include <string>
 
-#include "profile/disk_image.h"
-#include "profile/partitions.h"
+#include "guest/disk_image.h"
+#include "guest/partitions.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string file(reinterpret_cast<const char*>(data), size);

@@ -4,8 +4,8 @@
 #include <cstring>
 #include <string>
 
-#include "profile/disk_image.h"
-#include "profile/guest_fs.h"
+#include "guest/disk_image.h"
+#include "guest/filesystem.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string file(reinterpret_cast<const char*>(data), size);

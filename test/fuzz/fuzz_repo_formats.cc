@@ -5,7 +5,7 @@
 // crashes, hangs and huge allocations are not.
 #include <string>
 
-#include "fs/control.h"
+#include "agent/control.h"
 #include "profile/profile.h"
 #include "store/chunk_index.h"
 #include "store/manifest.h"

@@ -11,16 +11,16 @@ command -v clang++ >/dev/null || { echo "run_fuzz: clang++ is not installed (too
 W=$(mktemp -d "${TMPDIR:-/tmp}/lm-fuzz-XXXXXX")
 trap 'rm -rf "$W"' EXIT
 CXX="clang++ -std=c++20 -O1 -g -fsanitize=fuzzer,address -I$SRC $(pkg-config --cflags ext2fs)"
-PROFILE_SRCS="$SRC/profile/disk_image.cc $SRC/profile/partitions.cc"
-FS_SRCS="$PROFILE_SRCS $SRC/profile/guest_fs.cc $SRC/profile/guest_ext.cc $SRC/profile/guest_ntfs.cc"
+PROFILE_SRCS="$SRC/guest/disk_image.cc $SRC/guest/partitions.cc"
+FS_SRCS="$PROFILE_SRCS $SRC/guest/filesystem.cc $SRC/guest/ext.cc $SRC/guest/ntfs.cc"
 # The three targets build side by side (clang with ASan is most of this test's time).
 $CXX "$SRC/test/fuzz/fuzz_disk_image.cc" $PROFILE_SRCS -o "$W/fuzz_disk_image" -lz -lzstd &
 b1=$!
 $CXX "$SRC/test/fuzz/fuzz_guest_fs.cc" $FS_SRCS -o "$W/fuzz_guest_fs" -lz -lzstd $(pkg-config --libs ext2fs com_err libntfs-3g) &
 b2=$!
-STORE_SRCS="$(ls "$SRC"/base/*.cc) $(ls "$SRC"/store/*.cc | grep -vE '/(backup|restore|verify)\.cc$')"
-$CXX "$SRC/test/fuzz/fuzz_repo_formats.cc" $STORE_SRCS "$SRC/profile/profile.cc" "$SRC/fs/control.cc" \
-  "$SRC/fs/mount_table.cc" -o "$W/fuzz_repo_formats" -lzstd -lxxhash -lcrypto
+STORE_SRCS="$(ls "$SRC"/base/*.cc "$SRC"/store/backend/*.cc) $(ls "$SRC"/store/*.cc | grep -vE '/(backup|restore|verify)\.cc$')"
+$CXX "$SRC/test/fuzz/fuzz_repo_formats.cc" $STORE_SRCS "$SRC/profile/profile.cc" "$SRC/agent/control.cc" \
+  "$SRC/agent/mount_table.cc" -o "$W/fuzz_repo_formats" -lzstd -lxxhash -lcrypto
 wait $b1 && wait $b2
 
 # Seeds of the repository formats: a real repository, profile, trace and control replies,

@@ -5,8 +5,8 @@
 
 #include <cstring>
 
-#include "profile/guest_fs.h"
-#include "profile/partitions.h"
+#include "guest/filesystem.h"
+#include "guest/partitions.h"
 #include "base/bytes.h"
 
 using namespace lm;

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "store/backend/local_backend.h"
 #include "store/chunk_index.h"
 #include "test/test_util.h"
 
@@ -61,14 +62,15 @@ TEST_CASE("ChunkIndex loads new files, skips damaged ones and reports them", "[i
   test::WriteFile(dir / "index/bad.idx", "garbage");
   ChunkIndex idx;
   bool bad = false;
-  REQUIRE(idx.LoadNew(Env::Default(), dir.path(), &bad).ok());
+  LocalBackend backend(dir.path(), Env::Default());
+  REQUIRE(idx.LoadNew(backend, &bad).ok());
   CHECK(bad);
   CHECK(idx.size() == 30);
   REQUIRE(idx.BadFiles().size() == 1);
   CHECK(idx.BadFiles()[0].find("bad.idx") != std::string::npos);
   CHECK_FALSE(idx.Contains(Digest::Of("only-in-b")));
   test::WriteFile(dir / "index/b.idx", EncodeIndexFile(b));
-  REQUIRE(idx.LoadNew(Env::Default(), dir.path(), &bad).ok());
+  REQUIRE(idx.LoadNew(backend, &bad).ok());
   CHECK_FALSE(bad);  // the bad file is not re-reported
   ChunkLocation loc;
   PackId pack;

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "store/backend/local_backend.h"
 #include "store/pack.h"
 #include "test/test_util.h"
 
@@ -15,7 +16,8 @@ struct Written {
 };
 
 Written WritePack(const std::string& repo, int n) {
-  auto w = PackWriter::Create(Env::Default(), repo);
+  LocalBackend backend(repo, Env::Default());
+  auto w = PackWriter::Create(backend);
   REQUIRE(w.ok());
   Written out;
   for (int i = 0; i < n; i++) {
@@ -36,19 +38,18 @@ TEST_CASE("A pack describes itself and every record reads back", "[pack]") {
   test::TempDir dir;
   Written p = WritePack(dir.path(), 20);
   std::string path = dir / PackRelPath(p.id);
-  auto table = ReadPackTable(Env::Default(), path);
+  LocalBackend backend(dir.path(), Env::Default());
+  auto table = ReadPackTable(backend, p.id);
   REQUIRE(table.ok());
   REQUIRE(table->size() == 20);
-  auto fd = Env::Default()->Open(path, O_RDONLY);
-  REQUIRE(fd.ok());
   for (size_t i = 0; i < table->size(); i++) {
     CHECK((*table)[i].digest == p.entries[i].digest);
     CHECK((*table)[i].offset == p.entries[i].offset);
     std::string raw;
-    REQUIRE(ReadChunkRecord(Env::Default(), fd->get(), path, (*table)[i], &raw).ok());
+    REQUIRE(ReadChunkRecord(backend, p.id, (*table)[i], &raw).ok());
     CHECK(raw == p.raws[i]);
   }
-  CHECK_FALSE(PathExists(path + ".tmp"));
+  CHECK(backend.ListPartial("")->empty());
 }
 
 TEST_CASE("A flipped byte in a record is detected", "[pack]") {
@@ -57,14 +58,14 @@ TEST_CASE("A flipped byte in a record is detected", "[pack]") {
   std::string path = dir / PackRelPath(p.id);
   const PackEntry& e = p.entries[2];
   test::FlipByte(path, e.offset + kRecordHeaderSize + e.stored_len / 2);
-  auto fd = Env::Default()->Open(path, O_RDONLY);
+  LocalBackend backend(dir.path(), Env::Default());
   std::string raw;
-  Status s = ReadChunkRecord(Env::Default(), fd->get(), path, e, &raw);
+  Status s = ReadChunkRecord(backend, p.id, e, &raw);
   CHECK(s.code() == Code::kCorrupt);
   CHECK(s.message().find(path) != std::string::npos);
   // Neighbours are unaffected.
-  CHECK(ReadChunkRecord(Env::Default(), fd->get(), path, p.entries[1], &raw).ok());
-  CHECK(ReadChunkRecord(Env::Default(), fd->get(), path, p.entries[3], &raw).ok());
+  CHECK(ReadChunkRecord(backend, p.id, p.entries[1], &raw).ok());
+  CHECK(ReadChunkRecord(backend, p.id, p.entries[3], &raw).ok());
 }
 
 TEST_CASE("A flipped byte in a record header is detected", "[pack]") {
@@ -72,41 +73,42 @@ TEST_CASE("A flipped byte in a record header is detected", "[pack]") {
   Written p = WritePack(dir.path(), 3);
   std::string path = dir / PackRelPath(p.id);
   test::FlipByte(path, p.entries[1].offset + 20);  // inside the digest
-  auto fd = Env::Default()->Open(path, O_RDONLY);
+  LocalBackend backend(dir.path(), Env::Default());
   std::string raw;
-  CHECK(ReadChunkRecord(Env::Default(), fd->get(), path, p.entries[1], &raw).code() ==
-        Code::kCorrupt);
+  CHECK(ReadChunkRecord(backend, p.id, p.entries[1], &raw).code() == Code::kCorrupt);
 }
 
 TEST_CASE("Truncated or garbled pack tables are errors", "[pack]") {
   test::TempDir dir;
   Written p = WritePack(dir.path(), 5);
   std::string path = dir / PackRelPath(p.id);
+  LocalBackend backend(dir.path(), Env::Default());
   SECTION("truncated") {
     REQUIRE(::truncate(path.c_str(), 1000) == 0);
-    auto t = ReadPackTable(Env::Default(), path);
+    auto t = ReadPackTable(backend, p.id);
     CHECK(t.status().code() == Code::kCorrupt);
   }
   SECTION("table byte flipped") {
     auto size = test::ReadAll(path).size();
     test::FlipByte(path, size - kPackFooterSize - 10);
-    CHECK(ReadPackTable(Env::Default(), path).status().code() == Code::kCorrupt);
+    CHECK(ReadPackTable(backend, p.id).status().code() == Code::kCorrupt);
   }
   SECTION("tiny file") {
     test::WriteFile(path, "LMPACK");
-    CHECK(ReadPackTable(Env::Default(), path).status().code() == Code::kCorrupt);
+    CHECK(ReadPackTable(backend, p.id).status().code() == Code::kCorrupt);
   }
 }
 
 TEST_CASE("An abandoned pack writer leaves nothing behind", "[pack]") {
   test::TempDir dir;
-  std::string tmp;
+  LocalBackend backend(dir.path(), Env::Default());
   {
-    auto w = PackWriter::Create(Env::Default(), dir.path());
+    auto w = PackWriter::Create(backend);
     REQUIRE(w.ok());
-    REQUIRE(w->Append(Digest::Of("x"), Codec::kNone, 1, "x").ok());
-    tmp = dir / (PackRelPath(w->id()) + ".tmp");
-    CHECK(PathExists(tmp));
+    REQUIRE(w->Append(Digest::Of("x"), Codec::kNone, 1, std::string(5 << 20, 'x')).ok());
+    CHECK(backend.ListPartial("packs/")->size() == 1);  // being written, invisible
+    CHECK(backend.List("packs/")->empty());
   }
-  CHECK_FALSE(PathExists(tmp));
+  CHECK(backend.ListPartial("")->empty());
+  CHECK(backend.List("")->empty());
 }

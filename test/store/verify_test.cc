@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "store/backup.h"
+#include "store/backend/local_backend.h"
 #include "store/verify.h"
 #include "test/test_util.h"
 
@@ -108,7 +109,8 @@ TEST_CASE("structural damage is named", "[verify]") {
 TEST_CASE("leftovers of an interrupted backup are notes, not damage", "[verify]") {
   Fixture f;
   REQUIRE(MkdirAll(f.repo_path + "/backups/vm1/.tmp-deadbeef/files").ok());
-  auto w = PackWriter::Create(Env::Default(), f.repo_path);
+  LocalBackend backend(f.repo_path, Env::Default());
+  auto w = PackWriter::Create(backend);
   REQUIRE(w->Append(Digest::Of("x"), Codec::kNone, 1, "x").ok());
   REQUIRE(w->Finish().ok());  // a finished pack no index names
   VerifyReport r = f.Verify(true);

@@ -9,8 +9,8 @@
 #include <map>
 #include <set>
 
-#include "fs/media_agent.h"
-#include "profile/guest_view.h"
+#include "agent/media_agent.h"
+#include "guest/view.h"
 #include "tools/cli/commands.h"
 
 namespace lm::cli {

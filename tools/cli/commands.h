@@ -4,9 +4,11 @@
 
 #include <CLI/CLI.hpp>
 
-#include "fs/nfs_export.h"
-#include "profile/guest_view.h"
+#include "agent/nfs_export.h"
 #include "base/status.h"
+#include "guest/view.h"
+#include "profile/guest_files.h"
+#include "profile/profile.h"
 
 namespace lm::cli {
 

@@ -2,9 +2,9 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
-#include "fs/control.h"
-#include "fs/media_agent.h"
-#include "fs/nfs_export.h"
+#include "agent/control.h"
+#include "agent/media_agent.h"
+#include "agent/nfs_export.h"
 #include "base/env.h"
 #include "tools/cli/commands.h"
 

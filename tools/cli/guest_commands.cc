@@ -5,8 +5,8 @@
 
 #include <ctime>
 
-#include "fs/media_agent.h"
-#include "profile/guest_view.h"
+#include "agent/media_agent.h"
+#include "guest/view.h"
 #include "profile/prestage.h"
 #include "base/env.h"
 #include "tools/cli/commands.h"

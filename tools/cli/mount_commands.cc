@@ -8,9 +8,9 @@
 #include <fstream>
 #include <thread>
 
-#include "fs/control.h"
-#include "fs/media_agent.h"
-#include "fs/mount_table.h"
+#include "agent/control.h"
+#include "agent/media_agent.h"
+#include "agent/mount_table.h"
 #include "store/repository.h"
 #include "tools/cli/commands.h"
 

@@ -9,8 +9,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "fs/control.h"
-#include "fs/media_agent.h"
+#include "agent/control.h"
+#include "agent/media_agent.h"
 #include "profile/prestage.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/progress.h"
@@ -206,7 +206,7 @@ int RunPrestage(PrestageArgs a) {
   o.all = a.all;
   o.pin_until = pin_until;
   o.progress = [&](uint64_t done, uint64_t total) { bar.Update(done, total); };
-  auto r = Prestage(source, *ref, *p, o);
+  auto r = Prestage(**repo, source, *ref, *p, o);
   bar.Done();
   if (!r.ok()) return Report(r.status());
   if (a.json) {

@@ -6,12 +6,12 @@
 
 #include <map>
 
-#include "fs/media_agent.h"
+#include "agent/media_agent.h"
 #include "fs/overlay_store.h"
 #include "store/backup.h"
 #include "store/restore.h"
 #include "store/verify.h"
-#include "profile/guest_view.h"
+#include "guest/view.h"
 #include "profile/profile.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/progress.h"

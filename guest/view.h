@@ -17,8 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "profile/guest_fs.h"
-#include "profile/profile.h"
+#include "guest/filesystem.h"
 #include "store/repository.h"
 
 namespace lm {
@@ -73,10 +72,6 @@ class GuestView {
   std::vector<std::unique_ptr<Volume>> vols_;
   std::vector<GuestVolume> volumes_;
 };
-
-// Profile entries (source "guest-file", note the guest path) for resolved files, in order
-// (Profile::Append numbers them).
-std::vector<ProfileEntry> GuestFileEntries(const std::vector<ResolvedFile>& files);
 
 // Parses "VM[@BACKUP]:/guest/path" into the spec and the path ("/" if none).
 Status SplitGuestSpec(const std::string& arg, std::string* spec, std::string* path);

@@ -15,12 +15,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/range_reader.h"
 #include "base/status.h"
 
 namespace lm {
 
 // Reads [off, off+len) of the image file.
-using FileReader = std::function<Status(uint64_t off, size_t len, char* out)>;
 
 enum class ImageFormat { kRaw, kQcow2, kVmdkSparse, kVmdkStream };
 const char* FormatName(ImageFormat f);
@@ -33,7 +33,7 @@ struct ByteRange {
 class DiskImage {
  public:
   // Detects the format from the first bytes. `path` names the file in errors.
-  static Result<DiskImage> Open(FileReader read, uint64_t file_size, const std::string& path);
+  static Result<DiskImage> Open(RangeReader read, uint64_t file_size, const std::string& path);
   ImageFormat format() const { return format_; }
   uint64_t guest_size() const { return guest_size_; }
   // Format metadata, in file offsets (empty for raw).
@@ -52,7 +52,7 @@ class DiskImage {
   Status OpenVmdk();
   Status ReadUnit(uint64_t u, std::string* out) const;  // one compressed unit, inflated
   Result<uint64_t> CompressedLen(uint64_t u) const;
-  FileReader read_;
+  RangeReader read_;
   std::string path_;
   ImageFormat format_ = ImageFormat::kRaw;
   uint64_t file_size_ = 0, guest_size_ = 0;
@@ -84,9 +84,5 @@ class DiskImage {
   };
   std::shared_ptr<Inflated> inflated_ = std::make_shared<Inflated>();
 };
-
-// The guest's partition table (MBR with extended/logical partitions, or GPT) and the first
-// 64 KiB of each partition (where ext, NTFS and FAT keep their superblocks), as guest ranges.
-Result<std::vector<ByteRange>> GuestStructure(const DiskImage& img);
 
 }  // namespace lm

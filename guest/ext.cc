@@ -11,7 +11,7 @@ extern "C" {
 #include <mutex>
 #include <unordered_map>
 
-#include "profile/guest_fs.h"
+#include "guest/filesystem.h"
 
 namespace lm {
 

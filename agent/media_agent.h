@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "fs/nfs_export.h"
+#include "agent/nfs_export.h"
 #include "base/status.h"
 
 namespace lm {

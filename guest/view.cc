@@ -1,4 +1,4 @@
-#include "profile/guest_view.h"
+#include "guest/view.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -7,14 +7,14 @@
 #include <algorithm>
 #include <cstring>
 
-#include "profile/repo_reader.h"
+#include "store/file_reader.h"
 #include "base/env.h"
 
 namespace lm {
 
 struct GuestView::Disk {
   std::string file;      // path in the backup copy, or the image path
-  std::unique_ptr<RepoFileReader> repo_reader;
+  std::unique_ptr<FileChunkReader> repo_reader;
   UniqueFd fd;           // local images
   std::unique_ptr<DiskImage> img;
   PartitionTable table;
@@ -120,8 +120,8 @@ Result<std::unique_ptr<GuestView>> GuestView::OpenBackup(Repository& repo, const
     LM_ASSIGN_OR_RETURN(FileChunks fc, repo.LoadFileChunks(b, f));
     auto d = std::make_unique<Disk>();
     d->file = f.path;
-    d->repo_reader = std::make_unique<RepoFileReader>(repo, std::move(fc));
-    RepoFileReader* r = d->repo_reader.get();
+    d->repo_reader = std::make_unique<FileChunkReader>(repo, std::move(fc));
+    FileChunkReader* r = d->repo_reader.get();
     auto img = DiskImage::Open([r](uint64_t off, size_t len, char* out) { return r->Read(off, len, out); }, f.size,
                                b.Name() + ":" + f.path);
     if (!img.ok()) {
@@ -255,16 +255,6 @@ Result<std::vector<ResolvedFile>> GuestView::Resolve(const std::string& path) {
   LM_ASSIGN_OR_RETURN(auto vp, Split(path));
   std::vector<ResolvedFile> out;
   LM_RETURN_IF_ERROR(ResolveInto(*vp.first, vp.second, &out, 0));
-  return out;
-}
-
-std::vector<ProfileEntry> GuestFileEntries(const std::vector<ResolvedFile>& files) {
-  std::vector<ProfileEntry> out;
-  for (const ResolvedFile& f : files) {
-    ProfileEntry e{f.disk_file, {}, "guest-file", 0, f.guest_path};
-    for (auto& r : f.ranges.ranges()) e.ranges.push_back(r);
-    if (!e.ranges.empty()) out.push_back(std::move(e));
-  }
   return out;
 }
 

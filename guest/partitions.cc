@@ -1,4 +1,4 @@
-#include "profile/partitions.h"
+#include "guest/partitions.h"
 
 #include <zlib.h>
 
@@ -147,6 +147,19 @@ Result<PartitionTable> ReadPartitions(const DiskImage& img, const std::string& d
     }
   }
   return t;
+}
+
+Result<std::vector<ByteRange>> GuestStructure(const DiskImage& img) {
+  LM_ASSIGN_OR_RETURN(PartitionTable t, ReadPartitions(img, "disk"));
+  std::vector<ByteRange> out = t.structure;
+  constexpr uint64_t kSuper = 64 * 1024;  // ext, NTFS and FAT superblocks live here
+  for (const Partition& p : t.parts) {
+    if (p.number == 0) continue;  // a filesystem on the whole disk: the MBR range covers it
+    out.push_back({p.start, std::min(kSuper, p.size), p.scheme == "gpt" ? "partition start (superblocks)"
+                                                      : p.logical      ? "logical partition start (superblocks)"
+                                                                       : "partition start (superblocks)"});
+  }
+  return out;
 }
 
 }  // namespace lm

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "profile/guest_fs.h"
+#include "guest/filesystem.h"
 
 extern "C" {
 #include <ntfs-3g/types.h>

@@ -1,4 +1,4 @@
-#include "fs/nfs_export.h"
+#include "agent/nfs_export.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

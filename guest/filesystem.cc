@@ -1,4 +1,4 @@
-#include "profile/guest_fs.h"
+#include "guest/filesystem.h"
 
 #include <algorithm>
 #include <cstring>

@@ -1,6 +1,5 @@
-#include "profile/disk_image.h"
+#include "guest/disk_image.h"
 
-#include "profile/partitions.h"
 
 #include <zlib.h>
 #include <zstd.h>
@@ -63,7 +62,7 @@ const char* FormatName(ImageFormat f) {
   }
 }
 
-Result<DiskImage> DiskImage::Open(FileReader read, uint64_t file_size, const std::string& path) {
+Result<DiskImage> DiskImage::Open(RangeReader read, uint64_t file_size, const std::string& path) {
   DiskImage img;
   img.read_ = std::move(read);
   img.path_ = path;
@@ -319,19 +318,6 @@ Status DiskImage::ReadGuest(uint64_t off, size_t len, char* out) const {
     pos += n;
   }
   return Status::Ok();
-}
-
-Result<std::vector<ByteRange>> GuestStructure(const DiskImage& img) {
-  LM_ASSIGN_OR_RETURN(PartitionTable t, ReadPartitions(img, "disk"));
-  std::vector<ByteRange> out = t.structure;
-  constexpr uint64_t kSuper = 64 * 1024;  // ext, NTFS and FAT superblocks live here
-  for (const Partition& p : t.parts) {
-    if (p.number == 0) continue;  // a filesystem on the whole disk: the MBR range covers it
-    out.push_back({p.start, std::min(kSuper, p.size), p.scheme == "gpt" ? "partition start (superblocks)"
-                                                      : p.logical      ? "logical partition start (superblocks)"
-                                                                       : "partition start (superblocks)"});
-  }
-  return out;
 }
 
 }  // namespace lm

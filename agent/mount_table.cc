@@ -1,4 +1,4 @@
-#include "fs/mount_table.h"
+#include "agent/mount_table.h"
 
 #include <unistd.h>
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "profile/disk_image.h"
+#include "guest/disk_image.h"
 
 namespace lm {
 
@@ -29,5 +29,9 @@ struct PartitionTable {
 
 // `disk` names the disk in errors ("vm@id:disk.qcow2").
 Result<PartitionTable> ReadPartitions(const DiskImage& img, const std::string& disk);
+
+// The guest's partition table (MBR with extended/logical partitions, or GPT) and the first
+// 64 KiB of each partition (where ext, NTFS and FAT keep their superblocks), as guest ranges.
+Result<std::vector<ByteRange>> GuestStructure(const DiskImage& img);
 
 }  // namespace lm

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "profile/disk_image.h"
-#include "profile/partitions.h"
+#include "guest/disk_image.h"
+#include "guest/partitions.h"
 
 namespace lm {
 

@@ -1,4 +1,4 @@
-#include "fs/control.h"
+#include "agent/control.h"
 
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -9,7 +9,7 @@
 
 #include <cstring>
 
-#include "fs/mount_table.h"
+#include "agent/mount_table.h"
 #include "base/log.h"
 
 namespace lm {

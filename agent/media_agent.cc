@@ -1,6 +1,6 @@
-#include "fs/media_agent.h"
+#include "agent/media_agent.h"
 
-#include "fs/mount_table.h"
+#include "agent/mount_table.h"
 #include "base/state_layout.h"
 
 #include <fcntl.h>
@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "cache/chunk_source.h"
-#include "fs/control.h"
+#include "agent/control.h"
 #include "fs/fuse_ops.h"
 #include "fs/live_fs.h"
 #include "profile/prestage.h"
@@ -94,7 +94,7 @@ json RunPrestageHere(Repository& repo, ChunkSource& source, const std::string& s
   po.staged_bytes = &counters.bytes;
   po.cancel = &counters.stopping;
   counters.running++;
-  auto r = Prestage(source, *ref, *p, po);
+  auto r = Prestage(repo, source, *ref, *p, po);
   counters.running--;
   if (!r.ok()) return ErrorReply(r.status());
   LogInfo("prestaged " + ref->Name() + " from " + chosen + ": " + std::to_string(r->fetched) +

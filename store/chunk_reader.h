@@ -1,0 +1,22 @@
+// ChunkReader: where chunks come from, by digest. The repository is one (it reads packs
+// through its backend); the read-cache's ChunkSource is another (cache first, then its own
+// ChunkReader). Readers of backed-up files (FileChunkReader) take either.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/status.h"
+#include "store/digest.h"
+
+namespace lm {
+
+class ChunkReader {
+ public:
+  virtual ~ChunkReader() = default;
+  // The chunk's raw bytes; a damaged chunk is Corrupt, never zeros or other bytes.
+  virtual Status ReadChunk(const Digest& d, std::string* raw) = 0;
+  virtual uint32_t chunk_size() const = 0;
+};
+
+}  // namespace lm
