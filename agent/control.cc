@@ -127,7 +127,7 @@ void ControlServer::Loop() {
     socklen_t cl = sizeof cred;
     if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0 ||
         (cred.uid != 0 && cred.uid != ::getuid())) {
-      WriteAll(fd.get(), json({{"error", "permission denied"}}).dump() + "\n");
+      WriteAll(fd.get(), json({{"error", "permission denied"}, {"code", static_cast<int>(Code::kInvalid)}}).dump() + "\n");
       continue;
     }
     // Each request on its own thread: a long one (a prestage) must not block `stats`.
@@ -150,12 +150,12 @@ void ControlServer::Serve(int raw_fd) {
   json req = json::parse(line, nullptr, false);
   json reply;
   if (req.is_discarded() || !req.is_object()) {
-    reply = {{"error", "request is not a JSON object"}};
+    reply = {{"error", "request is not a JSON object"}, {"code", static_cast<int>(Code::kInvalid)}};
   } else {
     try {
       reply = handler_(req);
     } catch (const std::exception& e) {
-      reply = {{"error", std::string("internal error: ") + e.what()}};
+      reply = {{"error", std::string("internal error: ") + e.what()}, {"code", static_cast<int>(Code::kIoError)}};
     }
   }
   WriteAll(fd.get(), reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n");
@@ -182,23 +182,8 @@ Result<json> ControlRequest(const std::string& name, const json& request, int ti
   if (!ReadLine(fd.get(), &line, timeout_ms)) {
     return Status::IoError("no reply from the media agent (@" + name + ")");
   }
-  return DecodeControlReply(line);
-}
-
-Result<json> DecodeControlReply(const std::string& line) {
   json reply = json::parse(line, nullptr, false);
   if (reply.is_discarded() || !reply.is_object()) return Status::Corrupt("malformed reply from the media agent");
-  if (reply.contains("error")) {
-    const json& e = reply["error"];
-    std::string text = e.is_string() ? e.get<std::string>() : "malformed error";
-    // The agent's status code travels with the error, so Busy stays Busy.
-    Code code = Code::kIoError;
-    if (auto c = reply.find("code"); c != reply.end() && c->is_number_integer()) {
-      int v = c->get<int>();
-      if (v > 0 && v <= static_cast<int>(Code::kLastCode)) code = static_cast<Code>(v);
-    }
-    return Status::Of(code, "media agent: " + text);
-  }
   return reply;
 }
 
@@ -214,51 +199,6 @@ Result<int> DaemonPidOf(const std::string& mountpoint) {
     return Status::Corrupt(mountpoint + ": the media agent reports an invalid pid");
   }
   return static_cast<int>(v);
-}
-
-namespace {
-
-const json* FindPath(const json& j, const std::string& dotted) {
-  const json* cur = &j;
-  size_t start = 0;
-  while (start <= dotted.size()) {
-    size_t dot = dotted.find('.', start);
-    if (dot == std::string::npos) dot = dotted.size();
-    if (!cur->is_object()) return nullptr;
-    auto it = cur->find(dotted.substr(start, dot - start));
-    if (it == cur->end()) return nullptr;
-    cur = &*it;
-    start = dot + 1;
-  }
-  return cur;
-}
-
-bool HasKind(const json& j, JsonKind k) {
-  switch (k) {
-    case JsonKind::kString: return j.is_string();
-    case JsonKind::kUInt: return j.is_number_unsigned();
-    case JsonKind::kInt: return j.is_number_integer();
-    case JsonKind::kNumber: return j.is_number();
-    case JsonKind::kBool: return j.is_boolean();
-    case JsonKind::kObject: return j.is_object();
-    case JsonKind::kArray: return j.is_array();
-    case JsonKind::kOptionalObject: return j.is_object() || j.is_null();
-  }
-  return false;
-}
-
-}  // namespace
-
-Status CheckFields(const json& j, std::initializer_list<std::pair<const char*, JsonKind>> fields,
-                   const std::string& what) {
-  for (auto& [path, kind] : fields) {
-    const json* v = FindPath(j, path);
-    if (!v || !HasKind(*v, kind)) {
-      if (!v && kind == JsonKind::kOptionalObject) continue;
-      return Status::Corrupt("malformed reply from " + what + ": field '" + path + "' is missing or of the wrong type");
-    }
-  }
-  return Status::Ok();
 }
 
 }  // namespace lm

@@ -1,7 +1,8 @@
-// The control socket of a running media agent: an abstract Unix socket (no file to clean up)
-// whose name the mount's root answers as the xattr user.livemount.control. One JSON request
-// per connection, one JSON reply: {"cmd":"stats"}, {"cmd":"shutdown"}, ...
-// Only the daemon's own user and root may connect (SO_PEERCRED).
+// The control socket of a running media agent, the transport of agent/control_protocol.h:
+// an abstract Unix socket (no file to clean up) whose name the mount's root answers as the
+// xattr user.livemount.control. One JSON object per connection each way, one line each.
+// Only the daemon's own user and root may connect (SO_PEERCRED), and a client talks only
+// to a daemon of root or of its own user.
 #pragma once
 
 #include <atomic>
@@ -36,18 +37,10 @@ class ControlServer {
   int active_ = 0;  // requests being served; the destructor waits for them
 };
 
-// Sends one request and waits up to timeout_ms for the reply.
+// Sends one request and waits up to timeout_ms for the reply: a JSON object (an error reply
+// too; control_protocol.h decodes it), or an error of the transport.
 Result<nlohmann::json> ControlRequest(const std::string& name, const nlohmann::json& request,
                                       int timeout_ms = 10000);
-
-// One reply line: a JSON object, or an error object turned into a Status (code kept).
-Result<nlohmann::json> DecodeControlReply(const std::string& line);
-
-enum class JsonKind { kString, kUInt, kInt, kNumber, kBool, kObject, kArray, kOptionalObject };
-// Ok when every dotted path ("cache.hits") is present with its kind; otherwise Corrupt,
-// naming `what` and the field. The CLI checks every field of a reply it uses before use.
-Status CheckFields(const nlohmann::json& j, std::initializer_list<std::pair<const char*, JsonKind>> fields,
-                   const std::string& what);
 
 // Finds the control socket of the media agent mounted at `mountpoint`: only for a real
 // livemount FUSE mount (mountinfo) of root or of the caller. A reply comes back only from

@@ -1,36 +1,31 @@
 #include "agent/media_agent.h"
 
-#include "agent/mount_table.h"
-#include "base/state_layout.h"
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <atomic>
 #include <thread>
 
-#include "cache/chunk_source.h"
+#include "agent/agent_control.h"
 #include "agent/control.h"
+#include "agent/mount_table.h"
+#include "base/log.h"
+#include "base/state_layout.h"
+#include "cache/chunk_source.h"
 #include "fs/fuse_ops.h"
 #include "fs/live_fs.h"
-#include "profile/prestage.h"
-#include "base/log.h"
 
 namespace lm {
 
 using nlohmann::json;
 
 namespace {
-
-// An error reply carries the status code, so the CLI can tell Busy from NotFound.
-json ErrorReply(const Status& s) { return {{"error", s.message()}, {"code", static_cast<int>(s.code())}}; }
-
 
 std::string HomeDir(const char* sub) {
   const char* home = std::getenv("HOME");
@@ -49,100 +44,6 @@ void RaiseKernelReadahead(const std::string& mountpoint) {
     if (f) f << "1024\n";
     LogDebug(std::string("kernel read-ahead ") + (f ? "raised to 1 MiB via " : "unchanged: ") + path);
   }).detach();
-}
-
-json OverlaysJson(const std::string& state_dir) {
-  json out = json::array();
-  auto list = OverlayStore::Scan(state_dir);
-  if (!list.ok()) return out;
-  for (auto& o : *list) {
-    out.push_back({{"backup", o.backup.Name()}, {"files", o.entries}, {"bytes", o.bytes}});
-  }
-  return out;
-}
-
-struct PrestageCounters {
-  std::atomic<uint64_t> chunks{0}, bytes{0};
-  std::atomic<int> running{0};
-  std::atomic<bool> stopping{false};
-};
-
-json SummaryJson(const BackupRef& b, const std::string& profile, const PrestageSummary& r) {
-  return {{"backup", b.Name()},           {"profile", profile},
-          {"profile_chunks", r.profile_chunks}, {"total_chunks", r.total_chunks},
-          {"already_cached", r.already_cached}, {"fetched", r.fetched},
-          {"failed", r.failed},           {"bytes_fetched", r.bytes_fetched},
-          {"missing_files", r.missing_files}, {"seconds", r.seconds}};
-}
-
-// Pre-stages one backup copy through this daemon's cache; pinned until the mount ends.
-json RunPrestageHere(Repository& repo, ChunkSource& source, const std::string& state_dir,
-                     PrestageCounters& counters, const std::string& spec,
-                     const std::string& profile_path, bool all, int64_t pin_until) {
-  auto ref = repo.ResolveSpec(spec);
-  if (!ref.ok()) return ErrorReply(ref.status());
-  std::string chosen;
-  std::vector<std::string> notes;
-  auto p = ChooseProfile(repo, *ref, profile_path, state_dir, &chosen, &notes);
-  for (auto& n : notes) LogWarn("prestage " + ref->Name() + ": " + n);
-  if (!p.ok()) return ErrorReply(p.status());
-  PrestageOptions po;
-  po.all = all;
-  po.pin_session = true;
-  po.pin_until = pin_until;
-  po.staged_chunks = &counters.chunks;
-  po.staged_bytes = &counters.bytes;
-  po.cancel = &counters.stopping;
-  counters.running++;
-  auto r = Prestage(repo, source, *ref, *p, po);
-  counters.running--;
-  if (!r.ok()) return ErrorReply(r.status());
-  LogInfo("prestaged " + ref->Name() + " from " + chosen + ": " + std::to_string(r->fetched) +
-          " chunks fetched, " + std::to_string(r->already_cached) + " already cached");
-  return SummaryJson(*ref, chosen, *r);
-}
-
-json StatsJson(const MountOptions& o, LiveFs& fs, ChunkSource& source, Repository& repo,
-               const PrestageCounters& pc) {
-  CacheStats c = source.cache().Stats();
-  ChunkSourceStats s = source.Stats();
-  FsCounters& f = fs.counters();
-  RepoCounters& r = repo.counters();
-  return {
-      {"mountpoint", o.mountpoint},
-      {"repository", o.repo},
-      {"pid", ::getpid()},
-      {"cache",
-       {{"dir", o.cache_dir},
-        {"hits", c.hits},
-        {"misses", c.misses},
-        {"bytes_served", c.bytes_served},
-        {"inserts", c.inserts},
-        {"evictions", c.evictions},
-        {"corrupt_dropped", c.corrupt_dropped},
-        {"insert_failures", c.insert_failures},
-        {"entries", c.entries},
-        {"size", c.used_bytes},
-        {"capacity", c.capacity_bytes},
-        {"pinned", c.pinned}}},
-      {"repo",
-       {{"chunks_fetched", r.chunks_read.load()},
-        {"bytes_fetched", r.bytes_read.load()},
-        {"raw_bytes_fetched", r.raw_bytes_read.load()},
-        {"errors", s.fetch_errors}}},
-      {"reads",
-       {{"requests", f.read_requests.load()},
-        {"bytes", f.read_bytes.load()},
-        {"errors", f.read_errors.load()},
-        {"zero_bytes", s.zero_bytes},
-        {"opens", f.opens.load()}}},
-      {"writes", {{"requests", f.write_requests.load()}, {"bytes", f.write_bytes.load()}}},
-      {"overlays", OverlaysJson(o.state_dir)},
-      {"readahead", {{"queued", s.readahead_queued}, {"fetched", s.readahead_fetched}}},
-      {"prestage", {{"chunks", pc.chunks.load()}, {"bytes", pc.bytes.load()}, {"running", pc.running.load()},
-                    {"yielded_to_guest_reads", s.background_yields}}},
-      {"namespace", {{"nodes", fs.ns().size()}}},
-  };
 }
 
 // Everything after the fork: set up, report readiness on `ready_fd`, serve.
@@ -177,76 +78,11 @@ int Serve(const MountOptions& o, int ready_fd) {
                           o.record_reads});
   std::string control_name = "livemount-" + std::to_string(::getpid()) + "-" + RandomHex(4);
   FuseOptions fo{o.mountpoint, o.allow_other, o.debug, o.fuse_threads, control_name};
-  PrestageCounters prestaged;
   auto mount = FuseMount::Mount(fs, fo);
   if (!mount.ok()) return report(mount.status()), 1;
-  std::mutex export_mu;
-  std::unique_ptr<NfsExport> nfs;  // declared after the mount: stops before it unmounts
-  bool export_starting = false;    // under export_mu
-  // Starts the export unless one runs; the lock is not held while ganesha starts, so
-  // stats stay quick.
-  auto start_export = [&](const ExportOptions& e) -> Status {
-    {
-      std::lock_guard lock(export_mu);
-      if (export_starting || (nfs && nfs->running())) return Status::Busy(o.mountpoint + " is already exported");
-      export_starting = true;
-      nfs.reset();
-    }
-    auto started = NfsExport::Start(e);
-    std::lock_guard lock(export_mu);
-    export_starting = false;
-    if (!started.ok()) return started.status();
-    nfs = std::move(started).value();
-    return Status::Ok();
-  };
-  auto control = ControlServer::Start(control_name, [&](const json& req) -> json {
-    std::string cmd = req.value("cmd", "");
-    if (cmd == "stats") {
-      json j = StatsJson(o, fs, source, **repo, prestaged);
-      std::lock_guard lock(export_mu);
-      j["export"] = nfs ? nfs->Describe() : json(nullptr);
-      return j;
-    }
-    if (cmd == "export") {
-      ExportOptions e;
-      try {
-        e.bind = req.value("bind", e.bind);
-        e.nfs_port = req.value("nfs_port", e.nfs_port);
-        e.mount_port = req.value("mount_port", e.mount_port);
-        e.clients = req.value("clients", std::vector<std::string>{});
-        e.read_only = req.value("read_only", false);
-      } catch (const json::exception&) {
-        return {{"error", "malformed export request"}};
-      }
-      Status s = start_export(CompleteExportOptions(o.env, e, o.mountpoint, o.state_dir, o.read_only));
-      if (!s.ok()) return ErrorReply(s);
-      std::lock_guard lock(export_mu);
-      return nfs ? nfs->Describe() : json{{"error", "the export was stopped while it started"}};
-    }
-    if (cmd == "unexport") {
-      std::lock_guard lock(export_mu);
-      bool was = nfs && nfs->running();
-      nfs.reset();
-      return {{"ok", true}, {"was_exported", was}};
-    }
-    if (cmd == "prestage") {
-      return RunPrestageHere(**repo, source, o.state_dir, prestaged, req.value("backup", ""),
-                             req.value("profile", ""), req.value("all", false),
-                             req.value("pin_until", int64_t{0}));
-    }
-    if (cmd == "discard") {
-      std::string spec = req.value("backup", "");
-      if (spec.find('@') == std::string::npos) return {{"error", "discard needs VM@BACKUP"}};
-      auto ref = (*repo)->ResolveSpec(spec);
-      if (!ref.ok()) return ErrorReply(ref.status());
-      auto gone = fs.ns().Discard(*ref);
-      if (!gone.ok()) return ErrorReply(gone.status());
-      for (auto& [parent, name] : *gone) (*mount)->InvalidateEntry(parent, name);
-      LogInfo("discarded the overlay of " + ref->Name());
-      return {{"ok", true}, {"backup", ref->Name()}};
-    }
-    return {{"error", "unknown command '" + cmd + "'"}};
-  });
+  ExportSupervisor exports;  // declared after the mount: stops before it unmounts
+  AgentControl agent(AgentParts{o, **repo, source, fs, **mount, exports});
+  auto control = ControlServer::Start(control_name, [&](const json& req) { return agent.Handle(req); });
   if (!control.ok()) return report(control.status()), 1;
   LogInfo("mounted " + o.repo + " at " + o.mountpoint + " (cache " + o.cache_dir + ", " +
           FormatBytes(o.cache_size) + "; pid " + std::to_string(::getpid()) + ")");
@@ -254,7 +90,7 @@ int Serve(const MountOptions& o, int ready_fd) {
   // so with --export readiness is reported from this thread, after the loop started.
   std::atomic<bool> start_failed{false};
   std::thread exporter([&] {
-    Status st = o.nfs_export ? start_export(o.export_options) : Status::Ok();
+    Status st = o.nfs_export ? exports.Start(o.export_options) : Status::Ok();
     report(st);
     if (!st.ok()) {
       LogError(st.message());
@@ -273,17 +109,17 @@ int Serve(const MountOptions& o, int ready_fd) {
   // Pre-staging on start runs beside the guests' reads, which go first.
   std::thread starter([&] {
     for (const std::string& spec : o.prestage) {
-      json r = RunPrestageHere(**repo, source, o.state_dir, prestaged, spec, "", o.hydrate, 0);
-      if (r.contains("error")) LogError("prestage " + spec + ": " + r["error"].get<std::string>());
+      auto r = agent.Prestage(control::PrestageRequest{spec, "", o.hydrate, 0});
+      if (!r.ok()) LogError("prestage " + spec + ": " + r.status().message());
     }
   });
   Status s = (*mount)->Run();
-  prestaged.stopping = true;
+  agent.StopPrestaging();
   exporter.join();
   starter.join();
   if (!s.ok()) LogError(s.message());
   control->reset();
-  nfs.reset();  // ganesha holds files of the mount open
+  exports.Stop();  // ganesha holds files of the mount open
   mount->reset();  // unmounts if still mounted
   fs.FlushTraces();
   LogInfo("unmounted " + o.mountpoint);

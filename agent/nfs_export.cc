@@ -21,6 +21,7 @@
 
 #include "base/env.h"
 #include "base/log.h"
+#include "base/subprocess.h"
 
 namespace lm {
 
@@ -68,27 +69,6 @@ bool HaveFsalVfs() {
   return found;
 }
 
-// Runs argv and waits; returns its exit status (-1 if it could not run).
-int RunAndWait(const std::vector<std::string>& argv) {
-  std::vector<char*> a;
-  for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-  a.push_back(nullptr);
-  pid_t pid = ::fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    int null_fd = ::open("/dev/null", O_RDWR);
-    ::dup2(null_fd, 0);
-    ::dup2(null_fd, 1);
-    ::dup2(null_fd, 2);
-    ::close_range(3, ~0u, 0);
-    ::execv(a[0], a.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 Status EnsureRpcbind() {
   if (Answers("127.0.0.1", 111)) return Status::Ok();
   std::string rpcbind = FindProgram({"/usr/sbin/rpcbind", "/sbin/rpcbind"});
@@ -96,10 +76,9 @@ Status EnsureRpcbind() {
     return Status::NotFound("rpcbind is not installed (apt-get install rpcbind); NFS needs it");
   }
   LogInfo("starting rpcbind (nothing answered on port 111)");
-  if (RunAndWait({rpcbind, "-w"}) != 0) return Status::IoError("could not start " + rpcbind);
-  for (auto deadline = Clock::now() + std::chrono::seconds(5); Clock::now() < deadline;) {
-    if (Answers("127.0.0.1", 111)) return Status::Ok();
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (RunCommand({rpcbind, "-w"}, nullptr, false) != 0) return Status::IoError("could not start " + rpcbind);
+  if (WaitUntil(std::chrono::seconds(5), std::chrono::milliseconds(50), [] { return Answers("127.0.0.1", 111); })) {
+    return Status::Ok();
   }
   return Status::IoError("rpcbind started but does not answer on port 111");
 }
@@ -114,10 +93,7 @@ void StopStaleGanesha(const std::string& dir) {
   if (cmdline.find(JoinPath(dir, "ganesha.conf")) == std::string::npos) return;
   LogWarn("stopping a stale nfs-ganesha (pid " + std::to_string(pid) + ") left by an earlier media agent");
   ::kill(pid, SIGTERM);
-  for (auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
-    if (!ProcessAlive(pid)) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
+  if (WaitUntil(std::chrono::seconds(10), std::chrono::milliseconds(50), [&] { return !ProcessAlive(pid); })) return;
   ::kill(pid, SIGKILL);
 }
 
@@ -239,29 +215,14 @@ Result<std::unique_ptr<NfsExport>> NfsExport::Start(const ExportOptions& o) {
   std::promise<pid_t> started;
   auto pid_future = started.get_future();
   NfsExport* self = e.get();
-  pid_t agent = ::getpid();
-  e->keeper_ = std::thread([self, argv, agent, &started] {
-    std::vector<char*> a;
-    for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-    a.push_back(nullptr);
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      // Dies with this thread, so a killed media agent takes its export down with it.
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != agent) ::_exit(1);
-      int null_fd = ::open("/dev/null", O_RDWR);
-      ::dup2(null_fd, 0);
-      ::dup2(null_fd, 1);
-      ::dup2(null_fd, 2);
-      ::close_range(3, ~0u, 0);  // above all /dev/fuse: it must close when the agent dies
-      ::setpgid(0, 0);           // a terminal's Ctrl-C goes to the agent, which stops us in order
-      ::execv(a[0], a.data());
-      ::_exit(127);
-    }
-    started.set_value(pid);
-    if (pid < 0) return;
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  e->keeper_ = std::thread([self, argv, &started] {
+    SpawnOptions so;
+    so.death_signal = SIGTERM;      // dies with this thread: a killed agent takes its export down
+    so.new_process_group = true;    // a terminal's Ctrl-C goes to the agent, which stops us in order
+    auto child = Subprocess::Spawn(argv, so);  // every descriptor closes, /dev/fuse above all
+    started.set_value(child.ok() ? child->pid() : -1);
+    if (!child.ok()) return;
+    int status = child->Wait();
     std::lock_guard lock(self->mu_);
     self->exited_ = true;
     self->exit_status_ = status;
@@ -269,18 +230,19 @@ Result<std::unique_ptr<NfsExport>> NfsExport::Start(const ExportOptions& o) {
   e->pid_ = pid_future.get();
   if (e->pid_ < 0) return Status::IoError("cannot start nfs-ganesha: fork failed");
 
-  for (auto deadline = Clock::now() + std::chrono::seconds(30);;) {
-    if (!e->running()) {
-      std::string why = LogProblem(log, log_start);
-      return Status::IoError("nfs-ganesha exited while starting" + (why.empty() ? "" : ": " + why) +
-                             " (log: " + log + ")");
-    }
-    if (LogSays(log, log_start, "NFS SERVER INITIALIZED") && Answers(probe, o.nfs_port)) break;
-    if (Clock::now() > deadline) {
-      e->Stop();
-      return Status::IoError("nfs-ganesha did not start serving within 30 s (log: " + log + ")");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  bool serving = false;
+  WaitUntil(std::chrono::seconds(30), std::chrono::milliseconds(50), [&] {
+    serving = LogSays(log, log_start, "NFS SERVER INITIALIZED") && Answers(probe, o.nfs_port);
+    return serving || !e->running();
+  });
+  if (!serving && !e->running()) {
+    std::string why = LogProblem(log, log_start);
+    return Status::IoError("nfs-ganesha exited while starting" + (why.empty() ? "" : ": " + why) +
+                           " (log: " + log + ")");
+  }
+  if (!serving) {
+    e->Stop();
+    return Status::IoError("nfs-ganesha did not start serving within 30 s (log: " + log + ")");
   }
   LogInfo("exporting " + o.mountpoint + " over NFS on " + o.bind + ":" + std::to_string(o.nfs_port) +
           " (nfs-ganesha pid " + std::to_string(e->pid_) + ", log " + log + ")");
@@ -295,9 +257,7 @@ bool NfsExport::running() const {
 void NfsExport::Stop() {
   if (running()) {
     ::kill(pid_, SIGTERM);
-    auto deadline = Clock::now() + std::chrono::seconds(10);
-    while (running() && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (running()) {
+    if (!WaitUntil(std::chrono::seconds(10), std::chrono::milliseconds(20), [&] { return !running(); })) {
       LogWarn("nfs-ganesha (pid " + std::to_string(pid_) + ") did not stop in 10 s; killing it");
       ::kill(pid_, SIGKILL);
     }
@@ -310,14 +270,20 @@ void NfsExport::Stop() {
 
 NfsExport::~NfsExport() { Stop(); }
 
-nlohmann::json NfsExport::Describe() const {
-  return {{"running", running()},          {"pid", pid_},
-          {"path", options_.mountpoint},   {"pseudo", kPseudo},
-          {"bind", options_.bind},         {"nfs_port", options_.nfs_port},
-          {"mount_port", options_.mount_port}, {"clients", options_.clients},
-          {"read_only", options_.read_only},
-          {"config", JoinPath(options_.dir, "ganesha.conf")},
-          {"log", JoinPath(options_.dir, "ganesha.log")}};
+control::ExportInfo NfsExport::Describe() const {
+  control::ExportInfo e;
+  e.running = running();
+  e.pid = pid_;
+  e.path = options_.mountpoint;
+  e.pseudo = kPseudo;
+  e.bind = options_.bind;
+  e.nfs_port = options_.nfs_port;
+  e.mount_port = options_.mount_port;
+  e.clients = options_.clients;
+  e.read_only = options_.read_only;
+  e.config = JoinPath(options_.dir, "ganesha.conf");
+  e.log = JoinPath(options_.dir, "ganesha.log");
+  return e;
 }
 
 std::string AdvertisedAddress(const ExportOptions& o) {

@@ -20,8 +20,7 @@
 #include <thread>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "agent/control_protocol.h"
 #include "base/env.h"
 #include "base/status.h"
 
@@ -52,7 +51,7 @@ class NfsExport {
   bool running() const;
   const ExportOptions& options() const { return options_; }
   pid_t pid() const { return pid_; }
-  nlohmann::json Describe() const;
+  control::ExportInfo Describe() const;
 
  private:
   NfsExport() = default;

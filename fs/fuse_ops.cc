@@ -37,9 +37,9 @@ double TimeoutFor(const Node& n) {
              : 3600.0;
 }
 
-// Replies with the node's attributes, read under the namespace lock.
+// Replies with a snapshot of the node's attributes.
 void ReplyAttr(fuse_req_t req, LiveFs* fs, const Node& n) {
-  struct stat st = fs->ns().Stat(n);
+  struct stat st = fs->Stat(n);
   fuse_reply_attr(req, &st, TimeoutFor(n));
 }
 
@@ -58,7 +58,7 @@ void Guard(fuse_req_t req, F&& f) {
 
 fuse_entry_param EntryParam(fuse_req_t req, const Node& n) {
   fuse_entry_param e{};
-  e.attr = Ctx(req)->fs->ns().Stat(n);
+  e.attr = Ctx(req)->fs->Stat(n);
   e.ino = e.attr.st_ino;
   e.generation = n.generation;
   e.attr_timeout = e.entry_timeout = TimeoutFor(n);
@@ -85,7 +85,7 @@ void OpInit(void* userdata, fuse_conn_info* conn) {
 
 void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   Guard(req, [&] {
-    Namespace& ns = Ctx(req)->fs->ns();
+    LiveFs& ns = *Ctx(req)->fs;
     bool self = std::strcmp(name, ".") == 0, up = std::strcmp(name, "..") == 0;
     if (self || up) {  // only sent to filesystems with export support
       auto n = ns.Resolve(parent);
@@ -103,7 +103,7 @@ void OpLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 
 void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   Guard(req, [&] {
-    auto n = Ctx(req)->fs->ns().Get(ino);
+    auto n = Ctx(req)->fs->Get(ino);
     if (!n.ok()) return (void)fuse_reply_err(req, ENOENT);
     ReplyAttr(req, Ctx(req)->fs, **n);
   });
@@ -111,7 +111,7 @@ void OpGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 
 void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
   Guard(req, [&] {
-    auto n = Ctx(req)->fs->ns().Get(ino);
+    auto n = Ctx(req)->fs->Get(ino);
     if (!n.ok()) return (void)fuse_reply_err(req, ENOENT);
     if (!S_ISLNK((*n)->attr.st_mode)) return (void)fuse_reply_err(req, EINVAL);
     fuse_reply_readlink(req, (*n)->link_target.c_str());
@@ -121,9 +121,9 @@ void OpReadlink(fuse_req_t req, fuse_ino_t ino) {
 void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
   Guard(req, [&] {
     LiveFs* fs = Ctx(req)->fs;
-    auto list = fs->ns().List(ino);
+    auto list = fs->List(ino);
     if (!list.ok()) return (void)fuse_reply_err(req, ToErrno(list.status()));
-    auto self = fs->ns().Get(ino);
+    auto self = fs->Get(ino);
     if (!self.ok()) return (void)fuse_reply_err(req, ENOENT);
     std::vector<char> buf(size);
     size_t used = 0;
@@ -133,14 +133,14 @@ void OpReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file
       const char* name;
       if (i == 0) {
         name = ".";
-        st = fs->ns().Stat(**self);
+        st = fs->Stat(**self);
       } else if (i == 1) {
         name = "..";
         st.st_ino = (*self)->parent;
         st.st_mode = S_IFDIR;
       } else {
         name = (*list)[i - 2].first.c_str();
-        st = fs->ns().Stat(*(*list)[i - 2].second);
+        st = fs->Stat(*(*list)[i - 2].second);
       }
       size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name, &st,
                                       static_cast<off_t>(i + 1));
@@ -155,8 +155,8 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Guard(req, [&] {
     LiveFs* fs = Ctx(req)->fs;
     if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-      auto n = fs->ns().Get(ino);
-      if (!fs->ns().writable() || !n.ok() || !(*n)->backup) return (void)fuse_reply_err(req, EROFS);
+      auto n = fs->Get(ino);
+      if (!fs->writable() || !n.ok() || !(*n)->backup) return (void)fuse_reply_err(req, EROFS);
     }
     if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY) {
       LiveFs::AttrChange zero;  // atomic O_TRUNC: the kernel leaves the truncate to us
@@ -207,7 +207,7 @@ void OpWrite(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t off
 
 void OpFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
   Guard(req, [&] {
-    auto n = Ctx(req)->fs->ns().Get(ino);
+    auto n = Ctx(req)->fs->Get(ino);
     if (!n.ok()) return (void)fuse_reply_err(req, ENOENT);
     Status s = Ctx(req)->fs->Fsync(**n);
     if (!s.ok()) LogError("fsync: " + s.message());
@@ -229,7 +229,7 @@ void ReplyNewNode(fuse_req_t req, const Result<std::shared_ptr<Node>>& n) {
 void OpMkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
   Guard(req, [&] {
     const fuse_ctx* c = fuse_req_ctx(req);
-    ReplyNewNode(req, Ctx(req)->fs->ns().Create(parent, name, NodeKind::kDir, mode & ~c->umask,
+    ReplyNewNode(req, Ctx(req)->fs->Create(parent, name, NodeKind::kDir, mode & ~c->umask,
                                                 c->uid, c->gid));
   });
 }
@@ -241,14 +241,14 @@ void OpMknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, d
     // and sockets itself, and the mount is nodev, so a device node opens nothing.
     NodeKind kind = S_ISREG(mode) ? NodeKind::kFile : NodeKind::kSpecial;
     mode_t bits = (mode & S_IFMT) | ((mode & 07777) & ~c->umask);
-    ReplyNewNode(req, Ctx(req)->fs->ns().Create(parent, name, kind, bits, c->uid, c->gid, "", rdev));
+    ReplyNewNode(req, Ctx(req)->fs->Create(parent, name, kind, bits, c->uid, c->gid, "", rdev));
   });
 }
 
 void OpSymlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name) {
   Guard(req, [&] {
     const fuse_ctx* c = fuse_req_ctx(req);
-    ReplyNewNode(req, Ctx(req)->fs->ns().Create(parent, name, NodeKind::kSymlink, 0777, c->uid,
+    ReplyNewNode(req, Ctx(req)->fs->Create(parent, name, NodeKind::kSymlink, 0777, c->uid,
                                                 c->gid, target));
   });
 }
@@ -258,7 +258,7 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   Guard(req, [&] {
     LiveFs* fs = Ctx(req)->fs;
     const fuse_ctx* c = fuse_req_ctx(req);
-    auto n = fs->ns().Create(parent, name, NodeKind::kFile, mode & ~c->umask, c->uid, c->gid);
+    auto n = fs->Create(parent, name, NodeKind::kFile, mode & ~c->umask, c->uid, c->gid);
     if (!n.ok()) return (void)fuse_reply_err(req, ToErrno(n.status()));
     auto f = fs->Open((*n)->ino);
     if (!f.ok()) return (void)fuse_reply_err(req, ToErrno(f.status()));
@@ -271,25 +271,25 @@ void OpCreate(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
 }
 
 void OpUnlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Guard(req, [&] { fuse_reply_err(req, ToErrno(Ctx(req)->fs->ns().Remove(parent, name, false))); });
+  Guard(req, [&] { fuse_reply_err(req, ToErrno(Ctx(req)->fs->Remove(parent, name, false))); });
 }
 
 void OpRmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  Guard(req, [&] { fuse_reply_err(req, ToErrno(Ctx(req)->fs->ns().Remove(parent, name, true))); });
+  Guard(req, [&] { fuse_reply_err(req, ToErrno(Ctx(req)->fs->Remove(parent, name, true))); });
 }
 
 void OpRename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
               const char* newname, unsigned int flags) {
   Guard(req, [&] {
-    fuse_reply_err(req, ToErrno(Ctx(req)->fs->ns().Rename(parent, name, newparent, newname, flags)));
+    fuse_reply_err(req, ToErrno(Ctx(req)->fs->Rename(parent, name, newparent, newname, flags)));
   });
 }
 
 void OpLink(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname) {
   Guard(req, [&] {
-    auto n = Ctx(req)->fs->ns().Link(ino, newparent, newname);
+    auto n = Ctx(req)->fs->Link(ino, newparent, newname);
     if (!n.ok() && n.status().code() == Code::kReadOnly) {
-      auto node = Ctx(req)->fs->ns().Get(ino);  // a directory: EPERM, as link(2) says
+      auto node = Ctx(req)->fs->Get(ino);  // a directory: EPERM, as link(2) says
       if (node.ok() && S_ISDIR((*node)->attr.st_mode)) return (void)fuse_reply_err(req, EPERM);
     }
     ReplyNewNode(req, n);
@@ -311,7 +311,7 @@ void OpSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fu
     c.mtime_now = to_set & FUSE_SET_ATTR_MTIME_NOW;
     Status s = fs->SetAttr(ino, c);
     if (!s.ok()) return (void)fuse_reply_err(req, ToErrno(s));
-    auto n = fs->ns().Get(ino);
+    auto n = fs->Get(ino);
     if (!n.ok()) return (void)fuse_reply_err(req, ENOENT);
     ReplyAttr(req, fs, **n);
   });
@@ -346,7 +346,7 @@ void OpGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
     if (ino == FUSE_ROOT_ID && std::strcmp(name, kPidXattr) == 0) {
       return ReplyXattr(req, std::to_string(::getpid()), size);
     }
-    auto v = Ctx(req)->fs->ns().GetXattr(ino, name);
+    auto v = Ctx(req)->fs->GetXattr(ino, name);
     if (!v.ok()) return (void)fuse_reply_err(req, ToErrno(v.status()));
     ReplyXattr(req, *v, size);
   });
@@ -359,7 +359,7 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
       names.append(kControlXattr).push_back('\0');
       names.append(kPidXattr).push_back('\0');
     }
-    auto list = Ctx(req)->fs->ns().ListXattr(ino);
+    auto list = Ctx(req)->fs->ListXattr(ino);
     if (!list.ok()) return (void)fuse_reply_err(req, ToErrno(list.status()));
     for (auto& n : *list) names.append(n).push_back('\0');
     ReplyXattr(req, names, size);
@@ -368,14 +368,14 @@ void OpListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 void OpSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
   Guard(req, [&] {
-    Status s = Ctx(req)->fs->ns().SetXattr(ino, name, std::string(value, size), flags);
+    Status s = Ctx(req)->fs->SetXattr(ino, name, std::string(value, size), flags);
     if (!s.ok() && s.code() != Code::kNoAttribute && s.code() != Code::kExists) LogDebug("setxattr: " + s.message());
     fuse_reply_err(req, ToErrno(s));
   });
 }
 
 void OpRemovexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
-  Guard(req, [&] { fuse_reply_err(req, ToErrno(Ctx(req)->fs->ns().RemoveXattr(ino, name))); });
+  Guard(req, [&] { fuse_reply_err(req, ToErrno(Ctx(req)->fs->RemoveXattr(ino, name))); });
 }
 
 void OpFallocate(fuse_req_t req, fuse_ino_t, int mode, off_t off, off_t len, fuse_file_info* fi) {
@@ -424,7 +424,7 @@ const fuse_lowlevel_ops kOps = [] {
 Result<std::unique_ptr<FuseMount>> FuseMount::Mount(LiveFs& fs, const FuseOptions& o) {
   // nodev, nosuid: device nodes and set-id bits created in an overlay stay inert.
   std::vector<std::string> argv = {"livemount", "-o", "fsname=livemount,subtype=livemount,nodev,nosuid"};
-  if (!fs.ns().writable()) argv.back() += ",ro";
+  if (!fs.writable()) argv.back() += ",ro";
   if (o.allow_other) argv.back() += ",allow_other,default_permissions";
   else argv.back() += ",default_permissions";
   if (o.debug) argv.push_back("-d");

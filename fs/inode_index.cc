@@ -22,10 +22,12 @@ std::string Key(uint64_t ino) {
 
 }  // namespace
 
-Result<std::unique_ptr<InodeIndex>> InodeIndex::Open(const std::string& state_dir) {
+Result<std::unique_ptr<InodeIndex>> InodeIndex::Open(const std::string& state_dir,
+                                                    rocksdb::Env* rocks_env) {
   std::unique_ptr<InodeIndex> x(new InodeIndex());
   x->dir_ = StateLayout(state_dir).InodesDir();
   rocksdb::Options opts;
+  if (rocks_env) opts.env = rocks_env;
   opts.keep_log_file_num = 2;
   opts.write_buffer_size = 8 << 20;
   LM_ASSIGN_OR_RETURN(x->db_, OpenRocks(x->dir_, opts));

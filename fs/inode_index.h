@@ -21,6 +21,7 @@
 
 namespace rocksdb {
 class DB;
+class Env;
 }
 
 namespace lm {
@@ -33,7 +34,9 @@ struct InodeRecord {
 
 class InodeIndex {
  public:
-  static Result<std::unique_ptr<InodeIndex>> Open(const std::string& state_dir);
+  // `rocks_env`: as for OverlayStore::Open (tests simulate power loss with one).
+  static Result<std::unique_ptr<InodeIndex>> Open(const std::string& state_dir,
+                                                  rocksdb::Env* rocks_env = nullptr);
   ~InodeIndex();
 
   // Nullopt if the number was never handed out (or the record is damaged; logged).

@@ -5,7 +5,7 @@
 #include <chrono>
 #include <ctime>
 
-#include "profile/prestage.h"
+#include "base/state_layout.h"
 
 #include "base/log.h"
 
@@ -37,10 +37,7 @@ Result<std::unique_ptr<OpenFile>> LiveFs::Open(Ino ino) {
     LM_ASSIGN_OR_RETURN(f->chunks, ns_.Chunks(*node));
   }
   f->what = node->backup->ref.Name() + ":" + node->rel;
-  {
-    std::unique_lock lock(ns_.mutex());
-    node->open_count++;
-  }
+  ns_.Opened(*node);
   node->backup->open_files++;
   counters_.opens++;
   return f;
@@ -48,12 +45,7 @@ Result<std::unique_ptr<OpenFile>> LiveFs::Open(Ino ino) {
 
 void LiveFs::Release(std::unique_ptr<OpenFile> f) {
   Node& n = *f->node;
-  bool dirty;
-  {
-    std::unique_lock lock(ns_.mutex());
-    n.open_count--;
-    dirty = n.meta_dirty;
-  }
+  bool dirty = ns_.Closed(n);
   if (--n.backup->open_files == 0) FlushTrace(*n.backup);  // e.g. the VM powered off
   // A clean close loses nothing: what was written is made durable as by fsync.
   if (dirty) {
@@ -103,7 +95,7 @@ void LiveFs::FlushTrace(BackupTree& t) {
     std::lock_guard lock(t.trace_mu);
     if (!t.trace_dirty) return;
     text = EncodeTrace(t.trace);
-    auto dir = TraceDir(options_.state_dir, t.ref.vm);  // the ref came from the repository
+    auto dir = StateLayout(options_.state_dir).TraceDir(t.ref.vm);  // the ref came from the repository
     if (!dir.ok()) return;
     path = JoinPath(*dir, t.ref.id + "-" + std::to_string(t.trace.started_ns) + ".json");
     t.trace_dirty = false;
@@ -136,11 +128,7 @@ Status LiveFs::Read(OpenFile& f, uint64_t off, size_t size, std::string* out) {
     std::lock_guard lock(record_mu_);
     std::fprintf(record_, "%s %llu %zu\n", f.what.c_str(), static_cast<unsigned long long>(off), size);
   }
-  std::shared_ptr<OverlayFile> data;
-  {
-    std::shared_lock lock(ns_.mutex());
-    data = f.node->data;
-  }
+  std::shared_ptr<OverlayFile> data = ns_.DataOf(*f.node);
   // Written files read through their overlay; the others straight from the backup (a new
   // file nobody wrote to yet has neither, and is empty).
   uint64_t fsize = data ? data->size() : f.chunks ? f.chunks->file_size : 0;
@@ -163,20 +151,10 @@ Status LiveFs::Read(OpenFile& f, uint64_t off, size_t size, std::string* out) {
   return Status::Ok();
 }
 
-void LiveFs::MarkModified(Node& n, const OverlayFile& data) {
-  struct timespec now = RealtimeNow();
-  std::unique_lock lock(ns_.mutex());
-  struct stat& st = n.attr;
-  st.st_size = static_cast<off_t>(data.size());
-  st.st_blocks = (st.st_size + 511) / 512;
-  st.st_mtim = st.st_ctim = now;
-  n.meta_dirty = true;  // the entry is written at the next fsync or close
-}
-
 Status LiveFs::Write(OpenFile& f, uint64_t off, const char* buf, size_t len) {
   LM_ASSIGN_OR_RETURN(auto data, ns_.EnsureData(*f.node));
   LM_RETURN_IF_ERROR(data->Write(off, buf, len, BaseOf(f.node, f.what)));
-  MarkModified(*f.node, *data);
+  ns_.MarkModified(*f.node, data->size());
   counters_.write_requests++;
   counters_.write_bytes += len;
   return Status::Ok();
@@ -193,16 +171,12 @@ Status LiveFs::Fallocate(OpenFile& f, int mode, uint64_t off, uint64_t len) {
   uint64_t old_size = data->size();
   bool grows = !(mode & FALLOC_FL_KEEP_SIZE) && off + len > old_size;
   if (grows) LM_RETURN_IF_ERROR(data->Truncate(off + len));  // the new bytes read as zeros
-  if (zero || grows) MarkModified(*f.node, *data);
+  if (zero || grows) ns_.MarkModified(*f.node, data->size());
   return Status::Ok();
 }
 
 Status LiveFs::Fsync(Node& n) {
-  std::shared_ptr<OverlayFile> data;
-  {
-    std::shared_lock lock(ns_.mutex());
-    data = n.data;
-  }
+  std::shared_ptr<OverlayFile> data = ns_.DataOf(n);
   if (data) LM_RETURN_IF_ERROR(data->Sync());
   return ns_.Persist(n, true);
 }
@@ -221,9 +195,7 @@ Status LiveFs::SetAttr(Ino ino, const AttrChange& c) {
     LM_RETURN_IF_ERROR(data->Sync());
   }
   struct timespec now = RealtimeNow();
-  {
-    std::unique_lock lock(ns_.mutex());
-    struct stat& st = n->attr;
+  ns_.UpdateAttr(*n, [&](struct stat& st) {
     if (c.mode) st.st_mode = (st.st_mode & S_IFMT) | (a.st_mode & 07777);
     if (c.uid) st.st_uid = a.st_uid;
     if (c.gid) st.st_gid = a.st_gid;
@@ -235,7 +207,7 @@ Status LiveFs::SetAttr(Ino ino, const AttrChange& c) {
     if (c.atime) st.st_atim = c.atime_now ? now : a.st_atim;
     if (c.mtime) st.st_mtim = c.mtime_now ? now : a.st_mtim;
     st.st_ctim = now;
-  }
+  });
   return ns_.Persist(*n, true);
 }
 

@@ -1,5 +1,6 @@
-// LiveFs: the FUSE low-level filesystem of the media agent. It owns the namespace and the
-// read path; fuse_ops.cc adapts it to libfuse's callbacks (no exception crosses them).
+// LiveFs: the FUSE low-level filesystem of the media agent, and the one façade the FUSE
+// callbacks (fuse_ops.cc, which adapts it to libfuse; no exception crosses them) and the
+// media agent use. It owns the namespace (whose lock stays inside it) and the read path.
 //
 // Reads of a backed-up file go to the ChunkSource (cache, then repository). Each open file
 // tracks whether it is read sequentially; if so, read-ahead queues the next chunks, with a
@@ -48,11 +49,41 @@ class LiveFs {
   LiveFs(Repository& repo, ChunkSource& source, LiveFsOptions options);
   ~LiveFs();
 
-  Namespace& ns() { return ns_; }
   ChunkSource& source() { return source_; }
   const LiveFsOptions& options() const { return options_; }
   FsCounters& counters() { return counters_; }
 
+  // --- names (namespace.h) ---
+  bool writable() const { return ns_.writable(); }
+  Result<std::shared_ptr<Node>> Lookup(Ino parent, const std::string& name) { return ns_.Lookup(parent, name); }
+  Result<std::shared_ptr<Node>> Get(Ino ino) { return ns_.Get(ino); }
+  Result<std::shared_ptr<Node>> Resolve(Ino ino) { return ns_.Resolve(ino); }
+  Result<std::vector<std::pair<std::string, std::shared_ptr<Node>>>> List(Ino dir) { return ns_.List(dir); }
+  struct stat Stat(const Node& n) const { return ns_.Stat(n); }
+  size_t NodeCount() const { return ns_.size(); }
+  Result<std::shared_ptr<Node>> Create(Ino parent, const std::string& name, NodeKind kind, uint32_t mode,
+                                       uint32_t uid, uint32_t gid, const std::string& target = "",
+                                       dev_t rdev = 0) {
+    return ns_.Create(parent, name, kind, mode, uid, gid, target, rdev);
+  }
+  Status Remove(Ino parent, const std::string& name, bool dir) { return ns_.Remove(parent, name, dir); }
+  Status Rename(Ino parent, const std::string& name, Ino new_parent, const std::string& new_name, unsigned flags) {
+    return ns_.Rename(parent, name, new_parent, new_name, flags);
+  }
+  Result<std::shared_ptr<Node>> Link(Ino ino, Ino new_parent, const std::string& new_name) {
+    return ns_.Link(ino, new_parent, new_name);
+  }
+  Status SetXattr(Ino ino, const std::string& name, const std::string& value, int flags) {
+    return ns_.SetXattr(ino, name, value, flags);
+  }
+  Result<std::string> GetXattr(Ino ino, const std::string& name) { return ns_.GetXattr(ino, name); }
+  Result<std::vector<std::string>> ListXattr(Ino ino) { return ns_.ListXattr(ino); }
+  Status RemoveXattr(Ino ino, const std::string& name) { return ns_.RemoveXattr(ino, name); }
+  // Drops a backup copy's overlay (Busy while a file of it is open); the names whose kernel
+  // cache entries must go.
+  Result<std::vector<std::pair<Ino, std::string>>> Discard(const BackupRef& b) { return ns_.Discard(b); }
+
+  // --- files ---
   Result<std::unique_ptr<OpenFile>> Open(Ino ino);
   void Release(std::unique_ptr<OpenFile> f);
   // Reads up to `size` bytes at `off` into *out (shorter at the end of the file).
@@ -75,8 +106,6 @@ class LiveFs {
 
  private:
   void MaybeReadAhead(OpenFile& f, uint64_t off, size_t len);
-  // After the bytes changed: size, blocks, mtime and ctime from the overlay file.
-  void MarkModified(Node& n, const OverlayFile& data);
   RangeReader BaseOf(const std::shared_ptr<Node>& n, const std::string& what);
   void RecordTouch(Node& n, uint64_t off, size_t len);
   void FlushTrace(BackupTree& tree);

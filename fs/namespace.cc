@@ -55,7 +55,7 @@ Ino Namespace::FreeIno(Ino ino) const {
 
 std::shared_ptr<Node> Namespace::AddChild(const std::shared_ptr<Node>& parent,
                                           const std::string& name, NodeKind kind,
-                                          const std::string& key, bool fresh) {
+                                          const std::string& key, bool fresh, bool visible) {
   auto found = parent->children.find(name);
   if (found != parent->children.end()) return nodes_[found->second];
   Ino ino = FreeIno(XXH3_64bits(key.data(), key.size()));
@@ -68,9 +68,47 @@ std::shared_ptr<Node> Namespace::AddChild(const std::shared_ptr<Node>& parent,
   n->backup = parent->backup;
   n->attr.st_ino = ino;
   nodes_[ino] = n;
+  if (!visible) return n;
   parent->children[name] = ino;
   unindexed_.push_back({n, fresh});
   return n;
+}
+
+void Namespace::Attach(const std::shared_ptr<Node>& parent, const std::shared_ptr<Node>& n) {
+  parent->children[n->name] = n->ino;
+  unindexed_.push_back({n, true});
+}
+
+void Namespace::Opened(Node& n) {
+  std::unique_lock lock(mu_);
+  n.open_count++;
+}
+
+bool Namespace::Closed(Node& n) {
+  std::unique_lock lock(mu_);
+  n.open_count--;
+  return n.meta_dirty;
+}
+
+std::shared_ptr<OverlayFile> Namespace::DataOf(const Node& n) const {
+  std::shared_lock lock(mu_);
+  return n.data;
+}
+
+void Namespace::MarkModified(Node& n, uint64_t size) {
+  struct timespec now = RealtimeNow();
+  std::unique_lock lock(mu_);
+  struct stat& st = n.attr;
+  st.st_size = static_cast<off_t>(size);
+  st.st_blocks = (st.st_size + 511) / 512;
+  st.st_mtim = st.st_ctim = now;
+  n.meta_dirty = true;  // the entry is written at the next fsync or close
+}
+
+void Namespace::UpdateAttr(Node& n, const std::function<void(struct stat&)>& change) {
+  std::unique_lock lock(mu_);
+  change(n.attr);
+  n.meta_dirty = true;
 }
 
 void Namespace::IndexPending() {

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -67,6 +68,10 @@ inline struct timespec RealtimeNow() {
 // One loaded backup copy: its manifest and the chunk lists of files opened so far.
 struct BackupTree {
   BackupRef ref;
+  // One change of this copy's tree at a time (create, remove, rename, link, persist, new
+  // data): held across the change's synced overlay-store write, which the namespace lock
+  // never is. Changes of other copies, and every lookup, go on meanwhile.
+  std::mutex write_mu;
   BackupManifest manifest;
   std::unordered_map<std::string, int> base_paths;  // path -> index into manifest.files
   std::mutex mu;
@@ -166,17 +171,31 @@ class Namespace {
   // Drops a backup copy's overlay; Busy while a file of it is open. Returns the inos of the
   // backup directory's children, whose kernel cache entries must go.
   Result<std::vector<std::pair<Ino, std::string>>> Discard(const BackupRef& b);
-  // Locks for callers that change a node's attributes in place.
-  std::shared_mutex& mutex() { return mu_; }
+
+  // --- attributes and handles of nodes the caller holds (under the namespace lock) ---
+  // A file handle opens or closes; Closed says whether attributes changed since the last
+  // Persist (then the caller makes them durable).
+  void Opened(Node& n);
+  bool Closed(Node& n);
+  std::shared_ptr<OverlayFile> DataOf(const Node& n) const;
+  // The file's bytes changed: size and times follow its overlay file; persisted later.
+  void MarkModified(Node& n, uint64_t size);
+  // Changes the node's attributes in place (chmod, chown, utimens, truncate).
+  void UpdateAttr(Node& n, const std::function<void(struct stat&)>& change);
 
  private:
   Status Load(const std::shared_ptr<Node>& dir);  // fills or refreshes children
   Status ScanRoot(const std::shared_ptr<Node>& root);
   Status ScanVm(const std::shared_ptr<Node>& vm);
   Status LoadBackup(const std::shared_ptr<Node>& dir);
+  // Under mu_. fresh: a new file. visible false: numbered and in nodes_, but not yet a
+  // child of `parent` (a create whose entry is not durable yet); Attach() publishes it.
   std::shared_ptr<Node> AddChild(const std::shared_ptr<Node>& parent, const std::string& name,
-                                 NodeKind kind, const std::string& key,
-                                 bool fresh = false);  // under mu_; fresh: a new file
+                                 NodeKind kind, const std::string& key, bool fresh = false,
+                                 bool visible = true);
+  void Attach(const std::shared_ptr<Node>& parent, const std::shared_ptr<Node>& n);  // under mu_
+  // Persist with the node's copy already locked (write_mu).
+  Status PersistLocked(Node& n, bool sync);
   // Records the numbers of nodes added or moved since the last call; under mu_.
   void IndexPending();
   Result<std::shared_ptr<Node>> ResolveAt(Ino ino, int depth);
@@ -197,8 +216,12 @@ class Namespace {
   OverlayStore* store_;
   InodeIndex* inodes_;
   std::vector<std::pair<std::shared_ptr<Node>, bool>> unindexed_;  // (node, fresh); under mu_
-  mutable std::shared_mutex mu_;  // guards nodes_ and every node's children/loaded fields
-  std::mutex load_mu_;            // one loader at a time: loads do I/O
+  // Lock order (never take a lock to the left while holding one to its right):
+  //   BackupTree::write_mu -> load_mu_ -> mu_ -> BackupTree::mu, BackupTree::trace_mu
+  // mu_ guards nodes_ and every node's fields; it is never held across a synced write
+  // (Discard, an administrator's command on an idle copy, is the one exception).
+  mutable std::shared_mutex mu_;
+  std::mutex load_mu_;  // one loader at a time: loads do I/O
   std::unordered_map<Ino, std::shared_ptr<Node>> nodes_;
   struct timespec mount_time_ {};
 };

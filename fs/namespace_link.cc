@@ -56,7 +56,9 @@ Result<std::shared_ptr<Node>> Namespace::Link(Ino ino, Ino new_parent, const std
   LM_RETURN_IF_ERROR(CheckName(new_name));
   LM_ASSIGN_OR_RETURN(auto p, Get(new_parent));
   LM_RETURN_IF_ERROR(Load(p));
-  std::unique_lock lock(mu_);
+  if (!writable() || !p->backup) return Status::Of(Code::kReadOnly, "only backup directories are writable");
+  std::lock_guard write(p->backup->write_mu);
+  std::shared_lock check_lock(mu_);
   auto it = nodes_.find(ino);
   if (it == nodes_.end()) return Status::NotFound("inode " + std::to_string(ino));
   auto n = it->second;
@@ -75,8 +77,10 @@ Result<std::shared_ptr<Node>> Namespace::Link(Ino ino, Ino new_parent, const std
   e.ctime_ns = NsFromTimespec(now);
   Changes changes = {{n->rel, e}, {new_rel, e}};
   for (auto& l : n->more_links) changes.push_back({l.rel, e});
+  check_lock.unlock();  // the synced write holds only this copy's write lock
   LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
   LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
+  std::unique_lock lock(mu_);
   dd->children[new_name] = n->ino;
   n->more_links.push_back({dd->ino, new_name, new_rel});
   n->attr.st_nlink = static_cast<nlink_t>(1 + n->more_links.size());

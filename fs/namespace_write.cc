@@ -180,6 +180,14 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
   return Status::Ok();
 }
 
+namespace {
+// The copy a change happens in: its write lock is taken before anything else.
+Result<std::shared_ptr<BackupTree>> CopyOf(const std::shared_ptr<Node>& dir, bool writable) {
+  if (!writable || !dir->backup) return Status::Of(Code::kReadOnly, "only backup directories are writable");
+  return dir->backup;
+}
+}  // namespace
+
 Result<std::shared_ptr<Node>> Namespace::Create(Ino parent, const std::string& name, NodeKind kind,
                                                 uint32_t mode, uint32_t uid, uint32_t gid,
                                                 const std::string& target, dev_t rdev) {
@@ -187,36 +195,45 @@ Result<std::shared_ptr<Node>> Namespace::Create(Ino parent, const std::string& n
   if (kind == NodeKind::kSpecial && !SpecialType(mode)) return Status::Invalid("not a special file type");
   LM_ASSIGN_OR_RETURN(auto p, Get(parent));
   LM_RETURN_IF_ERROR(Load(p));
+  LM_ASSIGN_OR_RETURN(auto copy, CopyOf(p, writable()));
+  std::lock_guard write(copy->write_mu);
+  std::shared_ptr<Node> dir, n;
+  OverlayEntry entry;
+  {
+    // Numbered now, a child only once its entry is durable: lookups never see a name that
+    // a power loss could take back.
+    std::unique_lock lock(mu_);
+    LM_ASSIGN_OR_RETURN(dir, WritableDir(parent));
+    if (dir->children.count(name)) return Status::Exists(name);
+    std::string rel = Child(dir->rel, name);
+    n = AddChild(dir, name, kind, copy->ref.vm + "/" + copy->ref.id + "/" + rel, true, false);
+    n->rel = rel;
+    n->file_index = -1;
+    n->opaque = kind == NodeKind::kDir;  // hides what the backup had at this path before
+    n->loaded = kind == NodeKind::kDir;
+    n->link_target = target;
+    struct stat& st = n->attr;
+    st.st_mode = (kind == NodeKind::kSpecial ? (mode & S_IFMT) : TypeBits(kind)) |
+                 (kind == NodeKind::kSymlink ? 0777 : (mode & 07777));
+    st.st_rdev = kind == NodeKind::kSpecial ? rdev : 0;
+    st.st_uid = uid;
+    st.st_gid = gid;
+    st.st_atim = st.st_mtim = st.st_ctim = RealtimeNow();
+    st.st_nlink = kind == NodeKind::kDir ? 2 : 1;
+    st.st_size = kind == NodeKind::kSymlink ? static_cast<off_t>(target.size()) : 0;
+    st.st_blksize = 4096;
+    entry = EntryOf(*n);
+  }
+  Status s = MkdirAll(store_->DataDir(copy->ref));
+  if (s.ok()) s = store_->Apply(copy->ref, {{n->rel, entry}}, true);
   std::unique_lock lock(mu_);
-  LM_ASSIGN_OR_RETURN(auto dir, WritableDir(parent));
-  if (dir->children.count(name)) return Status::Exists(name);
-  BackupTree& tree = *dir->backup;
-  std::string rel = Child(dir->rel, name);
-  auto n = AddChild(dir, name, kind, tree.ref.vm + "/" + tree.ref.id + "/" + rel, true);
-  n->rel = rel;
-  n->file_index = -1;
-  n->opaque = kind == NodeKind::kDir;  // hides what the backup had at this path before
-  n->loaded = kind == NodeKind::kDir;
-  n->link_target = target;
-  struct stat& st = n->attr;
-  st.st_mode = (kind == NodeKind::kSpecial ? (mode & S_IFMT) : TypeBits(kind)) |
-               (kind == NodeKind::kSymlink ? 0777 : (mode & 07777));
-  st.st_rdev = kind == NodeKind::kSpecial ? rdev : 0;
-  st.st_uid = uid;
-  st.st_gid = gid;
-  st.st_atim = st.st_mtim = st.st_ctim = RealtimeNow();
-  st.st_nlink = kind == NodeKind::kDir ? 2 : 1;
-  st.st_size = kind == NodeKind::kSymlink ? static_cast<off_t>(target.size()) : 0;
-  st.st_blksize = 4096;
-  Status s = MkdirAll(store_->DataDir(tree.ref));
-  if (s.ok()) s = store_->Apply(tree.ref, {{rel, EntryOf(*n)}}, true);
   if (!s.ok()) {
-    Detach(n);
-    unindexed_.clear();
+    nodes_.erase(n->ino);
     return s;
   }
+  Attach(dir, n);
   n->has_entry = true;
-  dir->attr.st_mtim = dir->attr.st_ctim = st.st_mtim;
+  dir->attr.st_mtim = dir->attr.st_ctim = n->attr.st_mtim;
   IndexPending();
   return n;
 }
@@ -224,35 +241,41 @@ Result<std::shared_ptr<Node>> Namespace::Create(Ino parent, const std::string& n
 Status Namespace::Remove(Ino parent, const std::string& name, bool want_dir) {
   LM_ASSIGN_OR_RETURN(auto p, Get(parent));
   LM_RETURN_IF_ERROR(Load(p));
-  std::shared_ptr<OverlayFile> to_remove;
+  LM_ASSIGN_OR_RETURN(auto copy, CopyOf(p, writable()));
+  std::lock_guard write(copy->write_mu);
+  std::shared_ptr<Node> dir, n;
+  Changes changes;
+  bool one_of_several = false;
   {
-    std::unique_lock lock(mu_);
-    LM_ASSIGN_OR_RETURN(auto dir, WritableDir(parent));
+    std::shared_lock lock(mu_);
+    LM_ASSIGN_OR_RETURN(dir, WritableDir(parent));
     auto it = dir->children.find(name);
     if (it == dir->children.end()) return Status::NotFound(name);
-    auto n = nodes_.at(it->second);
+    n = nodes_.at(it->second);
     bool is_dir = S_ISDIR(n->attr.st_mode);
     if (want_dir && !is_dir) return Status::Of(Code::kNotDir, name);
     if (!want_dir && is_dir) return Status::Of(Code::kIsDir, name);
     if (is_dir && !n->children.empty()) return Status::Of(Code::kNotEmpty, name);
-    BackupTree& tree = *dir->backup;
-    if (!n->more_links.empty()) {  // one name of several goes; the node stays
-      Changes changes;
-      UnlinkChanges(*n, dir->ino, name, tree.base_paths.count(*RelSlot(*n, dir->ino, name)) > 0, &changes);
-      LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
-      LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
-      ForgetLink(n, dir->ino, name);
-      dir->attr.st_mtim = dir->attr.st_ctim = RealtimeNow();
-      IndexPending();
-      return Status::Ok();
+    one_of_several = !n->more_links.empty();
+    if (one_of_several) {  // one name of several goes; the node stays
+      UnlinkChanges(*n, dir->ino, name, copy->base_paths.count(*RelSlot(*n, dir->ino, name)) > 0, &changes);
+    } else {
+      if (n->has_entry) changes.push_back({n->rel, std::nullopt});
+      if (copy->base_paths.count(n->rel)) changes.push_back({n->rel, Whiteout()});
     }
-    Changes changes;
-    if (n->has_entry) changes.push_back({n->rel, std::nullopt});
-    if (tree.base_paths.count(n->rel)) changes.push_back({n->rel, Whiteout()});
-    LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
-    LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
-    Detach(n);
-    if (n->data && n->open_count == 0) to_remove = std::move(n->data);
+  }
+  LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(copy->ref)));
+  LM_RETURN_IF_ERROR(store_->Apply(copy->ref, changes, true));
+  std::shared_ptr<OverlayFile> to_remove;
+  {
+    std::unique_lock lock(mu_);
+    if (one_of_several) {
+      ForgetLink(n, dir->ino, name);
+      IndexPending();
+    } else {
+      Detach(n);
+      if (n->data && n->open_count == 0) to_remove = std::move(n->data);
+    }
     dir->attr.st_mtim = dir->attr.st_ctim = RealtimeNow();
   }
   if (to_remove) LM_RETURN_IF_ERROR(to_remove->Remove());
@@ -268,9 +291,15 @@ Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
   LM_RETURN_IF_ERROR(Load(p1));
   LM_ASSIGN_OR_RETURN(auto p2, Get(new_parent));
   LM_RETURN_IF_ERROR(Load(p2));
+  LM_ASSIGN_OR_RETURN(auto copy, CopyOf(p1, writable()));
+  if (p2->backup != copy) return Status::Of(Code::kCrossDevice, "rename across backups");
+  std::lock_guard write(copy->write_mu);
   std::shared_ptr<OverlayFile> to_remove;
+  // The checks and the batch of entries under the shared lock; the synced write with none;
+  // then memory follows, under the exclusive lock. Only this copy's changes could change
+  // what was checked, and they wait for write_mu.
+  std::shared_lock check_lock(mu_);
   {
-    std::unique_lock lock(mu_);
     LM_ASSIGN_OR_RETURN(auto sd, WritableDir(parent));
     LM_ASSIGN_OR_RETURN(auto dd, WritableDir(new_parent));
     if (sd->backup != dd->backup) return Status::Of(Code::kCrossDevice, "rename across backups");
@@ -327,8 +356,10 @@ Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
       changes.push_back({m.rel, e});
     }
     if (tree.base_paths.count(old_rel)) changes.push_back({old_rel, Whiteout()});
+    check_lock.unlock();
     LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
     LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
+    std::unique_lock lock(mu_);
     if (dst_linked) {
       ForgetLink(dst, dd->ino, new_name);
     } else if (dst) {
@@ -365,34 +396,45 @@ Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
 }
 
 Status Namespace::Persist(Node& n, bool sync) {
+  if (!store_ || !n.backup) return Status::Ok();
+  std::lock_guard write(n.backup->write_mu);
+  return PersistLocked(n, sync);
+}
+
+Status Namespace::PersistLocked(Node& n, bool sync) {
   BackupRef ref;
   Changes changes;  // one entry per name (hard links share the content)
   {
-    std::shared_lock lock(mu_);
+    // Clean from here: a change made while the entry is written marks it dirty again.
+    std::unique_lock lock(mu_);
     if (!store_ || !n.backup || n.unlinked || n.kind == NodeKind::kBackupDir) return Status::Ok();
     OverlayEntry e = EntryOf(n);
     ref = n.backup->ref;
     changes.push_back({n.rel, e});
     for (auto& l : n.more_links) changes.push_back({l.rel, e});
+    n.meta_dirty = false;
   }
-  LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(ref)));
-  LM_RETURN_IF_ERROR(store_->Apply(ref, changes, sync));
+  Status s = MkdirAll(store_->DataDir(ref));
+  if (s.ok()) s = store_->Apply(ref, changes, sync);
   std::unique_lock lock(mu_);
+  if (!s.ok()) {
+    n.meta_dirty = true;
+    return s;
+  }
   n.has_entry = true;
-  n.meta_dirty = false;
   return Status::Ok();
 }
 
 Result<std::shared_ptr<OverlayFile>> Namespace::EnsureData(Node& n) {
-  std::lock_guard data_lock(load_mu_);
+  if (!store_ || !n.backup || n.kind != NodeKind::kFile) {
+    return Status::Of(Code::kReadOnly, "not a writable file");
+  }
+  std::lock_guard write(n.backup->write_mu);  // one creator of the node's data
   std::string dir;
   uint64_t base_size;
   {
     std::shared_lock lock(mu_);
     if (n.data) return n.data;
-    if (!store_ || !n.backup || n.kind != NodeKind::kFile) {
-      return Status::Of(Code::kReadOnly, "not a writable file");
-    }
     dir = store_->DataDir(n.backup->ref);
     base_size = n.file_index >= 0 ? n.base_size : 0;
   }
@@ -404,7 +446,7 @@ Result<std::shared_ptr<OverlayFile>> Namespace::EnsureData(Node& n) {
     n.data = shared;
     n.fid = fid;
   }
-  Status s = Persist(n, true);  // the entry names the data before any byte is written
+  Status s = PersistLocked(n, true);  // the entry names the data before any byte is written
   if (!s.ok()) {
     std::unique_lock lock(mu_);
     n.data.reset();
@@ -428,8 +470,10 @@ Result<std::vector<std::pair<Ino, std::string>>> Namespace::Discard(const Backup
   if (!store_) return Status::Of(Code::kReadOnly, "this mount has no overlays");
   LM_ASSIGN_OR_RETURN(auto vm, Lookup(kRootIno, b.vm));
   LM_ASSIGN_OR_RETURN(auto dir, Lookup(vm->ino, b.id));
+  if (!dir->backup) return Status::NotFound(b.Name());
+  std::lock_guard write(dir->backup->write_mu);
   std::unique_lock lock(mu_);
-  int open = dir->backup ? dir->backup->open_files.load() : 0;
+  int open = dir->backup->open_files.load();
   if (open > 0) {
     return Status::Busy(b.Name() + " has " + std::to_string(open) + " open file" +
                         (open == 1 ? "" : "s") + "; stop the VM before discarding its overlay");

@@ -96,10 +96,12 @@ uint64_t AllocatedBytes(const std::string& dir) {
 
 }  // namespace
 
-Result<std::unique_ptr<OverlayStore>> OverlayStore::Open(const std::string& state_dir) {
+Result<std::unique_ptr<OverlayStore>> OverlayStore::Open(const std::string& state_dir,
+                                                        rocksdb::Env* rocks_env) {
   std::unique_ptr<OverlayStore> s(new OverlayStore());
   s->state_dir_ = state_dir;
   rocksdb::Options opts;
+  if (rocks_env) opts.env = rocks_env;
   opts.keep_log_file_num = 2;
   StateLayout layout(state_dir);
   LM_RETURN_IF_ERROR(layout.Migrate());  // the metadata used to sit among the VM folders

@@ -22,6 +22,7 @@
 
 namespace rocksdb {
 class DB;
+class Env;
 }
 
 namespace lm {
@@ -50,7 +51,10 @@ struct OverlayInfo {
 
 class OverlayStore {
  public:
-  static Result<std::unique_ptr<OverlayStore>> Open(const std::string& state_dir);
+  // `rocks_env`: the RocksDB Env to use (tests pass one that delays or drops syncs);
+  // null for RocksDB's default.
+  static Result<std::unique_ptr<OverlayStore>> Open(const std::string& state_dir,
+                                                    rocksdb::Env* rocks_env = nullptr);
   ~OverlayStore();
 
   std::string DataDir(const BackupRef& b) const;

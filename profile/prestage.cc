@@ -1,31 +1,12 @@
 #include "profile/prestage.h"
 
-#include "guest/partitions.h"
-
-#include <optional>
-
-#include <algorithm>
-
-#include "store/file_reader.h"
-
 #include <atomic>
-#include <cstring>
-
-#include "guest/disk_image.h"
-#include <map>
 #include <chrono>
+#include <map>
 #include <thread>
 #include <unordered_set>
 
 namespace lm {
-
-Result<std::string> LearnedProfilePath(const std::string& state_dir, const std::string& vm) {
-  return StateLayout(state_dir).ProfileFile(vm);
-}
-
-Result<std::string> TraceDir(const std::string& state_dir, const std::string& vm) {
-  return StateLayout(state_dir).TraceDir(vm);
-}
 
 Result<std::vector<Digest>> ProfileChunks(Repository& repo, const BackupRef& b, const Profile& p,
                                           bool all, uint64_t* profile_chunks, uint64_t* missing) {
@@ -119,101 +100,6 @@ Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const Ba
   if (o.staged_bytes) *o.staged_bytes += sum.bytes_fetched;
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return sum;
-}
-
-Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::string& explicit_path,
-                              const std::string& state_dir, std::string* chosen,
-                              std::vector<std::string>* out_notes) {
-  std::vector<std::string> scratch;
-  std::vector<std::string>& notes = out_notes ? *out_notes : scratch;
-  if (!explicit_path.empty()) {  // asked for by name: an error in it is the user's to fix
-    *chosen = explicit_path;
-    return LoadProfile(repo.env(), explicit_path);
-  }
-  std::string attached = repo.backend().Describe(b.Prefix() + "profile.json");
-  LM_ASSIGN_OR_RETURN(std::string vm_profile, LearnedProfilePath(state_dir, b.vm));
-  // The VM's own profile (learned, imported or picked): a damaged one is skipped with a warning.
-  std::optional<Profile> own;
-  if (PathExists(vm_profile)) {
-    auto loaded = LoadProfile(repo.env(), vm_profile);
-    if (loaded.ok()) own = std::move(loaded).value();
-    else notes.push_back("warning: ignoring the VM's profile: " + loaded.status().message());
-  }
-  auto attached_text = repo.ReadBackupObject(b, "profile.json");
-  if (attached_text.status().code() != Code::kNotFound) {
-    auto loaded = attached_text.ok() ? DecodeProfile(*attached_text, attached)
-                                     : Result<Profile>(attached_text.status());
-    if (!loaded.ok()) {
-      notes.push_back("warning: ignoring the profile attached to " + b.Name() + ": " + loaded.status().message());
-    } else {
-      Profile p = std::move(loaded).value();
-      *chosen = attached;
-      bool only_guest_files = std::all_of(p.entries.begin(), p.entries.end(),
-                                          [](const ProfileEntry& e) { return e.source == "guest-file"; });
-      if (only_guest_files) {  // (backup --select-files): the boot still needs its structure first
-        std::vector<std::string> ignored;
-        LM_ASSIGN_OR_RETURN(Profile st, StructuralProfile(repo, b, &ignored));
-        st.Append(std::move(p.entries));
-        p.entries = std::move(st.entries);
-        *chosen = "structural + " + attached;
-      }
-      if (!own) return p;
-      // Guest files an administrator picked for the VM (profile add-files, browse) always apply.
-      std::vector<ProfileEntry> guest_files;
-      std::copy_if(own->entries.begin(), own->entries.end(), std::back_inserter(guest_files),
-                   [](const ProfileEntry& e) { return e.source == "guest-file"; });
-      if (!guest_files.empty()) *chosen = attached + " + guest files from " + vm_profile;
-      p.Append(std::move(guest_files));
-      return p;
-    }
-  }
-  if (own) {
-    *chosen = vm_profile;
-    return std::move(*own);
-  }
-  LM_ASSIGN_OR_RETURN(Profile p, StructuralProfile(repo, b, &notes));
-  *chosen = "structural";
-  return p;
-}
-
-Result<Profile> StructuralProfile(Repository& repo, const BackupRef& b, std::vector<std::string>* notes) {
-  LM_ASSIGN_OR_RETURN(BackupManifest m, repo.LoadManifest(b));
-  Profile p;
-  p.vm = b.vm;
-  uint64_t n = 0;
-  // Configuration first: the hypervisor reads it before any disk.
-  for (auto& f : m.files) {
-    if (f.type == FileType::kFile && f.size > 0 && f.size < (1 << 20)) {
-      p.entries.push_back({f.path, {{0, f.size}}, "structural", n++, "small file (configuration)"});
-    }
-  }
-  for (auto& f : m.files) {
-    if (f.type != FileType::kFile || f.size < (1 << 20)) continue;
-    LM_ASSIGN_OR_RETURN(FileChunks fc, repo.LoadFileChunks(b, f));
-    FileChunkReader reader(repo, fc);
-    auto img = DiskImage::Open([&](uint64_t off, size_t len, char* out) { return reader.Read(off, len, out); },
-                               f.size, f.path);
-    if (!img.ok()) {
-      notes->push_back(f.path + ": " + img.status().message());
-      continue;
-    }
-    for (const ByteRange& r : img->metadata()) {
-      p.entries.push_back({f.path, {{r.off, r.len}}, "structural", n++, r.what});
-    }
-    auto guest = GuestStructure(*img);
-    if (!guest.ok()) {
-      notes->push_back(f.path + ": " + guest.status().message());
-      continue;
-    }
-    for (const ByteRange& g : *guest) {
-      auto host = img->Map(g.off, g.len);
-      if (!host.ok()) continue;
-      ProfileEntry e{f.path, {}, "structural", n++, "guest " + g.what};
-      for (auto& h : *host) e.ranges.push_back({h.off, h.len});
-      if (!e.ranges.empty()) p.entries.push_back(std::move(e));
-    }
-  }
-  return p;
 }
 
 }  // namespace lm

@@ -10,7 +10,6 @@
 #include "cache/chunk_source.h"
 #include "profile/profile.h"
 #include "store/repository.h"
-#include "base/state_layout.h"
 
 namespace lm {
 
@@ -40,22 +39,5 @@ Result<std::vector<Digest>> ProfileChunks(Repository& repo, const BackupRef& b, 
 
 Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const BackupRef& b, const Profile& p,
                                  const PrestageOptions& options);
-
-// Which profile a backup copy gets, in this order: the explicit file, the backup copy's own
-// (attached at backup time), the VM's learned profile in the state directory, and the
-// structural profile (StructuralProfile below).
-// `notes` (optional) receives what the structural profile could not parse.
-Result<Profile> ChooseProfile(Repository& repo, const BackupRef& b, const std::string& explicit_path,
-                              const std::string& state_dir, std::string* chosen,
-                              std::vector<std::string>* notes = nullptr);
-
-// The structural profile of a backup copy: small files whole (configuration, descriptors,
-// NVRAM); for disk images, the format's metadata (qcow2, VMDK sparse), the guest's partition
-// table and the start of each partition. Images it cannot parse are skipped with a note.
-Result<Profile> StructuralProfile(Repository& repo, const BackupRef& b, std::vector<std::string>* notes);
-
-// STATE/profiles/<vm>.json and STATE/traces/<vm>; Invalid for a name that is not a VM name.
-Result<std::string> LearnedProfilePath(const std::string& state_dir, const std::string& vm);
-Result<std::string> TraceDir(const std::string& state_dir, const std::string& vm);
 
 }  // namespace lm

@@ -19,8 +19,8 @@ b1=$!
 $CXX "$SRC/test/fuzz/fuzz_guest_fs.cc" $FS_SRCS -o "$W/fuzz_guest_fs" -lz -lzstd $(pkg-config --libs ext2fs com_err libntfs-3g) &
 b2=$!
 STORE_SRCS="$(ls "$SRC"/base/*.cc "$SRC"/store/backend/*.cc) $(ls "$SRC"/store/*.cc | grep -vE '/(backup|restore|verify)\.cc$')"
-$CXX "$SRC/test/fuzz/fuzz_repo_formats.cc" $STORE_SRCS "$SRC/profile/profile.cc" "$SRC/agent/control.cc" \
-  "$SRC/agent/mount_table.cc" -o "$W/fuzz_repo_formats" -lzstd -lxxhash -lcrypto
+$CXX "$SRC/test/fuzz/fuzz_repo_formats.cc" $STORE_SRCS "$SRC/profile/profile.cc" "$SRC/agent/control_protocol.cc" \
+  -o "$W/fuzz_repo_formats" -lzstd -lxxhash -lcrypto
 wait $b1 && wait $b2
 
 # Seeds of the repository formats: a real repository, profile, trace and control replies,
@@ -48,6 +48,8 @@ printf '{"cache":{"hits":1},"overlays":[],"export":null,"backup":"v@1"}' >"$W/re
 seed 7 "$W/reply.json" reply
 printf '{"error":"busy","code":6}' >"$W/error.json"
 seed 7 "$W/error.json" error-reply
+printf '{"cmd":"prestage","backup":"v@1","profile":"","all":false,"pin_until":0}' >"$W/request.json"
+seed 7 "$W/request.json" request
 
 # Seeds: small real images of every format the parsers read.
 mkdir -p "$W/seeds/img" "$W/seeds/fs" "$W/tree"

@@ -2,7 +2,7 @@
 #include <fmt/core.h>
 #include <unistd.h>
 
-#include "agent/control.h"
+#include "agent/control_client.h"
 #include "agent/media_agent.h"
 #include "agent/nfs_export.h"
 #include "base/env.h"
@@ -23,31 +23,24 @@ void AddExportOptions(CLI::App* c, ExportOptions* e) {
 namespace {
 
 int Export(const std::string& mountpoint, ExportOptions e, bool stop, bool as_json) {
-  auto name = ControlNameOf(mountpoint);
-  if (!name.ok()) return Report(name.status());
+  auto agent = ControlClient::ForMount(mountpoint);
+  if (!agent.ok()) return Report(agent.status());
   if (stop) {
-    auto reply = ControlRequest(*name, {{"cmd", "unexport"}}, 30000);
-    if (!reply.ok()) return Report(reply.status().Context(mountpoint));
-    Status valid = CheckFields(*reply, {{"was_exported", JsonKind::kBool}}, "the media agent at " + mountpoint);
-    if (!valid.ok()) return Report(valid);
-    if (as_json) PrintJson(*reply);
-    else fmt::print("{} {}\n", (*reply)["was_exported"].get<bool>() ? "stopped the NFS export of" : "was not exported:", mountpoint);
+    auto reply = agent->Unexport();
+    if (!reply.ok()) return Report(reply.status());
+    if (as_json) PrintJson(control::Encode(*reply));
+    else fmt::print("{} {}\n", reply->was_exported ? "stopped the NFS export of" : "was not exported:", mountpoint);
     return 0;
   }
-  json req = {{"cmd", "export"},         {"bind", e.bind},       {"nfs_port", e.nfs_port},
-              {"mount_port", e.mount_port}, {"clients", e.clients}, {"read_only", e.read_only}};
-  auto reply = ControlRequest(*name, req, 60000);  // ganesha takes a few seconds to start
-  if (!reply.ok()) return Report(reply.status().Context(mountpoint));
-  Status valid = CheckFields(*reply, {{"path", JsonKind::kString}, {"read_only", JsonKind::kBool}},
-                             "the media agent at " + mountpoint);
-  if (!valid.ok()) return Report(valid);
+  auto reply = agent->Export({e.bind, e.nfs_port, e.mount_port, e.clients, e.read_only});
+  if (!reply.ok()) return Report(reply.status());
   if (as_json) {
-    PrintJson(*reply);
+    PrintJson(control::Encode(*reply));
     return 0;
   }
   // The agent's view of the options (it knows the absolute mountpoint and whether it is read-only).
-  e.mountpoint = (*reply)["path"];
-  e.read_only = (*reply)["read_only"];
+  e.mountpoint = reply->path;
+  e.read_only = reply->read_only;
   std::string server = AdvertisedAddress(e);
   fmt::print("{}", HypervisorInstructions(e, server));
   // What 'latest' resolves to now, for QEMU nfs:// URLs (which cannot use the symlink).

@@ -7,7 +7,9 @@
 
 #include "agent/media_agent.h"
 #include "guest/view.h"
+#include "base/state_layout.h"
 #include "profile/prestage.h"
+#include "profile/structural.h"
 #include "base/env.h"
 #include "tools/cli/commands.h"
 #include "base/json_bytes.h"
@@ -47,7 +49,7 @@ Result<Profile> AddGuestFiles(Profile base, GuestView& view, const std::vector<s
 
 Status SaveGuestFiles(Repository& repo, const BackupRef& ref, GuestView& view, const std::vector<std::string>& paths,
                       const std::string& state_dir, uint64_t* files, uint64_t* bytes, std::string* path_out) {
-  LM_ASSIGN_OR_RETURN(std::string path, LearnedProfilePath(state_dir, ref.vm));
+  LM_ASSIGN_OR_RETURN(std::string path, StateLayout(state_dir).ProfileFile(ref.vm));
   Profile base;
   if (PathExists(path)) {
     LM_ASSIGN_OR_RETURN(base, LoadProfile(CliEnv(), path));

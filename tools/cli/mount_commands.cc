@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "agent/control.h"
+#include "base/subprocess.h"
+#include "agent/control_client.h"
 #include "agent/media_agent.h"
 #include "agent/mount_table.h"
 #include "store/repository.h"
@@ -19,32 +21,6 @@ namespace lm::cli {
 using nlohmann::json;
 
 namespace {
-
-// Runs a command without a shell; returns its exit status and captures stderr's first line.
-int RunQuiet(const std::vector<std::string>& argv, std::string* err_line) {
-  int pipefd[2];
-  if (::pipe(pipefd) != 0) return -1;
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    ::dup2(pipefd[1], 2);
-    ::close(pipefd[0]);
-    std::vector<char*> a;
-    for (auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
-    a.push_back(nullptr);
-    ::execvp(a[0], a.data());
-    ::_exit(127);
-  }
-  ::close(pipefd[1]);
-  std::string err;
-  char buf[512];
-  ssize_t n;
-  while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) err.append(buf, n);
-  ::close(pipefd[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  *err_line = err.substr(0, err.find('\n'));
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
 
 int Umount(const std::string& mountpoint, bool lazy) {
   auto mount = FindMount(mountpoint);
@@ -57,7 +33,7 @@ int Umount(const std::string& mountpoint, bool lazy) {
     // The media agent was killed: its mount answers nothing ("Transport endpoint is not
     // connected"). Detach it; no data is lost (overlays are synced, the cache is rebuilt).
     std::string err;
-    if (RunQuiet({"fusermount3", "-u", "-z", mountpoint}, &err) != 0) {
+    if (RunCommand({"fusermount3", "-u", "-z", mountpoint}, &err) != 0) {
       return Report(Status::Busy("cannot clean up " + mountpoint + ": " + (err.empty() ? "fusermount3 failed" : err)));
     }
     fmt::print("cleaned up {}: its media agent was no longer running\n", mountpoint);
@@ -65,98 +41,57 @@ int Umount(const std::string& mountpoint, bool lazy) {
   }
   if (!pid.ok()) return Report(pid.status());
   // An NFS export holds files of the mount open: it goes first.
-  if (auto name = ControlNameOf(mountpoint); name.ok()) {
-    auto r = ControlRequest(*name, {{"cmd", "unexport"}}, 30000);
-    if (r.ok() && CheckFields(*r, {{"was_exported", JsonKind::kBool}}, "the media agent").ok() &&
-        (*r)["was_exported"].get<bool>())
-      fmt::print("stopped the NFS export of {}\n", mountpoint);
+  if (auto agent = ControlClient::ForMount(mountpoint); agent.ok()) {
+    auto r = agent->Unexport();
+    if (r.ok() && r->was_exported) fmt::print("stopped the NFS export of {}\n", mountpoint);
   }
   std::string err;
   std::vector<std::string> argv = {"fusermount3", "-u"};
   if (lazy) argv.push_back("-z");
   argv.push_back(mountpoint);
-  if (RunQuiet(argv, &err) != 0) {
+  if (RunCommand(argv, &err) != 0) {
     return Report(Status::Busy("cannot unmount " + mountpoint + ": " +
                                (err.empty() ? "fusermount3 failed" : err)));
   }
   // Wait for the daemon to flush its cache and exit.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (ProcessAlive(*pid)) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      return Report(Status::Busy("unmounted " + mountpoint + ", but the media agent (pid " +
-                                 std::to_string(*pid) + ") is still running"));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (!WaitUntil(std::chrono::seconds(60), std::chrono::milliseconds(20), [&] { return !ProcessAlive(*pid); })) {
+    return Report(Status::Busy("unmounted " + mountpoint + ", but the media agent (pid " +
+                               std::to_string(*pid) + ") is still running"));
   }
   fmt::print("unmounted {}\n", mountpoint);
   return 0;
 }
 
 int Stats(const std::string& mountpoint, bool as_json) {
-  auto name = ControlNameOf(mountpoint);
-  if (!name.ok()) return Report(name.status());
-  auto reply = ControlRequest(*name, {{"cmd", "stats"}});
-  if (!reply.ok()) return Report(reply.status().Context(mountpoint));
-  const json& j = *reply;
+  auto agent = ControlClient::ForMount(mountpoint);
+  if (!agent.ok()) return Report(agent.status());
+  auto reply = agent->Stats();
+  if (!reply.ok()) return Report(reply.status());
+  const control::MountStats& j = *reply;
   if (as_json) {
-    PrintJson(j);
+    PrintJson(control::Encode(j));
     return 0;
   }
-  Status valid = CheckFields(j, {{"cache.hits", JsonKind::kUInt}, {"cache.misses", JsonKind::kUInt},
-                                 {"cache.bytes_served", JsonKind::kUInt}, {"cache.size", JsonKind::kUInt},
-                                 {"cache.capacity", JsonKind::kUInt}, {"cache.entries", JsonKind::kUInt},
-                                 {"cache.pinned", JsonKind::kUInt}, {"cache.evictions", JsonKind::kUInt},
-                                 {"cache.corrupt_dropped", JsonKind::kUInt}, {"mountpoint", JsonKind::kString},
-                                 {"pid", JsonKind::kInt}, {"repository", JsonKind::kString},
-                                 {"reads.requests", JsonKind::kUInt}, {"reads.bytes", JsonKind::kUInt},
-                                 {"reads.errors", JsonKind::kUInt}, {"repo.chunks_fetched", JsonKind::kUInt},
-                                 {"repo.bytes_fetched", JsonKind::kUInt}, {"repo.errors", JsonKind::kUInt},
-                                 {"readahead.queued", JsonKind::kUInt}, {"readahead.fetched", JsonKind::kUInt},
-                                 {"prestage.chunks", JsonKind::kUInt}, {"writes.requests", JsonKind::kUInt},
-                                 {"writes.bytes", JsonKind::kUInt}, {"export", JsonKind::kOptionalObject},
-                                 {"overlays", JsonKind::kArray}},
-                              "the media agent at " + mountpoint);
-  if (valid.ok() && j.contains("export") && !j["export"].is_null()) {
-    valid = CheckFields(j["export"], {{"path", JsonKind::kString}, {"bind", JsonKind::kString},
-                                      {"nfs_port", JsonKind::kInt}, {"pid", JsonKind::kInt},
-                                      {"running", JsonKind::kBool}},
-                        "the media agent at " + mountpoint);
-  }
-  for (auto& ov : j["overlays"]) {
-    if (!valid.ok()) break;
-    valid = CheckFields(ov, {{"backup", JsonKind::kString}, {"files", JsonKind::kUInt}, {"bytes", JsonKind::kUInt}},
-                        "the media agent at " + mountpoint);
-  }
-  if (!valid.ok()) return Report(valid);
-  const json &c = j["cache"], &r = j["repo"], &rd = j["reads"];
-  uint64_t hits = c["hits"], misses = c["misses"];
-  fmt::print("mount       {} (pid {}) from {}\n", j["mountpoint"].get<std::string>(),
-             j["pid"].get<int>(), j["repository"].get<std::string>());
-  fmt::print("reads       {} requests, {}, {} errors\n", rd["requests"].get<uint64_t>(),
-             FormatBytes(rd["bytes"]), rd["errors"].get<uint64_t>());
-  fmt::print("cache       {} hits, {} misses ({:.1f}% hits), {} served\n", hits, misses,
-             hits + misses ? 100.0 * hits / (hits + misses) : 0.0, FormatBytes(c["bytes_served"]));
+  const auto& c = j.cache;
+  const auto& r = j.repo;
+  fmt::print("mount       {} (pid {}) from {}\n", j.mountpoint, j.pid, j.repository);
+  fmt::print("reads       {} requests, {}, {} errors\n", j.reads.requests, FormatBytes(j.reads.bytes), j.reads.errors);
+  fmt::print("cache       {} hits, {} misses ({:.1f}% hits), {} served\n", c.hits, c.misses,
+             c.hits + c.misses ? 100.0 * c.hits / (c.hits + c.misses) : 0.0, FormatBytes(c.bytes_served));
   fmt::print("            {} of {} used, {} chunks, {} pinned, {} evictions, {} damaged dropped\n",
-             FormatBytes(c["size"]), FormatBytes(c["capacity"]), c["entries"].get<uint64_t>(),
-             c["pinned"].get<uint64_t>(), c["evictions"].get<uint64_t>(),
-             c["corrupt_dropped"].get<uint64_t>());
-  fmt::print("repository  {} chunks fetched, {} read, {} errors\n",
-             r["chunks_fetched"].get<uint64_t>(), FormatBytes(r["bytes_fetched"]),
-             r["errors"].get<uint64_t>());
-  fmt::print("read-ahead  {} queued, {} fetched\n", j["readahead"]["queued"].get<uint64_t>(),
-             j["readahead"]["fetched"].get<uint64_t>());
-  fmt::print("prestage    {} chunks\n", j["prestage"]["chunks"].get<uint64_t>());
-  fmt::print("writes      {} requests, {}\n", j["writes"]["requests"].get<uint64_t>(),
-             FormatBytes(j["writes"]["bytes"]));
-  if (j.contains("export") && !j["export"].is_null()) {
-    const json& e = j["export"];
-    fmt::print("export      NFS {} on {}:{} (nfs-ganesha pid {}{})\n", e["path"].get<std::string>(),
-               e["bind"].get<std::string>(), e["nfs_port"].get<int>(), e["pid"].get<int>(),
-               e["running"].get<bool>() ? "" : ", exited");
+             FormatBytes(c.size), FormatBytes(c.capacity), c.entries, c.pinned, c.evictions, c.corrupt_dropped);
+  fmt::print("repository  {} chunks fetched, {} read, {} errors\n", r.chunks_fetched,
+             FormatBytes(r.bytes_fetched), r.errors);
+  fmt::print("read-ahead  {} queued, {} fetched\n", j.readahead.queued, j.readahead.fetched);
+  fmt::print("prestage    {} chunks\n", j.prestage.chunks);
+  fmt::print("writes      {} requests, {}\n", j.writes.requests, FormatBytes(j.writes.bytes));
+  if (j.export_) {
+    const control::ExportInfo& e = *j.export_;
+    fmt::print("export      NFS {} on {}:{} (nfs-ganesha pid {}{})\n", e.path, e.bind, e.nfs_port, e.pid,
+               e.running ? "" : ", exited");
   }
-  for (auto& ov : j["overlays"]) {
-    fmt::print("overlay     {}: {} data files, {}\n", ov["backup"].get<std::string>(),
-               ov["files"].get<uint64_t>(), FormatBytes(ov["bytes"]));
+  for (auto& ov : j.overlays) {
+    fmt::print("overlay     {}: {} data files, {}\n", ov.backup, ov.files, FormatBytes(ov.bytes));
   }
   return 0;
 }
@@ -165,17 +100,15 @@ int Discard(const std::string& mountpoint, const std::string& spec, bool as_json
   if (spec.find('@') == std::string::npos) {
     return Report(Status::Invalid("discard needs VM@BACKUP (a backup id or latest)"));
   }
-  auto name = ControlNameOf(mountpoint);
-  if (!name.ok()) return Report(name.status());
-  auto reply = ControlRequest(*name, {{"cmd", "discard"}, {"backup", spec}});
+  auto agent = ControlClient::ForMount(mountpoint);
+  if (!agent.ok()) return Report(agent.status());
+  auto reply = agent->Discard({spec});
   if (!reply.ok()) return Report(reply.status());
-  Status valid = CheckFields(*reply, {{"backup", JsonKind::kString}}, "the media agent at " + mountpoint);
-  if (!valid.ok()) return Report(valid);
   if (as_json) {
-    PrintJson(*reply);
+    PrintJson(control::Encode(*reply));
     return 0;
   }
-  fmt::print("discarded the overlay of {}\n", (*reply)["backup"].get<std::string>());
+  fmt::print("discarded the overlay of {}\n", reply->backup);
   return 0;
 }
 

@@ -9,8 +9,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/control.h"
+#include "agent/control_client.h"
 #include "agent/media_agent.h"
+#include "base/state_layout.h"
+#include "profile/choice.h"
 #include "profile/prestage.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/progress.h"
@@ -45,7 +47,7 @@ void PrintProfile(const Profile& p, const std::string& where) {
 
 int Learn(const std::string& vm, std::string state_dir, const std::string& output) {
   if (state_dir.empty()) state_dir = DefaultStateDir();
-  auto trace_dir = TraceDir(state_dir, vm);
+  auto trace_dir = StateLayout(state_dir).TraceDir(vm);
   if (!trace_dir.ok()) return Report(trace_dir.status());
   std::string dir = *trace_dir;
   auto names = ListDir(dir);
@@ -65,7 +67,7 @@ int Learn(const std::string& vm, std::string state_dir, const std::string& outpu
   p.created_ns = static_cast<int64_t>(::time(nullptr)) * 1000000000;
   std::string out = output;
   if (out.empty()) {
-    auto learned = LearnedProfilePath(state_dir, vm);
+    auto learned = StateLayout(state_dir).ProfileFile(vm);
     if (!learned.ok()) return Report(learned.status());
     out = *learned;
   }
@@ -89,7 +91,7 @@ int Show(const std::string& file, bool as_json) {
 
 int Import(const std::string& vm, const std::string& file, std::string state_dir) {
   if (state_dir.empty()) state_dir = DefaultStateDir();
-  auto learned = LearnedProfilePath(state_dir, vm);
+  auto learned = StateLayout(state_dir).ProfileFile(vm);
   if (!learned.ok()) return Report(learned.status());
   auto p = LoadProfile(CliEnv(), file);
   if (!p.ok()) return Report(p.status());
@@ -134,40 +136,30 @@ std::string MountOwningCache(const std::string& cache_dir) {
     std::istringstream f(line);
     std::string id, parent, dev, root, mp;
     f >> id >> parent >> dev >> root >> mp;
-    auto name = ControlNameOf(mp);
-    if (!name.ok()) continue;
-    auto stats = ControlRequest(*name, {{"cmd", "stats"}}, 5000);
-    if (stats.ok() && (*stats)["cache"]["dir"] == cache_dir) return mp;
+    auto agent = ControlClient::ForMount(mp);
+    if (!agent.ok()) continue;
+    auto stats = agent->Stats(5000);
+    if (stats.ok() && stats->cache.dir == cache_dir) return mp;
   }
   return "";
 }
 
 int PrestageThroughMount(const PrestageArgs& a, const std::string& mountpoint, int64_t pin_until) {
-  auto name = ControlNameOf(mountpoint);
-  if (!name.ok()) return Report(name.status());
-  nlohmann::json req = {{"cmd", "prestage"}, {"backup", a.spec},     {"all", a.all},
-                        {"pin_until", pin_until}, {"profile", a.profile.empty() ? "" : AbsolutePath(a.profile)}};
-  if (a.spec.find('@') == std::string::npos) req["backup"] = a.spec + "@latest";
-  auto r = ControlRequest(*name, req, 24 * 3600 * 1000);
+  auto agent = ControlClient::ForMount(mountpoint);
+  if (!agent.ok()) return Report(agent.status());
+  control::PrestageRequest req{a.spec, a.profile.empty() ? "" : AbsolutePath(a.profile), a.all, pin_until};
+  if (a.spec.find('@') == std::string::npos) req.backup = a.spec + "@latest";
+  auto r = agent->Prestage(req);
   if (!r.ok()) return Report(r.status().Context("prestage through " + mountpoint));
-  const nlohmann::json& j = *r;
-  Status valid = CheckFields(j, {{"backup", JsonKind::kString}, {"profile", JsonKind::kString},
-                                 {"profile_chunks", JsonKind::kUInt}, {"already_cached", JsonKind::kUInt},
-                                 {"fetched", JsonKind::kUInt}, {"bytes_fetched", JsonKind::kUInt},
-                                 {"failed", JsonKind::kUInt}, {"seconds", JsonKind::kNumber}},
-                             "the media agent at " + mountpoint);
-  if (!valid.ok()) return Report(valid);
   if (a.json) {
-    PrintJson(j);
-    return j["failed"].get<uint64_t>() ? 1 : 0;
+    PrintJson(control::Encode(*r));
+    return r->failed ? 1 : 0;
   }
   fmt::print("prestaged {} through the mount at {} from profile {}: {} chunks in profile, {} already "
              "cached, {} fetched ({}), {} failed, {:.1f} s\n",
-             j["backup"].get<std::string>(), mountpoint, j["profile"].get<std::string>(),
-             j["profile_chunks"].get<uint64_t>(), j["already_cached"].get<uint64_t>(),
-             j["fetched"].get<uint64_t>(), FormatBytes(j["bytes_fetched"]), j["failed"].get<uint64_t>(),
-             j["seconds"].get<double>());
-  return j["failed"].get<uint64_t>() ? Report(Status::Corrupt("some chunks could not be fetched")) : 0;
+             r->backup, mountpoint, r->profile, r->profile_chunks, r->already_cached, r->fetched,
+             FormatBytes(r->bytes_fetched), r->failed, r->seconds);
+  return r->failed ? Report(Status::Corrupt("some chunks could not be fetched")) : 0;
 }
 
 int RunPrestage(PrestageArgs a) {

@@ -1,0 +1,51 @@
+// AgentControl: what a running media agent answers on its control socket (the typed
+// requests of control_protocol.h), over the parts its composition root (media_agent.cc)
+// built. Each request runs on its own thread (ControlServer), so a long pre-staging never
+// holds up `stats`.
+#pragma once
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+
+#include "agent/control_protocol.h"
+#include "agent/export_supervisor.h"
+#include "agent/media_agent.h"
+#include "cache/chunk_source.h"
+#include "fs/fuse_ops.h"
+#include "fs/live_fs.h"
+#include "store/repository.h"
+
+namespace lm {
+
+struct AgentParts {
+  const MountOptions& options;
+  Repository& repo;
+  ChunkSource& source;
+  LiveFs& fs;
+  FuseMount& mount;
+  ExportSupervisor& exports;
+};
+
+class AgentControl {
+ public:
+  explicit AgentControl(AgentParts parts) : p_(parts) {}
+
+  // One request in, one reply out (an error reply carries its Status code).
+  nlohmann::json Handle(const nlohmann::json& request);
+
+  control::MountStats Stats();
+  // Pre-stages a backup copy through this mount's cache; its chunks stay pinned until the
+  // mount ends (or until pin_until).
+  Result<control::PrestageReply> Prestage(const control::PrestageRequest& r);
+  Result<control::DiscardReply> Discard(const control::DiscardRequest& r);
+  Result<control::ExportInfo> Export(const control::ExportRequest& r);
+  // Asks running pre-stagings to stop soon (the mount is ending).
+  void StopPrestaging() { stopping_ = true; }
+
+ private:
+  AgentParts p_;
+  std::atomic<uint64_t> staged_chunks_{0}, staged_bytes_{0}, running_{0};
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace lm

@@ -1,0 +1,335 @@
+#include "agent/control_protocol.h"
+
+#include <limits>
+
+namespace lm::control {
+
+using nlohmann::json;
+
+namespace {
+
+// Reads fields strictly: present, of the right JSON type, in range. The first problem is
+// kept and named ("field 'cache.hits' is missing or not an unsigned integer").
+class FieldReader {
+ public:
+  FieldReader(const json* j, std::string prefix = "") : j_(j), prefix_(std::move(prefix)) {}
+
+  void Read(const char* key, std::string* out) {
+    if (auto* v = Find(key, "a string", [](const json& x) { return x.is_string(); })) *out = v->get<std::string>();
+  }
+  void Read(const char* key, bool* out) {
+    if (auto* v = Find(key, "a boolean", [](const json& x) { return x.is_boolean(); })) *out = v->get<bool>();
+  }
+  void Read(const char* key, uint64_t* out) {
+    if (auto* v = Find(key, "an unsigned integer", [](const json& x) { return x.is_number_unsigned(); })) {
+      *out = v->get<uint64_t>();
+    }
+  }
+  void Read(const char* key, uint16_t* out) {
+    if (auto* v = Find(key, "a port number", [](const json& x) {
+          return x.is_number_unsigned() && x.get<uint64_t>() <= std::numeric_limits<uint16_t>::max();
+        })) {
+      *out = v->get<uint16_t>();
+    }
+  }
+  void Read(const char* key, int64_t* out) {
+    if (auto* v = Find(key, "an integer", [](const json& x) { return x.is_number_integer(); })) *out = v->get<int64_t>();
+  }
+  void Read(const char* key, double* out) {
+    if (auto* v = Find(key, "a number", [](const json& x) { return x.is_number(); })) *out = v->get<double>();
+  }
+  void Read(const char* key, std::vector<std::string>* out) {
+    auto* v = Find(key, "a list of strings", [](const json& x) {
+      if (!x.is_array()) return false;
+      for (auto& e : x)
+        if (!e.is_string()) return false;
+      return true;
+    });
+    if (v) *out = v->get<std::vector<std::string>>();
+  }
+  // A nested object; its problems are reported through this reader.
+  FieldReader Object(const char* key) {
+    const json* v = Find(key, "an object", [](const json& x) { return x.is_object(); });
+    FieldReader sub(v, prefix_ + key + ".");
+    sub.parent_ = this;
+    return sub;
+  }
+  const json* Raw(const char* key) const { return j_ && j_->is_object() && j_->contains(key) ? &(*j_)[key] : nullptr; }
+  void Fail(const std::string& what) {
+    if (parent_) return parent_->Fail(what);
+    if (error_.empty()) error_ = what;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  template <typename Pred>
+  const json* Find(const char* key, const char* kind, Pred ok) {
+    const json* v = Raw(key);
+    if (!j_) return nullptr;  // the parent already failed
+    if (!v || !ok(*v)) {
+      Fail("field '" + prefix_ + key + "' is missing or not " + kind);
+      return nullptr;
+    }
+    return v;
+  }
+
+  const json* j_;
+  std::string prefix_;
+  FieldReader* parent_ = nullptr;
+  std::string error_;
+};
+
+template <typename T>
+Result<T> Finish(const FieldReader& r, T value, bool request) {
+  if (r.error().empty()) return value;
+  std::string m = (request ? "malformed request: " : "malformed reply from the media agent: ") + r.error();
+  return request ? Status::Invalid(m) : Status::Corrupt(m);
+}
+
+ExportInfo ReadExportInfo(FieldReader& r) {
+  ExportInfo e;
+  r.Read("running", &e.running);
+  r.Read("pid", &e.pid);
+  r.Read("path", &e.path);
+  r.Read("pseudo", &e.pseudo);
+  r.Read("bind", &e.bind);
+  r.Read("nfs_port", &e.nfs_port);
+  r.Read("mount_port", &e.mount_port);
+  r.Read("clients", &e.clients);
+  r.Read("read_only", &e.read_only);
+  r.Read("config", &e.config);
+  r.Read("log", &e.log);
+  return e;
+}
+
+// An error reply as its Status, or Ok.
+Status ErrorOf(const json& j) {
+  if (!j.is_object()) return Status::Corrupt("malformed reply from the media agent: not a JSON object");
+  auto e = j.find("error");
+  if (e == j.end()) return Status::Ok();
+  std::string text = e->is_string() ? e->get<std::string>() : "malformed error";
+  Code code = Code::kIoError;
+  if (auto c = j.find("code"); c != j.end() && c->is_number_integer()) {
+    int64_t v = c->get<int64_t>();
+    if (v > 0 && v <= static_cast<int64_t>(Code::kLastCode)) code = static_cast<Code>(v);
+  }
+  return Status::Of(code, "media agent: " + text);
+}
+
+}  // namespace
+
+json EncodeRequest(const Request& r) {
+  struct Encoder {
+    json operator()(const StatsRequest&) const { return {{"cmd", "stats"}}; }
+    json operator()(const ExportRequest& e) const {
+      return {{"cmd", "export"},  {"bind", e.bind},       {"nfs_port", e.nfs_port}, {"mount_port", e.mount_port},
+              {"clients", e.clients}, {"read_only", e.read_only}};
+    }
+    json operator()(const UnexportRequest&) const { return {{"cmd", "unexport"}}; }
+    json operator()(const PrestageRequest& p) const {
+      return {{"cmd", "prestage"}, {"backup", p.backup}, {"profile", p.profile}, {"all", p.all}, {"pin_until", p.pin_until}};
+    }
+    json operator()(const DiscardRequest& d) const { return {{"cmd", "discard"}, {"backup", d.backup}}; }
+  };
+  return std::visit(Encoder{}, r);
+}
+
+Result<Request> DecodeRequest(const json& j) {
+  if (!j.is_object()) return Status::Invalid("malformed request: not a JSON object");
+  FieldReader r(&j);
+  std::string cmd;
+  r.Read("cmd", &cmd);
+  if (!r.error().empty()) return Finish<Request>(r, StatsRequest{}, true);
+  if (cmd == "stats") return Request(StatsRequest{});
+  if (cmd == "unexport") return Request(UnexportRequest{});
+  if (cmd == "export") {
+    ExportRequest e;
+    r.Read("bind", &e.bind);
+    r.Read("nfs_port", &e.nfs_port);
+    r.Read("mount_port", &e.mount_port);
+    r.Read("clients", &e.clients);
+    r.Read("read_only", &e.read_only);
+    return Finish<Request>(r, e, true);
+  }
+  if (cmd == "prestage") {
+    PrestageRequest p;
+    r.Read("backup", &p.backup);
+    r.Read("profile", &p.profile);
+    r.Read("all", &p.all);
+    r.Read("pin_until", &p.pin_until);
+    return Finish<Request>(r, p, true);
+  }
+  if (cmd == "discard") {
+    DiscardRequest d;
+    r.Read("backup", &d.backup);
+    return Finish<Request>(r, d, true);
+  }
+  return Status::Invalid("unknown command '" + cmd + "'");
+}
+
+json Encode(const ExportInfo& e) {
+  return {{"running", e.running}, {"pid", e.pid},         {"path", e.path},         {"pseudo", e.pseudo},
+          {"bind", e.bind},       {"nfs_port", e.nfs_port}, {"mount_port", e.mount_port}, {"clients", e.clients},
+          {"read_only", e.read_only}, {"config", e.config}, {"log", e.log}};
+}
+
+json Encode(const MountStats& s) {
+  json overlays = json::array();
+  for (auto& o : s.overlays) overlays.push_back({{"backup", o.backup}, {"files", o.files}, {"bytes", o.bytes}});
+  const auto& c = s.cache;
+  return {
+      {"mountpoint", s.mountpoint},
+      {"repository", s.repository},
+      {"pid", s.pid},
+      {"cache",
+       {{"dir", c.dir}, {"hits", c.hits}, {"misses", c.misses}, {"bytes_served", c.bytes_served},
+        {"inserts", c.inserts}, {"evictions", c.evictions}, {"corrupt_dropped", c.corrupt_dropped},
+        {"insert_failures", c.insert_failures}, {"entries", c.entries}, {"size", c.size},
+        {"capacity", c.capacity}, {"pinned", c.pinned}}},
+      {"repo",
+       {{"chunks_fetched", s.repo.chunks_fetched}, {"bytes_fetched", s.repo.bytes_fetched},
+        {"raw_bytes_fetched", s.repo.raw_bytes_fetched}, {"errors", s.repo.errors}}},
+      {"reads",
+       {{"requests", s.reads.requests}, {"bytes", s.reads.bytes}, {"errors", s.reads.errors},
+        {"zero_bytes", s.reads.zero_bytes}, {"opens", s.reads.opens}}},
+      {"writes", {{"requests", s.writes.requests}, {"bytes", s.writes.bytes}}},
+      {"overlays", overlays},
+      {"readahead", {{"queued", s.readahead.queued}, {"fetched", s.readahead.fetched}}},
+      {"prestage",
+       {{"chunks", s.prestage.chunks}, {"bytes", s.prestage.bytes}, {"running", s.prestage.running},
+        {"yielded_to_guest_reads", s.prestage.yielded_to_guest_reads}}},
+      {"namespace", {{"nodes", s.namespace_nodes}}},
+      {"export", s.export_ ? Encode(*s.export_) : json(nullptr)},
+  };
+}
+
+json Encode(const UnexportReply& r) { return {{"ok", true}, {"was_exported", r.was_exported}}; }
+
+json Encode(const PrestageReply& r) {
+  return {{"backup", r.backup},           {"profile", r.profile},
+          {"profile_chunks", r.profile_chunks}, {"total_chunks", r.total_chunks},
+          {"already_cached", r.already_cached}, {"fetched", r.fetched},
+          {"failed", r.failed},           {"bytes_fetched", r.bytes_fetched},
+          {"missing_files", r.missing_files}, {"seconds", r.seconds}};
+}
+
+json Encode(const DiscardReply& r) { return {{"ok", true}, {"backup", r.backup}}; }
+
+json EncodeError(const Status& s) {
+  return {{"error", s.message()}, {"code", static_cast<int>(s.code())}};
+}
+
+template <>
+Result<ExportInfo> DecodeReply<ExportInfo>(const json& j) {
+  LM_RETURN_IF_ERROR(ErrorOf(j));
+  FieldReader r(&j);
+  ExportInfo e = ReadExportInfo(r);
+  return Finish(r, e, false);
+}
+
+template <>
+Result<MountStats> DecodeReply<MountStats>(const json& j) {
+  LM_RETURN_IF_ERROR(ErrorOf(j));
+  FieldReader r(&j);
+  MountStats s;
+  r.Read("mountpoint", &s.mountpoint);
+  r.Read("repository", &s.repository);
+  r.Read("pid", &s.pid);
+  FieldReader c = r.Object("cache");
+  c.Read("dir", &s.cache.dir);
+  c.Read("hits", &s.cache.hits);
+  c.Read("misses", &s.cache.misses);
+  c.Read("bytes_served", &s.cache.bytes_served);
+  c.Read("inserts", &s.cache.inserts);
+  c.Read("evictions", &s.cache.evictions);
+  c.Read("corrupt_dropped", &s.cache.corrupt_dropped);
+  c.Read("insert_failures", &s.cache.insert_failures);
+  c.Read("entries", &s.cache.entries);
+  c.Read("size", &s.cache.size);
+  c.Read("capacity", &s.cache.capacity);
+  c.Read("pinned", &s.cache.pinned);
+  FieldReader rp = r.Object("repo");
+  rp.Read("chunks_fetched", &s.repo.chunks_fetched);
+  rp.Read("bytes_fetched", &s.repo.bytes_fetched);
+  rp.Read("raw_bytes_fetched", &s.repo.raw_bytes_fetched);
+  rp.Read("errors", &s.repo.errors);
+  FieldReader rd = r.Object("reads");
+  rd.Read("requests", &s.reads.requests);
+  rd.Read("bytes", &s.reads.bytes);
+  rd.Read("errors", &s.reads.errors);
+  rd.Read("zero_bytes", &s.reads.zero_bytes);
+  rd.Read("opens", &s.reads.opens);
+  FieldReader w = r.Object("writes");
+  w.Read("requests", &s.writes.requests);
+  w.Read("bytes", &s.writes.bytes);
+  const json* overlays = r.Raw("overlays");
+  if (!overlays || !overlays->is_array()) {
+    r.Fail("field 'overlays' is missing or not a list");
+  } else {
+    for (const json& o : *overlays) {
+      FieldReader ov(&o, "overlays[].");
+      OverlayInfo info;
+      ov.Read("backup", &info.backup);
+      ov.Read("files", &info.files);
+      ov.Read("bytes", &info.bytes);
+      if (!ov.error().empty()) r.Fail(ov.error());
+      s.overlays.push_back(std::move(info));
+    }
+  }
+  FieldReader ra = r.Object("readahead");
+  ra.Read("queued", &s.readahead.queued);
+  ra.Read("fetched", &s.readahead.fetched);
+  FieldReader ps = r.Object("prestage");
+  ps.Read("chunks", &s.prestage.chunks);
+  ps.Read("bytes", &s.prestage.bytes);
+  ps.Read("running", &s.prestage.running);
+  ps.Read("yielded_to_guest_reads", &s.prestage.yielded_to_guest_reads);
+  r.Object("namespace").Read("nodes", &s.namespace_nodes);
+  const json* ex = r.Raw("export");
+  if (ex && ex->is_object()) {
+    FieldReader er(ex, "export.");
+    s.export_ = ReadExportInfo(er);
+    if (!er.error().empty()) r.Fail(er.error());
+  } else if (ex && !ex->is_null()) {
+    r.Fail("field 'export' is neither an object nor null");
+  }
+  return Finish(r, std::move(s), false);
+}
+
+template <>
+Result<UnexportReply> DecodeReply<UnexportReply>(const json& j) {
+  LM_RETURN_IF_ERROR(ErrorOf(j));
+  FieldReader r(&j);
+  UnexportReply u;
+  r.Read("was_exported", &u.was_exported);
+  return Finish(r, u, false);
+}
+
+template <>
+Result<PrestageReply> DecodeReply<PrestageReply>(const json& j) {
+  LM_RETURN_IF_ERROR(ErrorOf(j));
+  FieldReader r(&j);
+  PrestageReply p;
+  r.Read("backup", &p.backup);
+  r.Read("profile", &p.profile);
+  r.Read("profile_chunks", &p.profile_chunks);
+  r.Read("total_chunks", &p.total_chunks);
+  r.Read("already_cached", &p.already_cached);
+  r.Read("fetched", &p.fetched);
+  r.Read("failed", &p.failed);
+  r.Read("bytes_fetched", &p.bytes_fetched);
+  r.Read("missing_files", &p.missing_files);
+  r.Read("seconds", &p.seconds);
+  return Finish(r, p, false);
+}
+
+template <>
+Result<DiscardReply> DecodeReply<DiscardReply>(const json& j) {
+  LM_RETURN_IF_ERROR(ErrorOf(j));
+  FieldReader r(&j);
+  DiscardReply d;
+  r.Read("backup", &d.backup);
+  return Finish(r, d, false);
+}
+
+}  // namespace lm::control

@@ -1,0 +1,123 @@
+// The media agent's control protocol, typed. Both sides use these structs and codecs: the
+// agent decodes requests and encodes replies (agent/agent_control.cc), the CLI encodes
+// requests and decodes replies (ControlClient); no key is spelled anywhere else.
+//
+// Wire (agent/control.h carries it): one JSON object per line each way.
+//   request  {"cmd": "stats" | "export" | "unexport" | "prestage" | "discard", ...fields}
+//   reply    the reply's fields, or {"error": "<one line>", "code": <lm::Code as int>}
+// Decoders are strict: a missing field or one of the wrong type is Corrupt (a reply) or
+// Invalid (a request), naming the field; an error reply keeps its code, so Busy stays Busy.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+
+namespace lm::control {
+
+// ---- requests ----
+struct StatsRequest {};
+struct ExportRequest {
+  std::string bind = "0.0.0.0";
+  uint16_t nfs_port = 2049;
+  uint16_t mount_port = 20048;
+  std::vector<std::string> clients;  // empty: 127.0.0.1 only
+  bool read_only = false;
+};
+struct UnexportRequest {};
+struct PrestageRequest {
+  std::string backup;   // VM@BACKUP
+  std::string profile;  // absolute path of a profile file, "" for the agent's choice
+  bool all = false;     // then every other chunk of the copy too
+  int64_t pin_until = 0;  // unix seconds; 0: for as long as the mount lives
+};
+struct DiscardRequest {
+  std::string backup;  // VM@BACKUP
+};
+using Request = std::variant<StatsRequest, ExportRequest, UnexportRequest, PrestageRequest, DiscardRequest>;
+
+nlohmann::json EncodeRequest(const Request& r);
+Result<Request> DecodeRequest(const nlohmann::json& j);
+
+// ---- replies ----
+struct ExportInfo {
+  bool running = false;
+  int64_t pid = 0;
+  std::string path, pseudo, bind;
+  uint16_t nfs_port = 0, mount_port = 0;
+  std::vector<std::string> clients;
+  bool read_only = false;
+  std::string config, log;
+};
+
+struct OverlayInfo {
+  std::string backup;
+  uint64_t files = 0, bytes = 0;
+};
+
+struct MountStats {
+  std::string mountpoint, repository;
+  int64_t pid = 0;
+  struct Cache {
+    std::string dir;
+    uint64_t hits = 0, misses = 0, bytes_served = 0, inserts = 0, evictions = 0,
+             corrupt_dropped = 0, insert_failures = 0, entries = 0, size = 0, capacity = 0, pinned = 0;
+  } cache;
+  struct Repo {
+    uint64_t chunks_fetched = 0, bytes_fetched = 0, raw_bytes_fetched = 0, errors = 0;
+  } repo;
+  struct Reads {
+    uint64_t requests = 0, bytes = 0, errors = 0, zero_bytes = 0, opens = 0;
+  } reads;
+  struct Writes {
+    uint64_t requests = 0, bytes = 0;
+  } writes;
+  std::vector<OverlayInfo> overlays;
+  struct Readahead {
+    uint64_t queued = 0, fetched = 0;
+  } readahead;
+  struct Prestage {
+    uint64_t chunks = 0, bytes = 0, running = 0, yielded_to_guest_reads = 0;
+  } prestage;
+  uint64_t namespace_nodes = 0;       // "namespace": {"nodes": n}
+  std::optional<ExportInfo> export_;  // "export": null when not exported
+};
+
+struct UnexportReply {
+  bool was_exported = false;
+};
+
+struct PrestageReply {
+  std::string backup, profile;  // the copy, and the profile it was staged from
+  uint64_t profile_chunks = 0, total_chunks = 0, already_cached = 0, fetched = 0, failed = 0,
+           bytes_fetched = 0, missing_files = 0;
+  double seconds = 0;
+};
+
+struct DiscardReply {
+  std::string backup;
+};
+
+nlohmann::json Encode(const ExportInfo& r);
+nlohmann::json Encode(const MountStats& r);
+nlohmann::json Encode(const UnexportReply& r);
+nlohmann::json Encode(const PrestageReply& r);
+nlohmann::json Encode(const DiscardReply& r);
+nlohmann::json EncodeError(const Status& s);
+
+// Each decoder first turns an error reply into its Status (code kept).
+template <typename Reply>
+Result<Reply> DecodeReply(const nlohmann::json& j);
+template <> Result<ExportInfo> DecodeReply<ExportInfo>(const nlohmann::json& j);
+template <> Result<MountStats> DecodeReply<MountStats>(const nlohmann::json& j);
+template <> Result<UnexportReply> DecodeReply<UnexportReply>(const nlohmann::json& j);
+template <> Result<PrestageReply> DecodeReply<PrestageReply>(const nlohmann::json& j);
+template <> Result<DiscardReply> DecodeReply<DiscardReply>(const nlohmann::json& j);
+
+}  // namespace lm::control
