@@ -292,7 +292,8 @@ Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
   LM_ASSIGN_OR_RETURN(auto p2, Get(new_parent));
   LM_RETURN_IF_ERROR(Load(p2));
   LM_ASSIGN_OR_RETURN(auto copy, CopyOf(p1, writable()));
-  if (p2->backup != copy) return Status::Of(Code::kCrossDevice, "rename across backups");
+  LM_ASSIGN_OR_RETURN(auto to_copy, CopyOf(p2, writable()));
+  if (to_copy != copy) return Status::Of(Code::kCrossDevice, "rename across backups");
   std::lock_guard write(copy->write_mu);
   std::shared_ptr<OverlayFile> to_remove;
   // The checks and the batch of entries under the shared lock; the synced write with none;
