@@ -80,10 +80,9 @@ class FieldReader {
 };
 
 template <typename T>
-Result<T> Finish(const FieldReader& r, T value, bool request) {
+Result<T> Finish(const FieldReader& r, T value) {
   if (r.error().empty()) return value;
-  std::string m = (request ? "malformed request: " : "malformed reply from the media agent: ") + r.error();
-  return request ? Status::Invalid(m) : Status::Corrupt(m);
+  return Status::Corrupt("malformed reply from the media agent: " + r.error());
 }
 
 ExportInfo ReadExportInfo(FieldReader& r) {
@@ -137,9 +136,10 @@ json EncodeRequest(const Request& r) {
 Result<Request> DecodeRequest(const json& j) {
   if (!j.is_object()) return Status::Invalid("malformed request: not a JSON object");
   FieldReader r(&j);
+  auto malformed = [&] { return Status::Invalid("malformed request: " + r.error()); };
   std::string cmd;
   r.Read("cmd", &cmd);
-  if (!r.error().empty()) return Finish<Request>(r, StatsRequest{}, true);
+  if (!r.error().empty()) return malformed();
   if (cmd == "stats") return Request(StatsRequest{});
   if (cmd == "unexport") return Request(UnexportRequest{});
   if (cmd == "export") {
@@ -149,7 +149,8 @@ Result<Request> DecodeRequest(const json& j) {
     r.Read("mount_port", &e.mount_port);
     r.Read("clients", &e.clients);
     r.Read("read_only", &e.read_only);
-    return Finish<Request>(r, e, true);
+    if (!r.error().empty()) return malformed();
+    return Request(std::move(e));
   }
   if (cmd == "prestage") {
     PrestageRequest p;
@@ -157,12 +158,14 @@ Result<Request> DecodeRequest(const json& j) {
     r.Read("profile", &p.profile);
     r.Read("all", &p.all);
     r.Read("pin_until", &p.pin_until);
-    return Finish<Request>(r, p, true);
+    if (!r.error().empty()) return malformed();
+    return Request(std::move(p));
   }
   if (cmd == "discard") {
     DiscardRequest d;
     r.Read("backup", &d.backup);
-    return Finish<Request>(r, d, true);
+    if (!r.error().empty()) return malformed();
+    return Request(std::move(d));
   }
   return Status::Invalid("unknown command '" + cmd + "'");
 }
@@ -224,7 +227,7 @@ Result<ExportInfo> DecodeReply<ExportInfo>(const json& j) {
   LM_RETURN_IF_ERROR(ErrorOf(j));
   FieldReader r(&j);
   ExportInfo e = ReadExportInfo(r);
-  return Finish(r, e, false);
+  return Finish(r, e);
 }
 
 template <>
@@ -293,7 +296,7 @@ Result<MountStats> DecodeReply<MountStats>(const json& j) {
   } else if (ex && !ex->is_null()) {
     r.Fail("field 'export' is neither an object nor null");
   }
-  return Finish(r, std::move(s), false);
+  return Finish(r, std::move(s));
 }
 
 template <>
@@ -302,7 +305,7 @@ Result<UnexportReply> DecodeReply<UnexportReply>(const json& j) {
   FieldReader r(&j);
   UnexportReply u;
   r.Read("was_exported", &u.was_exported);
-  return Finish(r, u, false);
+  return Finish(r, u);
 }
 
 template <>
@@ -320,7 +323,7 @@ Result<PrestageReply> DecodeReply<PrestageReply>(const json& j) {
   r.Read("bytes_fetched", &p.bytes_fetched);
   r.Read("missing_files", &p.missing_files);
   r.Read("seconds", &p.seconds);
-  return Finish(r, p, false);
+  return Finish(r, p);
 }
 
 template <>
@@ -329,7 +332,7 @@ Result<DiscardReply> DecodeReply<DiscardReply>(const json& j) {
   FieldReader r(&j);
   DiscardReply d;
   r.Read("backup", &d.backup);
-  return Finish(r, d, false);
+  return Finish(r, d);
 }
 
 }  // namespace lm::control
