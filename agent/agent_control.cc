@@ -83,6 +83,11 @@ Result<PrestageReply> AgentControl::Prestage(const PrestageRequest& r) {
   auto sum = lm::Prestage(p_.repo, p_.source, ref, *p, po);
   running_--;
   LM_RETURN_IF_ERROR(sum.status());
+  {
+    std::lock_guard lock(pinned_mu_);
+    pinned_.insert(ref.Name());
+  }
+  Hold(ref, "pinned");
   LogInfo("prestaged " + ref.Name() + " from " + chosen + ": " + std::to_string(sum->fetched) +
           " chunks fetched, " + std::to_string(sum->already_cached) + " already cached");
   return PrestageReply{ref.Name(),          chosen,       sum->profile_chunks, sum->total_chunks,
@@ -113,6 +118,24 @@ Result<ExportInfo> AgentControl::Export(const ExportRequest& r) {
   auto info = p_.exports.Describe();
   if (!info) return Status::IoError("the export was stopped while it started");
   return *info;
+}
+
+void AgentControl::Hold(const BackupRef& ref, const std::string& why) {
+  Status s = p_.lease.Add(ref.Name(), why);
+  if (!s.ok()) LogOnce(LogLevel::kWarn, "lease", "cannot record this mount's hold on " + ref.Name() +
+                                                     " in the repository (forget may remove it): " + s.message());
+}
+
+void AgentControl::RefreshLease() {
+  std::map<std::string, std::vector<std::string>> holds;
+  for (const BackupRef& b : p_.fs.CopiesInUse()) holds[b.Name()].push_back("open files");
+  for (const control::OverlayInfo& o : Overlays(p_.options.state_dir)) holds[o.backup].push_back("overlay");
+  {
+    std::lock_guard lock(pinned_mu_);
+    for (const std::string& b : pinned_) holds[b].push_back("pinned");
+  }
+  Status s = p_.lease.Set(holds);
+  if (!s.ok()) LogOnce(LogLevel::kWarn, "lease", "cannot renew this mount's lease in the repository: " + s.message());
 }
 
 }  // namespace lm

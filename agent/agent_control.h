@@ -5,6 +5,8 @@
 #pragma once
 
 #include <atomic>
+#include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "agent/control_protocol.h"
@@ -13,6 +15,7 @@
 #include "cache/chunk_source.h"
 #include "fs/fuse_ops.h"
 #include "fs/live_fs.h"
+#include "store/leases.h"
 #include "store/repository.h"
 
 namespace lm {
@@ -24,6 +27,7 @@ struct AgentParts {
   LiveFs& fs;
   FuseMount& mount;
   ExportSupervisor& exports;
+  LeaseWriter& lease;
 };
 
 class AgentControl {
@@ -42,8 +46,16 @@ class AgentControl {
   // Asks running pre-stagings to stop soon (the mount is ending).
   void StopPrestaging() { stopping_ = true; }
 
+  // The backup copies this agent holds (open files, overlays, pinned pre-stages), written
+  // as its lease in the repository so that forget keeps them; renewed as they change.
+  void RefreshLease();
+  // Records one hold at once (a first open, a pin), before the caller goes on.
+  void Hold(const BackupRef& ref, const std::string& why);
+
  private:
   AgentParts p_;
+  std::mutex pinned_mu_;
+  std::set<std::string> pinned_;  // "vm@id" pre-staged with pins for the mount's life
   std::atomic<uint64_t> staged_chunks_{0}, staged_bytes_{0}, running_{0};
   std::atomic<bool> stopping_{false};
 };

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -73,15 +75,31 @@ int Serve(const MountOptions& o, int ready_fd) {
   // Inode numbers outlive the daemon, so NFS handles stay valid across restarts.
   auto inodes = InodeIndex::Open(o.state_dir);
   if (!inodes.ok()) return report(inodes.status().Context("--state-dir")), 1;
+  // What this agent holds is written into the repository, so forget elsewhere keeps it;
+  // a keeper thread (below) renews it and follows changes.
+  LeaseWriter lease((*repo)->backend(), o.env);
+  std::mutex lease_mu;
+  std::condition_variable lease_cv;
+  bool ending = false, refresh_now = false;
+  auto refresh_soon = [&](const BackupRef&) {
+    std::lock_guard lock(lease_mu);
+    refresh_now = true;
+    lease_cv.notify_all();
+  };
+  auto hold_on_open = [&lease](const BackupRef& b) {
+    Status s = lease.Add(b.Name(), "open files");
+    if (!s.ok()) LogOnce(LogLevel::kWarn, "lease", "cannot record this mount's hold on " + b.Name() +
+                                                       " in the repository (forget may remove it): " + s.message());
+  };
   LiveFs fs(**repo, source,
             LiveFsOptions{o.readahead_chunks, overlays.get(), inodes->get(), o.state_dir,
-                          o.record_reads});
+                          o.record_reads, hold_on_open, refresh_soon});
   std::string control_name = "livemount-" + std::to_string(::getpid()) + "-" + RandomHex(4);
   FuseOptions fo{o.mountpoint, o.allow_other, o.debug, o.fuse_threads, control_name};
   auto mount = FuseMount::Mount(fs, fo);
   if (!mount.ok()) return report(mount.status()), 1;
   ExportSupervisor exports;  // declared after the mount: stops before it unmounts
-  AgentControl agent(AgentParts{o, **repo, source, fs, **mount, exports});
+  AgentControl agent(AgentParts{o, **repo, source, fs, **mount, exports, lease});
   auto control = ControlServer::Start(control_name, [&](const json& req) { return agent.Handle(req); });
   if (!control.ok()) return report(control.status()), 1;
   LogInfo("mounted " + o.repo + " at " + o.mountpoint + " (cache " + o.cache_dir + ", " +
@@ -106,6 +124,18 @@ int Serve(const MountOptions& o, int ready_fd) {
     ::close(null_fd);
   }
   RaiseKernelReadahead(o.mountpoint);
+  // The lease follows what the mount holds (overlays from earlier lives too), renewed
+  // well within its ttl.
+  std::thread lease_keeper([&] {
+    std::unique_lock lock(lease_mu);
+    while (!ending) {
+      refresh_now = false;
+      lock.unlock();
+      agent.RefreshLease();
+      lock.lock();
+      lease_cv.wait_for(lock, std::chrono::seconds(60), [&] { return ending || refresh_now; });
+    }
+  });
   // Pre-staging on start runs beside the guests' reads, which go first.
   std::thread starter([&] {
     for (const std::string& spec : o.prestage) {
@@ -115,6 +145,12 @@ int Serve(const MountOptions& o, int ready_fd) {
   });
   Status s = (*mount)->Run();
   agent.StopPrestaging();
+  {
+    std::lock_guard lock(lease_mu);
+    ending = true;
+  }
+  lease_cv.notify_all();
+  lease_keeper.join();
   exporter.join();
   starter.join();
   if (!s.ok()) LogError(s.message());
@@ -122,6 +158,7 @@ int Serve(const MountOptions& o, int ready_fd) {
   exports.Stop();  // ganesha holds files of the mount open
   mount->reset();  // unmounts if still mounted
   fs.FlushTraces();
+  lease.Release();  // after the unmount: nothing of the repository is held any more
   LogInfo("unmounted " + o.mountpoint);
   return s.ok() && !start_failed ? 0 : 1;  // the chunk source, then the cache, close as they go out of scope
 }

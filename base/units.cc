@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 namespace lm {
 
@@ -78,6 +79,18 @@ Status CheckRange(const std::string& option, uint64_t value, uint64_t min, uint6
                            " (got " + std::to_string(value) + ")");
   }
   return Status::Ok();
+}
+
+std::string FormatDuration(int64_t seconds) {
+  if (seconds <= 0) return "0s";
+  std::string out;
+  for (auto [unit, name] : {std::pair<int64_t, char>{7 * 86400, 'w'}, {86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}}) {
+    if (seconds >= unit) {
+      out += std::to_string(seconds / unit) + name;
+      seconds %= unit;
+    }
+  }
+  return out;
 }
 
 }  // namespace lm

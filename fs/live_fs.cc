@@ -38,7 +38,7 @@ Result<std::unique_ptr<OpenFile>> LiveFs::Open(Ino ino) {
   }
   f->what = node->backup->ref.Name() + ":" + node->rel;
   ns_.Opened(*node);
-  node->backup->open_files++;
+  if (node->backup->open_files++ == 0 && options_.on_first_open) options_.on_first_open(node->backup->ref);
   counters_.opens++;
   return f;
 }
@@ -46,7 +46,10 @@ Result<std::unique_ptr<OpenFile>> LiveFs::Open(Ino ino) {
 void LiveFs::Release(std::unique_ptr<OpenFile> f) {
   Node& n = *f->node;
   bool dirty = ns_.Closed(n);
-  if (--n.backup->open_files == 0) FlushTrace(*n.backup);  // e.g. the VM powered off
+  if (--n.backup->open_files == 0) {  // e.g. the VM powered off
+    FlushTrace(*n.backup);
+    if (options_.on_last_close) options_.on_last_close(n.backup->ref);
+  }
   // A clean close loses nothing: what was written is made durable as by fsync.
   if (dirty) {
     Status s = Fsync(n);

@@ -26,6 +26,11 @@ struct LiveFsOptions {
   // "" records no traces.
   std::string state_dir;
   std::string record_reads;          // benchmark option: log every read ("vm@id:path off len")
+  // Called (synchronously) when a backup copy gets its first open file, before the open
+  // returns: the media agent records its hold in the repository (store/leases.h).
+  std::function<void(const BackupRef&)> on_first_open;
+  // Called when a copy's last open file closes (the hold may end).
+  std::function<void(const BackupRef&)> on_last_close;
   Status validate() const;
 };
 
@@ -61,6 +66,8 @@ class LiveFs {
   Result<std::vector<std::pair<std::string, std::shared_ptr<Node>>>> List(Ino dir) { return ns_.List(dir); }
   struct stat Stat(const Node& n) const { return ns_.Stat(n); }
   size_t NodeCount() const { return ns_.size(); }
+  // Backup copies with open files now.
+  std::vector<BackupRef> CopiesInUse() const { return ns_.CopiesInUse(); }
   Result<std::shared_ptr<Node>> Create(Ino parent, const std::string& name, NodeKind kind, uint32_t mode,
                                        uint32_t uid, uint32_t gid, const std::string& target = "",
                                        dev_t rdev = 0) {

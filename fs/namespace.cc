@@ -19,13 +19,6 @@ int64_t NowMs() {
 
 constexpr int64_t kRescanMs = 1000;
 
-// "20261125T103746Z[-N]" -> seconds since the epoch (0 if it does not parse).
-int64_t IdTime(const std::string& id) {
-  struct tm tm {};
-  if (!strptime(id.c_str(), "%Y%m%dT%H%M%SZ", &tm)) return 0;
-  return timegm(&tm);
-}
-
 void DirAttr(struct stat* st, const struct timespec& t) {
   st->st_mode = S_IFDIR | 0555;
   st->st_nlink = 2;
@@ -77,6 +70,15 @@ std::shared_ptr<Node> Namespace::AddChild(const std::shared_ptr<Node>& parent,
 void Namespace::Attach(const std::shared_ptr<Node>& parent, const std::shared_ptr<Node>& n) {
   parent->children[n->name] = n->ino;
   unindexed_.push_back({n, true});
+}
+
+std::vector<BackupRef> Namespace::CopiesInUse() const {
+  std::shared_lock lock(mu_);
+  std::vector<BackupRef> out;
+  for (auto& [ino, n] : nodes_) {
+    if (n->kind == NodeKind::kBackupDir && n->backup && n->backup->open_files > 0) out.push_back(n->backup->ref);
+  }
+  return out;
 }
 
 void Namespace::Opened(Node& n) {
@@ -154,7 +156,7 @@ Status Namespace::ScanVm(const std::shared_ptr<Node>& vmdir) {
     auto n = AddChild(vmdir, id, NodeKind::kBackupDir, vmdir->vm + "/" + id);
     n->backup = std::make_shared<BackupTree>();
     n->backup->ref = BackupRef{vmdir->vm, id};
-    struct timespec t {IdTime(id), 0};
+    struct timespec t {BackupIdTime(id), 0};
     DirAttr(&n->attr, t);
     n->attr.st_ino = n->ino;
   }
@@ -164,7 +166,7 @@ Status Namespace::ScanVm(const std::shared_ptr<Node>& vmdir) {
     latest->attr.st_mode = S_IFLNK | 0777;
     latest->attr.st_nlink = 1;
     latest->attr.st_size = static_cast<off_t>(ids.back().size());
-    struct timespec t {IdTime(ids.back()), 0};
+    struct timespec t {BackupIdTime(ids.back()), 0};
     latest->attr.st_mtim = latest->attr.st_ctim = latest->attr.st_atim = t;
     vmdir->attr.st_mtim = vmdir->attr.st_ctim = t;
   }

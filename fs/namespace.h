@@ -142,6 +142,8 @@ class Namespace {
   Result<std::shared_ptr<const FileChunks>> Chunks(const Node& file);
   // Node count, for stats.
   size_t size() const;
+  // Backup copies with open files now.
+  std::vector<BackupRef> CopiesInUse() const;
   // A consistent copy of the node's attributes (a directory's st_nlink counts its
   // subdirectories, as on every POSIX filesystem).
   struct stat Stat(const Node& n) const;

@@ -134,6 +134,19 @@ Status ChunkIndex::LoadNew(Backend& backend, bool* found_bad) {
   return Status::Ok();
 }
 
+Status ChunkIndex::Reload(Backend& backend, bool* found_bad) {
+  ChunkIndex fresh;
+  LM_RETURN_IF_ERROR(fresh.LoadNew(backend, found_bad));
+  std::unique_lock lock(mu_);
+  std::shared_lock other(fresh.mu_);
+  map_ = std::move(fresh.map_);
+  packs_ = std::move(fresh.packs_);
+  pack_nos_ = std::move(fresh.pack_nos_);
+  loaded_files_ = std::move(fresh.loaded_files_);
+  bad_files_ = std::move(fresh.bad_files_);
+  return Status::Ok();
+}
+
 bool ChunkIndex::Find(const Digest& d, ChunkLocation* loc, PackId* pack) const {
   std::shared_lock lock(mu_);
   auto it = map_.find(d);

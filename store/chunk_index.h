@@ -43,6 +43,8 @@ class ChunkIndex {
   // and remembered in BadFiles() (the repository then reads its packs' own tables);
   // *found_bad says whether this call met a new one.
   Status LoadNew(Backend& backend, bool* found_bad = nullptr);
+  // Rebuilds the index from the index objects there are now (after prune replaced some).
+  Status Reload(Backend& backend, bool* found_bad = nullptr);
   std::vector<std::string> BadFiles() const;  // "path: what is wrong"
   bool HasPack(const PackId& id) const;
   void Add(const PackId& pack, const std::vector<PackEntry>& entries);

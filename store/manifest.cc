@@ -221,5 +221,12 @@ std::string BackupIdForTime(int64_t time_ns) {
   return buf;
 }
 
+int64_t BackupIdTime(const std::string& id) {
+  struct tm tm {};
+  const char* end = strptime(id.c_str(), "%Y%m%dT%H%M%SZ", &tm);
+  if (!end || (*end != '\0' && *end != '-')) return 0;
+  return timegm(&tm);
+}
+
 
 }  // namespace lm

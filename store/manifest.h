@@ -71,5 +71,8 @@ Result<FileChunks> DecodeFidx(std::string_view data, const std::string& path);
 
 // Backup ids are UTC times, "20261125T103746Z", with "-2", "-3"... on a collision.
 std::string BackupIdForTime(int64_t time_ns);
+// The inverse, to the second: "20261125T103746Z[-N]" -> seconds since the epoch (UTC);
+// 0 if the id is not of that form.
+int64_t BackupIdTime(const std::string& id);
 
 }  // namespace lm

@@ -116,6 +116,20 @@ Status Repository::Refresh() {
   return Status::Ok();
 }
 
+Status Repository::Reload() {
+  std::lock_guard lock(reload_mu_);  // one rebuild at a time; readers keep using the old map
+  bool found_bad = false;
+  LM_RETURN_IF_ERROR(index_.Reload(*backend_, &found_bad));
+  if (!found_bad) return Status::Ok();
+  LM_ASSIGN_OR_RETURN(auto packs, ListPacks());
+  for (const PackId& id : packs) {
+    if (index_.HasPack(id)) continue;
+    auto table = ReadPackTable(*backend_, id);
+    if (table.ok()) index_.Add(id, *table);
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<PackId>> Repository::ListPacks() const {
   std::vector<PackId> out;
   LM_ASSIGN_OR_RETURN(auto objects, backend_->List("packs/"));
@@ -222,7 +236,16 @@ Status Repository::ReadChunk(const Digest& d, std::string* raw) {
     }
   }
   PackEntry e{d, loc.offset, loc.stored_len, loc.raw_len, loc.codec};
-  LM_RETURN_IF_ERROR(ReadChunkRecord(*backend_, pack, e, raw));
+  Status s = ReadChunkRecord(*backend_, pack, e, raw);
+  // A prune moved the chunk to a new pack and deleted the old one: learn where it is now
+  // from the index prune wrote (a mount never fails a read because of a prune).
+  for (int tries = 0; s.code() == Code::kNotFound && tries < 3; tries++) {
+    LM_RETURN_IF_ERROR(Reload());
+    if (!index_.Find(d, &loc, &pack)) return s;
+    e = PackEntry{d, loc.offset, loc.stored_len, loc.raw_len, loc.codec};
+    s = ReadChunkRecord(*backend_, pack, e, raw);
+  }
+  LM_RETURN_IF_ERROR(s);
   counters_.chunks_read.fetch_add(1, std::memory_order_relaxed);
   counters_.bytes_read.fetch_add(kRecordHeaderSize + loc.stored_len, std::memory_order_relaxed);
   counters_.raw_bytes_read.fetch_add(loc.raw_len, std::memory_order_relaxed);

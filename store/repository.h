@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,8 @@ class Repository : public ChunkReader {
   // Picks up index files written since Open (by a backup that finished meanwhile).
   // A corrupt index file is skipped; the packs no index names are then read directly.
   Status Refresh();
+  // Rebuilds the index from scratch (after a prune replaced index objects and packs).
+  Status Reload();
   // Every pack in the repository, by id (for verify and recovery).
   Result<std::vector<PackId>> ListPacks() const;
 
@@ -108,6 +111,7 @@ class Repository : public ChunkReader {
   RepoOptions options_;
   RepoConfig config_;
   ChunkIndex index_;
+  std::mutex reload_mu_;
   RepoCounters counters_;
 };
 

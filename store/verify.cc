@@ -96,10 +96,15 @@ class Verifier {
     }
   }
 
-  // Every used chunk must be in the index.
+  // Every used chunk must be in the index; indexed chunks nothing uses are counted.
   void CheckReferences() {
     for (auto& [d, uses] : uses_) {
       if (!repo_.index().Contains(d)) Damage(d, "", "chunk is in no index (missing)");
+    }
+    for (auto& [pack, e] : repo_.index().AllEntries()) {
+      if (uses_.count(e.digest)) continue;
+      r_.unreferenced_chunks++;
+      r_.unreferenced_bytes += kRecordHeaderSize + e.stored_len;
     }
   }
 

@@ -30,6 +30,9 @@ struct ChunkDamage {
 struct VerifyReport {
   size_t packs = 0, index_files = 0, backups = 0, chunks = 0;
   uint64_t chunks_read = 0, bytes_read = 0;
+  // Chunks in the index that no backup copy uses (after a forget): not damage, what a
+  // prune would reclaim; bytes as stored in their packs.
+  uint64_t unreferenced_chunks = 0, unreferenced_bytes = 0;
   double seconds = 0;
   std::vector<std::string> errors;  // damaged files of the repository's own structure
   std::vector<ChunkDamage> damaged_chunks;

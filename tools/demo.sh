@@ -68,4 +68,7 @@ step verify "$LM" verify repo --read-data
 echo "== for comparison: a full restore, then a boot from local disk"
 step restore "$LM" restore repo sample@latest restored
 step "boot from the restored copy" "$SRC/tools/boot-sample-vm.sh" restored/sample.qcow2 -snapshot
+echo "== retention: keep the newest copy, forget the others and prune what only they used"
+step "forget --prune" "$LM" forget repo sample --keep-last 1 --prune
+step "verify after prune" "$LM" verify repo --read-data
 echo "== done"

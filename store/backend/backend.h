@@ -65,6 +65,8 @@ class Backend {
   // What interrupted writers left under `prefix` (temporary files, unfinished uploads):
   // invisible to List, reported by verify, deleted by maintenance.
   virtual Result<std::vector<std::string>> ListPartial(const std::string& prefix) = 0;
+  // Removes one thing ListPartial named (maintenance, when no writer can be running).
+  virtual Status DeletePartial(const std::string& name) = 0;
   // An object's size; NotFound if there is none.
   virtual Result<uint64_t> Size(const std::string& name) = 0;
   // Exactly `length` bytes at `offset` into *out; a range past the end is Corrupt

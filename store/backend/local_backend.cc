@@ -183,6 +183,23 @@ Result<std::vector<std::string>> LocalBackend::ListPartial(const std::string& pr
   return out;
 }
 
+Status LocalBackend::DeletePartial(const std::string& name) {
+  // Named by ListPartial: every component but the last is a valid name.
+  size_t slash = name.find_last_of('/');
+  std::string dir = slash == std::string::npos ? "" : name.substr(0, slash);
+  std::string base = name.substr(slash == std::string::npos ? 0 : slash + 1);
+  if ((!dir.empty() && !IsValidObjectName(dir)) || base.empty() || base == "." || base == ".." ||
+      base.find('/') != std::string::npos) {
+    return Status::Invalid("invalid partial object name '" + name + "'");
+  }
+  std::string path = Describe(name);
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, path);
+  if (S_ISDIR(st.st_mode)) LM_RETURN_IF_ERROR(RemoveTree(path));  // a .tmp-* backup folder of old
+  else LM_RETURN_IF_ERROR(env_->Remove(path));
+  return env_->FsyncDir(DirName(path));
+}
+
 Result<std::shared_ptr<UniqueFd>> LocalBackend::ReadFd(const std::string& name) {
   if (!IsValidObjectName(name)) return Status::Invalid("invalid object name '" + name + "'");
   std::lock_guard lock(fd_mu_);
@@ -247,7 +264,17 @@ Status LocalBackend::Delete(const std::string& name) {
   Status s = env_->Remove(path);
   if (s.code() == Code::kNotFound) return Status::Ok();
   LM_RETURN_IF_ERROR(s);
-  return env_->FsyncDir(DirName(path));
+  LM_RETURN_IF_ERROR(env_->FsyncDir(DirName(path)));
+  // Folders a backup copy had ("backups/<vm>/<id>", its "files") go with their last object.
+  // Shallower ones stay: a writer may be about to put something in them.
+  std::string rel = name;
+  for (size_t slash; (slash = rel.find_last_of('/')) != std::string::npos;) {
+    rel.resize(slash);
+    if (std::count(rel.begin(), rel.end(), '/') < 2) break;
+    if (::rmdir(Describe(rel).c_str()) != 0) break;  // not empty (or gone): stop
+    LM_RETURN_IF_ERROR(env_->FsyncDir(DirName(Describe(rel))));
+  }
+  return Status::Ok();
 }
 
 Result<std::unique_ptr<BackendLock>> LocalBackend::Lock(LockMode mode) {

@@ -30,6 +30,7 @@ class LocalBackend : public Backend {
   Status PrepareNew() override;
   Result<std::vector<ObjectInfo>> List(const std::string& prefix) override;
   Result<std::vector<std::string>> ListPartial(const std::string& prefix) override;
+  Status DeletePartial(const std::string& name) override;
   Result<uint64_t> Size(const std::string& name) override;
   Status ReadRange(const std::string& name, uint64_t offset, size_t length, std::string* out) override;
   Result<std::string> ReadAll(const std::string& name) override;

@@ -18,6 +18,9 @@ void RegisterProfileCommands(CLI::App& app, int* exit_code);  // profile ..., pr
 void RegisterExportCommands(CLI::App& app, int* exit_code);   // export
 void RegisterGuestCommands(CLI::App& app, int* exit_code);    // ls, cat, profile add-files
 void RegisterBrowseCommand(CLI::App& app, int* exit_code);    // browse
+void RegisterLifecycleCommands(CLI::App& app, int* exit_code);  // forget prune
+// `stats REPO [VM]`: the repository's statistics (`stats MOUNTPOINT` is the mount's).
+int RepoStatsCommand(const std::string& repo, const std::string& vm, bool as_json);
 
 // --bind, --nfs-port, --mount-port, --client (export and mount --export).
 void AddExportOptions(CLI::App* c, ExportOptions* e);

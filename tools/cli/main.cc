@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
     lm::cli::RegisterExportCommands(app, &exit_code);
     lm::cli::RegisterGuestCommands(app, &exit_code);
     lm::cli::RegisterBrowseCommand(app, &exit_code);
+    lm::cli::RegisterLifecycleCommands(app, &exit_code);
     if (const char* cmd = UnknownCommand(app, argc, argv)) {
       std::fprintf(stderr, "livemount: unknown command '%s' (see livemount --help)\n", cmd);
       return 2;

@@ -171,12 +171,19 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     c->callback([=] { *exit_code = Discard(*mp, *spec, *as_json); });
   }
   {
-    auto* c = app.add_subcommand("stats", "Cache and repository counters of a live mount");
+    auto* c = app.add_subcommand("stats", "Counters of a live mount, or a repository's sizes, dedup and fill");
     auto mp = std::make_shared<std::string>();
+    auto vm = std::make_shared<std::string>();
     auto as_json = std::make_shared<bool>(false);
-    c->add_option("MOUNTPOINT", *mp, "Mountpoint")->required();
+    c->add_option("MOUNTPOINT|REPO", *mp, "A live mount, or a repository")->required();
+    c->add_option("VM", *vm, "With a repository: only this VM's copies");
     c->add_flag("--json", *as_json, "Machine-readable output");
-    c->callback([=] { *exit_code = Stats(*mp, *as_json); });
+    c->callback([=] {
+      bool is_mount = FindMount(AbsolutePath(*mp)).has_value();
+      if (!is_mount) *exit_code = RepoStatsCommand(*mp, *vm, *as_json);
+      else if (!vm->empty()) *exit_code = Report(Status::Invalid("a VM is only given with a repository"));
+      else *exit_code = Stats(*mp, *as_json);
+    });
   }
 }
 

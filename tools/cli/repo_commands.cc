@@ -264,10 +264,15 @@ int Verify(const std::string& repo_path, bool read_data, bool as_json) {
               {"backups", r->backups},   {"chunks", r->chunks},
               {"chunks_read", r->chunks_read}, {"bytes_read", r->bytes_read},
               {"seconds", r->seconds},   {"errors", r->errors},
-              {"damaged_chunks", damaged}, {"notes", r->notes}};
+              {"damaged_chunks", damaged}, {"notes", r->notes},
+              {"unreferenced_chunks", r->unreferenced_chunks}, {"unreferenced_bytes", r->unreferenced_bytes}};
     PrintJson(j);
   } else {
     for (auto& n : r->notes) fmt::print("note: {}\n", n);
+    if (r->unreferenced_chunks) {
+      fmt::print("note: {} chunks ({}) are used by no backup copy; livemount prune reclaims them\n",
+                 r->unreferenced_chunks, FormatBytes(r->unreferenced_bytes));
+    }
     for (auto& e : r->errors) fmt::print("error: {}\n", e);
     for (auto& d : r->damaged_chunks) {
       fmt::print("damaged chunk {}{}: {}\n", d.digest.Hex(),
