@@ -179,8 +179,9 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     c->add_option("VM", *vm, "With a repository: only this VM's copies");
     c->add_flag("--json", *as_json, "Machine-readable output");
     c->callback([=] {
-      bool is_mount = FindMount(AbsolutePath(*mp)).has_value();
-      if (!is_mount) *exit_code = RepoStatsCommand(*mp, *vm, *as_json);
+      // A repository unless it is a mountpoint; anything else gets the mount's error.
+      bool is_repo = !FindMount(AbsolutePath(*mp)) && PathExists(JoinPath(*mp, "config"));
+      if (is_repo) *exit_code = RepoStatsCommand(*mp, *vm, *as_json);
       else if (!vm->empty()) *exit_code = Report(Status::Invalid("a VM is only given with a repository"));
       else *exit_code = Stats(*mp, *as_json);
     });
