@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 namespace lm {
 
@@ -264,6 +265,20 @@ bool ProcessAlive(pid_t pid) {
   std::getline(stat, line);
   auto paren = line.rfind(')');
   return paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'Z';
+}
+
+uint64_t ProcessStartTime(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  auto paren = line.rfind(')');  // the command name may hold spaces and parentheses
+  if (paren == std::string::npos) return 0;
+  std::istringstream fields(line.substr(paren + 2));
+  std::string f;
+  for (int i = 3; i <= 22 && fields >> f; i++) {
+    if (i == 22) return std::strtoull(f.c_str(), nullptr, 10);
+  }
+  return 0;
 }
 
 std::string RandomHex(size_t bytes) {

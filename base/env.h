@@ -84,6 +84,9 @@ std::string AbsolutePath(const std::string& path);  // realpath, or `path` if th
 std::string JoinPath(const std::string& a, const std::string& b);
 // True while the process runs; a zombie waiting for its reaper counts as gone.
 bool ProcessAlive(pid_t pid);
+// When the process started, in clock ticks since boot (/proc/PID/stat); 0 if it is gone.
+// With the pid it names one process for good: a later process may reuse the pid, not both.
+uint64_t ProcessStartTime(pid_t pid);
 // A random lowercase hex string of 2*bytes characters (from /dev/urandom).
 std::string RandomHex(size_t bytes);
 

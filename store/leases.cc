@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cinttypes>
+#include <algorithm>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -31,7 +32,7 @@ std::string SeqName(uint64_t seq) {
 std::string EncodeLease(const Lease& l) {
   json holds = json::array();
   for (auto& [backup, why] : l.holds) holds.push_back({{"backup", backup}, {"why", why}});
-  json j = {{"format", "livemount-lease"}, {"host", l.host},    {"pid", l.pid},
+  json j = {{"format", "livemount-lease"}, {"host", l.host},    {"pid", l.pid}, {"pid_start", l.pid_start},
             {"renewed_ns", l.renewed_ns},  {"ttl_s", l.ttl_s}, {"holds", holds}};
   return j.dump() + "\n";
 }
@@ -47,6 +48,9 @@ Result<Lease> DecodeLease(const std::string& text, const std::string& where) {
        holds = j.find("holds");
   if (host == j.end() || !host->is_string()) return bad("field 'host' is missing or not a string");
   if (pid == j.end() || !pid->is_number_integer()) return bad("field 'pid' is missing or not an integer");
+  auto pid_start = j.find("pid_start");
+  if (pid_start == j.end() || !pid_start->is_number_unsigned()) return bad("field 'pid_start' is missing or not an integer");
+  l.pid_start = *pid_start;
   if (renewed == j.end() || !renewed->is_number_integer()) return bad("field 'renewed_ns' is missing or not an integer");
   if (ttl == j.end() || !ttl->is_number_integer() || *ttl < 1) return bad("field 'ttl_s' is missing or not positive");
   if (holds == j.end() || !holds->is_array()) return bad("field 'holds' is missing or not a list");
@@ -91,7 +95,11 @@ Result<std::vector<Lease>> ReadLeases(Backend& backend) {
 }
 
 bool LeaseLive(const Lease& l, Env* env) {
-  if (l.host == HostName()) return ProcessAlive(static_cast<pid_t>(l.pid));
+  if (l.host == HostName()) {
+    // The agent's process, not another that reused its pid after a crash.
+    pid_t pid = static_cast<pid_t>(l.pid);
+    return ProcessAlive(pid) && ProcessStartTime(pid) == l.pid_start;
+  }
   return env->NowMicros() * 1000 < l.renewed_ns + l.ttl_s * int64_t{1000000000};
 }
 
@@ -124,6 +132,7 @@ Status LeaseWriter::PublishLocked(const std::map<std::string, std::vector<std::s
   Lease l;
   l.host = HostName();
   l.pid = ::getpid();
+  l.pid_start = ProcessStartTime(::getpid());
   l.renewed_ns = env_->NowMicros() * 1000;
   l.ttl_s = ttl_s_;
   l.holds = holds;
@@ -136,8 +145,14 @@ Status LeaseWriter::PublishLocked(const std::map<std::string, std::vector<std::s
   return Status::Ok();
 }
 
-Status LeaseWriter::Set(const std::map<std::string, std::vector<std::string>>& holds) {
+Status LeaseWriter::Set(std::map<std::string, std::vector<std::string>> holds) {
   std::lock_guard lock(mu_);
+  for (auto& [backup, why] : added_) {
+    auto& mine = holds[backup];
+    for (auto& w : why)
+      if (std::find(mine.begin(), mine.end(), w) == mine.end()) mine.push_back(w);
+  }
+  added_.clear();
   bool due = env_->NowMicros() * 1000 - renewed_ns_ > ttl_s_ * int64_t{1000000000} / 3;
   if (holds == holds_ && (holds.empty() || !due)) {
     if (holds.empty() && !current_.empty()) {
@@ -163,6 +178,7 @@ Status LeaseWriter::Add(const std::string& backup, const std::string& why) {
   }
   auto holds = holds_;
   holds[backup].push_back(why);
+  added_[backup].push_back(why);
   return PublishLocked(holds);
 }
 

@@ -3,13 +3,15 @@
 // them and keeps those copies until they are released.
 //
 //   leases/<holder>/<seq>.json   <holder> = <host>-<pid>-<8 hex>, <seq> = 16 hex digits
-//   {"format": "livemount-lease", "host": "agent1", "pid": 4242, "renewed_ns": ...,
+//   {"format": "livemount-lease", "host": "agent1", "pid": 4242, "pid_start": 81234,
+//    "renewed_ns": ...,
 //    "ttl_s": 900, "holds": [{"backup": "vm1@20261126T000000Z", "why": ["open files"]}]}
 //
 // Objects are immutable, so a holder publishes each new state as the next <seq> and then
 // deletes the one before; readers take the highest <seq> of each holder. A lease counts
 // while renewed within its ttl, or while its process runs (same host, checked by pid), so
-// a crashed agent on this host frees its copies at once, one on another host after ttl.
+// a crashed agent on this host frees its copies at once (a process that reuses its pid
+// has another start time), one on another host after ttl.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +31,7 @@ namespace lm {
 struct Lease {
   std::string holder, host;
   int64_t pid = 0;
+  uint64_t pid_start = 0;  // ProcessStartTime(pid): tells the agent from a later process
   int64_t renewed_ns = 0;
   int64_t ttl_s = 900;
   std::map<std::string, std::vector<std::string>> holds;  // "vm@id" -> why
@@ -53,7 +56,9 @@ class LeaseWriter {
  public:
   LeaseWriter(Backend& backend, Env* env, int64_t ttl_s = 900);
   ~LeaseWriter();
-  Status Set(const std::map<std::string, std::vector<std::string>>& holds);
+  // Holds added by Add() since the previous Set() are kept too (the caller computed
+  // `holds` before them); the next Set() may drop them.
+  Status Set(std::map<std::string, std::vector<std::string>> holds);
   // Adds one hold now if the current lease lacks it (first open of a copy, a pin).
   Status Add(const std::string& backup, const std::string& why);
   void Release();
@@ -69,6 +74,8 @@ class LeaseWriter {
   uint64_t seq_ = 0;
   std::string current_;  // object name of the published lease
   std::map<std::string, std::vector<std::string>> holds_;
+  // Added since the last Set(): a Set computed before such an Add must not drop it.
+  std::map<std::string, std::vector<std::string>> added_;
   int64_t renewed_ns_ = 0;
 };
 

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 #include <unordered_set>
 
 #include "store/leases.h"
@@ -66,6 +67,29 @@ Result<std::vector<std::string>> Leftovers(Repository& repo, std::vector<std::st
   return out;
 }
 
+// Decodes every record of `live` (sorted by offset) in `span`, which starts at pack offset
+// `from`: magic, digest, lengths, decompression and SHA-256, on every core.
+Status CheckRecords(const std::string& span, uint64_t from, const std::vector<PackEntry>& live,
+                    const std::string& where) {
+  unsigned n = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), 8));
+  std::vector<Status> results(n);
+  std::vector<std::thread> pool;
+  for (unsigned t = 0; t < n; t++) {
+    pool.emplace_back([&, t] {
+      std::string raw;
+      for (size_t i = t; i < live.size() && results[t].ok(); i += n) {
+        const PackEntry& e = live[i];
+        raw.resize(e.raw_len);
+        std::string_view record(span.data() + (e.offset - from), kRecordHeaderSize + e.stored_len);
+        results[t] = DecodeChunkRecord(record, e, where + " offset " + std::to_string(e.offset), raw.data());
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  for (auto& s : results) LM_RETURN_IF_ERROR(s);
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status PruneOptions::validate() const {
@@ -119,9 +143,16 @@ Result<PruneReport> RunPrune(Repository& repo, const PruneOptions& o) {
   }
   r.chunks_used = used.size();
 
-  // 2. What goes, what is rewritten.
+  // 2. What goes, what is rewritten: packs with nothing used go; of the others, the most
+  // wasteful are repacked until the unused bytes left are within --max-unused of the used
+  // ones (restic's meaning), so space returns without rewriting everything.
   std::vector<PackId> drop, repack;
-  uint64_t repack_budget = o.max_repack;
+  struct Candidate {
+    PackId id;
+    uint64_t size, unused;
+  };
+  std::vector<Candidate> candidates;
+  uint64_t used_total = 0, unused_total = 0;
   for (auto& [id, p] : packs) {
     r.packs++;
     r.bytes_before += p.size;
@@ -131,11 +162,22 @@ Result<PruneReport> RunPrune(Repository& repo, const PruneOptions& o) {
     }
     uint64_t overhead = kPackHeaderSize + kPackFooterSize + p.live.size() * kPackEntrySize;
     uint64_t unused = p.size > p.live_bytes + overhead ? p.size - p.live_bytes - overhead : 0;
-    if (double(unused) > o.max_unused * double(p.size) && p.size <= repack_budget) {
-      repack.push_back(id);
-      repack_budget -= p.size;
-      r.bytes_repacked += p.live_bytes;
-    }
+    used_total += p.live_bytes;
+    unused_total += unused;
+    if (unused > 0) candidates.push_back({id, p.size, unused});
+  }
+  std::sort(candidates.begin(), candidates.end(), [](const Candidate& a, const Candidate& b) {
+    return a.unused * b.size > b.unused * a.size;  // highest unused share first
+  });
+  double allowed = o.max_unused >= 1 ? 1e300 : o.max_unused * double(used_total) / (1 - o.max_unused);
+  uint64_t repack_budget = o.max_repack;
+  for (const Candidate& c : candidates) {
+    if (double(unused_total) <= allowed) break;
+    if (c.size > repack_budget) continue;
+    repack.push_back(c.id);
+    repack_budget -= c.size;
+    unused_total -= c.unused;
+    r.bytes_repacked += packs[c.id].live_bytes;
   }
   r.packs_deleted = drop.size();
   r.packs_repacked = repack.size();
@@ -163,19 +205,23 @@ Result<PruneReport> RunPrune(Repository& repo, const PruneOptions& o) {
     w.reset();
     return Status::Ok();
   };
-  std::string record, raw;
   for (const PackId& id : repack) {
     auto& live = packs[id].live;
     std::sort(live.begin(), live.end(), [](auto& a, auto& b) { return a.offset < b.offset; });
+    // One read for the pack's used records (one request on an object store), checked on
+    // every core, then appended in order.
+    std::string name = PackRelPath(id), span;
+    uint64_t from = live.front().offset;
+    uint64_t to = live.back().offset + kRecordHeaderSize + live.back().stored_len;
+    LM_RETURN_IF_ERROR(be.ReadRange(name, from, to - from, &span));
+    LM_RETURN_IF_ERROR(CheckRecords(span, from, live, be.Describe(name)));
     for (const PackEntry& e : live) {
-      LM_RETURN_IF_ERROR(be.ReadRange(PackRelPath(id), e.offset, kRecordHeaderSize + e.stored_len, &record));
-      raw.resize(e.raw_len);
-      LM_RETURN_IF_ERROR(DecodeChunkRecord(record, e, be.Describe(PackRelPath(id)), raw.data()));
+      std::string_view stored(span.data() + (e.offset - from) + kRecordHeaderSize, e.stored_len);
       if (!w) {
         LM_ASSIGN_OR_RETURN(PackWriter created, PackWriter::Create(be));
         w.emplace(std::move(created));
       }
-      LM_RETURN_IF_ERROR(w->Append(e.digest, e.codec, e.raw_len, std::string_view(record).substr(kRecordHeaderSize)));
+      LM_RETURN_IF_ERROR(w->Append(e.digest, e.codec, e.raw_len, stored));
       if (w->size() >= kNewPackBytes) LM_RETURN_IF_ERROR(finish());
     }
   }

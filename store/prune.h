@@ -5,8 +5,9 @@
 // reference is in a committed copy when prune reads the copies, and no backup starts
 // before prune is done. Then, in an order that a crash at any point leaves readable:
 //   1. the used set: every chunk of every committed copy (any unreadable copy stops prune);
-//   2. packs wholly unused are dropped; packs whose unused share exceeds --max-unused are
-//      repacked (their used chunks copied, checked, into new packs), up to --max-repack;
+//   2. packs wholly unused are dropped; the packs with the largest unused share are
+//      repacked (their used chunks copied, checked, into new packs) until what stays unused
+//      is within --max-unused, and at most --max-repack bytes of packs are rewritten;
 //   3. one new index object names every chunk that stays, then the old index objects go;
 //   4. the dropped packs go, then what interrupted backups and forgets left.
 // Until 3 the old index still names every chunk in a pack that still exists; after it the
@@ -24,7 +25,9 @@
 namespace lm {
 
 struct PruneOptions {
-  double max_unused = 0.05;            // repack packs with a larger unused share
+  // The unused share of the repository prune may leave (of the used bytes, as restic
+  // counts it): the packs with most unused are repacked until the rest is within it.
+  double max_unused = 0.05;
   uint64_t max_repack = UINT64_MAX;    // bytes of packs to rewrite in one run
   bool dry_run = false;
   std::function<void(const std::string& step)> progress;

@@ -214,7 +214,7 @@ void RegisterLifecycleCommands(CLI::App& app, int* exit_code) {
     c->add_option("--keep-within", a->within, "Keep every copy younger than this, from the newest (30d, 2w, 12h)");
     c->add_flag("--dry-run", a->prune_args.dry_run, "Say what would be forgotten (and pruned), change nothing");
     c->add_flag("--prune", a->prune, "Prune afterwards");
-    c->add_option("--max-unused", a->prune_args.max_unused, "With --prune: repack packs above this unused share");
+    c->add_option("--max-unused", a->prune_args.max_unused, "With --prune: leave at most this much unused space");
     c->add_option("--max-repack", a->prune_args.max_repack, "With --prune: rewrite at most this much");
     c->add_flag("--json", a->prune_args.json, "Machine-readable output");
     c->callback([=] { *exit_code = Forget(*a); });
@@ -224,7 +224,7 @@ void RegisterLifecycleCommands(CLI::App& app, int* exit_code) {
     auto a = std::make_shared<PruneArgs>();
     auto* c = app.add_subcommand("prune", "Delete chunks no backup copy uses; repack packs that are mostly unused");
     c->add_option("REPO", *repo, "Repository")->required();
-    c->add_option("--max-unused", a->max_unused, "Repack packs whose unused share is above this (default 5%)");
+    c->add_option("--max-unused", a->max_unused, "Leave at most this much unused space, of the used (default 5%)");
     c->add_option("--max-repack", a->max_repack, "Rewrite at most this much in one run (e.g. 10G)");
     c->add_flag("--dry-run", a->dry_run, "Say what would be done, change nothing");
     c->add_flag("--json", a->json, "Machine-readable output");
