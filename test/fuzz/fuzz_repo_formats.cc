@@ -1,7 +1,7 @@
 // libFuzzer target: every parser of bytes that a repository, a state directory or a
 // control socket hands livemount (someone else may have written them): the repository
 // config, backup.json manifests, .fidx chunk lists, pack tables, index files, profiles,
-// traces and control-socket requests and replies. The first byte picks the parser. Errors are fine;
+// traces, control-socket requests and replies, and leases. The first byte picks the parser. Errors are fine;
 // crashes, hangs and huge allocations are not.
 #include <string>
 
@@ -10,6 +10,7 @@
 #include "agent/control_protocol.h"
 #include "profile/profile.h"
 #include "store/chunk_index.h"
+#include "store/leases.h"
 #include "store/manifest.h"
 #include "store/pack.h"
 #include "store/repository.h"
@@ -17,7 +18,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string in(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 8) {
+  switch (data[0] % 9) {
     case 0: (void)lm::DecodeRepoConfig(in, "config"); break;
     case 1: {
       auto m = lm::DecodeManifest(in, "backup.json");
@@ -51,6 +52,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (auto r = c::DecodeReply<c::ExportInfo>(j); r.ok()) (void)c::Encode(*r);
       (void)c::DecodeReply<c::UnexportReply>(j);
       (void)c::DecodeReply<c::DiscardReply>(j);
+      break;
+    }
+    case 8: {  // a lease another host wrote into the repository
+      auto l = lm::DecodeLease(in, "lease.json");
+      if (l.ok()) (void)lm::EncodeLease(*l);
       break;
     }
   }

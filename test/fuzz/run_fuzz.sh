@@ -50,6 +50,8 @@ printf '{"error":"busy","code":6}' >"$W/error.json"
 seed 7 "$W/error.json" error-reply
 printf '{"cmd":"prestage","backup":"v@1","profile":"","all":false,"pin_until":0}' >"$W/request.json"
 seed 7 "$W/request.json" request
+printf '{"format":"livemount-lease","host":"h","pid":1,"pid_start":2,"renewed_ns":3,"ttl_s":900,"holds":[{"backup":"v@1","why":["open files"]}]}' >"$W/lease.json"
+seed 8 "$W/lease.json" lease
 
 # Seeds: small real images of every format the parsers read.
 mkdir -p "$W/seeds/img" "$W/seeds/fs" "$W/tree"

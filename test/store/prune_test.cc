@@ -279,3 +279,29 @@ TEST_CASE("repository statistics tell unique from shared and what prune would re
   CHECK(s->unreferenced_chunks == 0);
   CHECK(CollectRepoStats(*repo, "nope").status().code() == Code::kNotFound);
 }
+
+TEST_CASE("a lease keeps holds added while a refresh was computed, and knows its process", "[lease]") {
+  test::TempDir dir;
+  LocalBackend backend(dir.path(), Env::Default());
+  REQUIRE(backend.PrepareNew().ok());
+  LeaseWriter w(backend, Env::Default());
+  REQUIRE(w.Add("vm1@a", "open files").ok());
+  REQUIRE(w.Set({{"vm1@b", {"overlay"}}}).ok());  // computed before the Add: keeps vm1@a
+  auto held = HeldCopies(backend, Env::Default());
+  REQUIRE(held.ok());
+  CHECK(held->count("vm1@a") == 1);
+  CHECK(held->count("vm1@b") == 1);
+  REQUIRE(w.Set({{"vm1@b", {"overlay"}}}).ok());  // the next refresh may drop it
+  held = HeldCopies(backend, Env::Default());
+  CHECK(held->count("vm1@a") == 0);
+  auto leases = ReadLeases(backend);
+  REQUIRE(leases.ok());
+  REQUIRE(leases->size() == 1);
+  CHECK(backend.List("leases/")->size() == 1);  // the previous state was deleted
+  Lease l = leases->front();
+  CHECK(LeaseLive(l, Env::Default()));
+  l.pid_start += 1;  // another process that got the same pid
+  CHECK_FALSE(LeaseLive(l, Env::Default()));
+  w.Release();
+  CHECK(HeldCopies(backend, Env::Default())->empty());
+}
