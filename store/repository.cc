@@ -105,22 +105,18 @@ Result<RepoConfig> DecodeRepoConfig(const std::string& text, const std::string& 
 Status Repository::Refresh() {
   bool found_bad = false;
   LM_RETURN_IF_ERROR(index_.LoadNew(*backend_, &found_bad));
-  if (!found_bad) return Status::Ok();
-  // Some chunks' locations were in the damaged index file: learn them from the packs.
-  LM_ASSIGN_OR_RETURN(auto packs, ListPacks());
-  for (const PackId& id : packs) {
-    if (index_.HasPack(id)) continue;
-    auto table = ReadPackTable(*backend_, id);
-    if (table.ok()) index_.Add(id, *table);
-  }
-  return Status::Ok();
+  return found_bad ? IndexUnindexedPacks() : Status::Ok();
 }
 
 Status Repository::Reload() {
   std::lock_guard lock(reload_mu_);  // one rebuild at a time; readers keep using the old map
   bool found_bad = false;
   LM_RETURN_IF_ERROR(index_.Reload(*backend_, &found_bad));
-  if (!found_bad) return Status::Ok();
+  return found_bad ? IndexUnindexedPacks() : Status::Ok();
+}
+
+Status Repository::IndexUnindexedPacks() {
+  // Some chunks' locations were in a damaged index file: learn them from the packs.
   LM_ASSIGN_OR_RETURN(auto packs, ListPacks());
   for (const PackId& id : packs) {
     if (index_.HasPack(id)) continue;

@@ -106,6 +106,8 @@ class Repository : public ChunkReader {
  private:
   Repository(std::unique_ptr<Backend> backend, RepoOptions o)
       : backend_(std::move(backend)), options_(o) {}
+  // Adds the tables of packs no index names (after a damaged index file was skipped).
+  Status IndexUnindexedPacks();
 
   std::unique_ptr<Backend> backend_;
   RepoOptions options_;
