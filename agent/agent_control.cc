@@ -79,15 +79,16 @@ Result<PrestageReply> AgentControl::Prestage(const PrestageRequest& r) {
   po.staged_chunks = &staged_chunks_;
   po.staged_bytes = &staged_bytes_;
   po.cancel = &stopping_;
-  running_++;
-  auto sum = lm::Prestage(p_.repo, p_.source, ref, *p, po);
-  running_--;
-  LM_RETURN_IF_ERROR(sum.status());
   {
+    // Held before the first chunk is fetched: forget must not take the copy meanwhile.
     std::lock_guard lock(pinned_mu_);
     pinned_.insert(ref.Name());
   }
   Hold(ref, "pinned");
+  running_++;
+  auto sum = lm::Prestage(p_.repo, p_.source, ref, *p, po);
+  running_--;
+  LM_RETURN_IF_ERROR(sum.status());
   LogInfo("prestaged " + ref.Name() + " from " + chosen + ": " + std::to_string(sum->fetched) +
           " chunks fetched, " + std::to_string(sum->already_cached) + " already cached");
   return PrestageReply{ref.Name(),          chosen,       sum->profile_chunks, sum->total_chunks,
