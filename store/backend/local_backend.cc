@@ -265,12 +265,14 @@ Status LocalBackend::Delete(const std::string& name) {
   if (s.code() == Code::kNotFound) return Status::Ok();
   LM_RETURN_IF_ERROR(s);
   LM_RETURN_IF_ERROR(env_->FsyncDir(DirName(path)));
-  // Folders a backup copy had ("backups/<vm>/<id>", its "files") go with their last object.
-  // Shallower ones stay: a writer may be about to put something in them.
+  // Folders of one writer go with their last object: a backup copy's ("backups/<vm>/<id>",
+  // its "files") and a lease holder's ("leases/<holder>"). Shallower ones stay: another
+  // writer may be about to put something in them.
   std::string rel = name;
+  size_t keep_depth = name.rfind("leases/", 0) == 0 ? 1 : 2;
   for (size_t slash; (slash = rel.find_last_of('/')) != std::string::npos;) {
     rel.resize(slash);
-    if (std::count(rel.begin(), rel.end(), '/') < 2) break;
+    if (size_t(std::count(rel.begin(), rel.end(), '/')) < keep_depth) break;
     if (::rmdir(Describe(rel).c_str()) != 0) break;  // not empty (or gone): stop
     LM_RETURN_IF_ERROR(env_->FsyncDir(DirName(Describe(rel))));
   }
