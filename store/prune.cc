@@ -109,7 +109,7 @@ Result<PruneReport> RunPrune(Repository& repo, const PruneOptions& o) {
   LM_RETURN_IF_ERROR(repo.Reload());
   if (!repo.index().BadFiles().empty()) {
     return Status::Corrupt(repo.index().BadFiles().front() +
-                           "; prune needs a sound index (run livemount verify, then rebuild)");
+                           "; prune needs a sound index (livemount verify names what is damaged)");
   }
   PruneReport r;
   step("reading the backup copies");
