@@ -27,7 +27,9 @@ KVER=$(ls /lib/modules | grep cloud-amd64 | sort -V | tail -1 || true)
 [ -n "$KVER" ] && [ -f "/boot/vmlinuz-$KVER" ] || {
   echo "make-sample-vm: needs linux-image-cloud-amd64 (tools/install-deps.sh guest)" >&2; exit 1; }
 BUSYBOX=/bin/busybox
-[ -x "$BUSYBOX" ] && "$BUSYBOX" --list | grep -qx sha256sum || {
+# grep reads the whole list (no -q): an early exit would kill busybox with SIGPIPE, and
+# pipefail would take that for a missing busybox (seen twice under load).
+[ -x "$BUSYBOX" ] && "$BUSYBOX" --list | grep -x sha256sum >/dev/null || {
   echo "make-sample-vm: needs busybox-static" >&2; exit 1; }
 
 mkdir -p "$OUT"
