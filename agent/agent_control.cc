@@ -121,11 +121,13 @@ Result<ExportInfo> AgentControl::Export(const ExportRequest& r) {
   return *info;
 }
 
-void AgentControl::Hold(const BackupRef& ref, const std::string& why) {
-  Status s = p_.lease.Add(ref.Name(), why);
+void HoldOrWarn(LeaseWriter& lease, const BackupRef& ref, const std::string& why) {
+  Status s = lease.Add(ref.Name(), why);
   if (!s.ok()) LogOnce(LogLevel::kWarn, "lease", "cannot record this mount's hold on " + ref.Name() +
                                                      " in the repository (forget may remove it): " + s.message());
 }
+
+void AgentControl::Hold(const BackupRef& ref, const std::string& why) { HoldOrWarn(p_.lease, ref, why); }
 
 void AgentControl::RefreshLease() {
   std::map<std::string, std::vector<std::string>> holds;

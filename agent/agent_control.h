@@ -30,6 +30,10 @@ struct AgentParts {
   LeaseWriter& lease;
 };
 
+// Records a hold in the mount's lease at once; a failure is logged (once), not fatal: the
+// mount keeps serving, but forget elsewhere cannot see the hold.
+void HoldOrWarn(LeaseWriter& lease, const BackupRef& ref, const std::string& why);
+
 class AgentControl {
  public:
   explicit AgentControl(AgentParts parts) : p_(parts) {}

@@ -86,11 +86,7 @@ int Serve(const MountOptions& o, int ready_fd) {
     refresh_now = true;
     lease_cv.notify_all();
   };
-  auto hold_on_open = [&lease](const BackupRef& b) {
-    Status s = lease.Add(b.Name(), "open files");
-    if (!s.ok()) LogOnce(LogLevel::kWarn, "lease", "cannot record this mount's hold on " + b.Name() +
-                                                       " in the repository (forget may remove it): " + s.message());
-  };
+  auto hold_on_open = [&lease](const BackupRef& b) { HoldOrWarn(lease, b, "open files"); };
   LiveFs fs(**repo, source,
             LiveFsOptions{o.readahead_chunks, overlays.get(), inodes->get(), o.state_dir,
                           o.record_reads, hold_on_open, refresh_soon});

@@ -87,6 +87,8 @@ bool ProcessAlive(pid_t pid);
 // When the process started, in clock ticks since boot (/proc/PID/stat); 0 if it is gone.
 // With the pid it names one process for good: a later process may reuse the pid, not both.
 uint64_t ProcessStartTime(pid_t pid);
+// This machine's name (gethostname), as backups and leases record it.
+std::string HostName();
 // A random lowercase hex string of 2*bytes characters (from /dev/urandom).
 std::string RandomHex(size_t bytes);
 

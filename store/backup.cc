@@ -260,12 +260,6 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
   return first_error;
 }
 
-std::string HostName() {
-  char buf[256] = {};
-  ::gethostname(buf, sizeof buf - 1);
-  return buf;
-}
-
 // The objects of one backup copy, backups/<vm>/<id>/...: claims a free id with a write-once
 // claim.json (who is writing, since when: what maintenance needs to tell a running backup
 // from an abandoned one), writes the copy's objects, and commits it by writing backup.json.

@@ -15,12 +15,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string HostName() {
-  char buf[256] = {};
-  ::gethostname(buf, sizeof buf - 1);
-  return buf;
-}
-
 std::string SeqName(uint64_t seq) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016" PRIx64, seq);
