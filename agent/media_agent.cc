@@ -61,6 +61,7 @@ int Serve(const MountOptions& o, int ready_fd) {
   };
   RepoOptions ro;
   ro.env = o.env;
+  ro.password = o.password;
   auto repo = Repository::Open(o.repo, ro);
   if (!repo.ok()) return report(repo.status()), 1;
   auto cache = ReadCache::Open(CacheOptions{o.env, o.cache_dir, o.cache_size, (*repo)->chunk_size()});

@@ -11,12 +11,14 @@
 
 #include "agent/nfs_export.h"
 #include "base/status.h"
+#include "store/repository.h"
 
 namespace lm {
 
 struct MountOptions {
   Env* env = nullptr;     // required: every local file (repository, cache, state) goes through it
   std::string repo, mountpoint;
+  PasswordSource password;  // an encrypted repository's; the key then lives in memory only
   std::string cache_dir;  // default: /var/cache/livemount (root) or ~/.cache/livemount
   std::string state_dir;  // default: /var/lib/livemount (root) or ~/.local/state/livemount
   uint64_t cache_size = 10ull << 30;

@@ -30,7 +30,8 @@ enum class Code {
   kNoAttribute,  // ENODATA: no such extended attribute
   kTooBig,       // E2BIG: an extended attribute value over the limit
   kRange,        // ERANGE: a buffer too small, a name over the limit
-  kLastCode = kRange,
+  kDenied,       // EACCES: a wrong password; no key of the repository opens with it
+  kLastCode = kDenied,
 };
 
 class [[nodiscard]] Status {
@@ -45,6 +46,7 @@ class [[nodiscard]] Status {
   static Status Busy(std::string m) { return Status(Code::kBusy, std::move(m)); }
   static Status Unsupported(std::string m) { return Status(Code::kUnsupported, std::move(m)); }
   static Status NoSpace(std::string m) { return Status(Code::kNoSpace, std::move(m)); }
+  static Status Denied(std::string m) { return Status(Code::kDenied, std::move(m)); }
   static Status Of(Code c, std::string m) { return Status(c, std::move(m)); }
   // An I/O error from errno: ENOENT becomes NotFound, ENOSPC NoSpace, the rest IoError.
   static Status FromErrno(int err, const std::string& what);

@@ -27,6 +27,7 @@ inline int ToErrno(const Status& s) {
     case Code::kNoAttribute: return ENODATA;
     case Code::kTooBig: return E2BIG;
     case Code::kRange: return ERANGE;
+    case Code::kDenied: return EACCES;
   }
   return EIO;
 }

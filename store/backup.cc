@@ -121,6 +121,15 @@ Status BackupWriter::StoreChunk(const Digest& d, std::string_view raw, std::stri
     if (!claimed_.insert(d).second) return Status::Ok();
   }
   Codec codec = CompressChunk(raw, o_.compression_level, scratch);
+  const RepoCrypto& crypto = repo_.crypto();
+  if (crypto.encrypted()) {
+    // Sealed here, outside the pack lock, so backup threads encrypt in parallel.
+    thread_local std::string sealed;
+    uint32_t stored_len = static_cast<uint32_t>(crypto.StoredSize(scratch->size()));
+    LM_RETURN_IF_ERROR(crypto.SealPayload(EncodeRecordHeader(d, codec, static_cast<uint32_t>(raw.size()), stored_len),
+                                          *scratch, &sealed));
+    scratch->swap(sealed);
+  }
   std::optional<PackWriter> full;
   {
     std::lock_guard lock(pack_mu_);
@@ -159,7 +168,7 @@ Status BackupWriter::FinishPack(PackWriter pack) {
 Status BackupWriter::WriteIndexFile(std::vector<std::pair<PackId, std::vector<PackEntry>>> packs) {
   if (packs.empty()) return Status::Ok();
   IndexFileContents c{std::move(packs)};
-  LM_RETURN_IF_ERROR(repo_.backend().Create("index/" + RandomHex(16) + ".idx", EncodeIndexFile(c)));
+  LM_RETURN_IF_ERROR(repo_.WriteObject("index/" + RandomHex(16) + ".idx", EncodeIndexFile(c)));
   for (auto& [id, entries] : c.packs) repo_.index().Add(id, entries);
   return Status::Ok();
 }
@@ -187,6 +196,7 @@ Status BackupWriter::Finish() {
 Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, unsigned threads) {
   const uint64_t cs = fc->chunk_size;
   const uint64_t nchunks = fc->digests.size();
+  const RepoCrypto& crypto = repo_.crypto();
   const uint64_t nbatches = (nchunks + kBatchChunks - 1) / kBatchChunks;
   std::atomic<uint64_t> next{0};
   std::atomic<bool> failed{false};
@@ -236,7 +246,7 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
           zero_chunks++;
           continue;
         }
-        Digest d = Digest::Of(p, len);
+        Digest d = crypto.ChunkId(p, len);
         fc->digests[i] = d;
         s = StoreChunk(d, std::string_view(p, len), &scratch);
       }
@@ -266,8 +276,9 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
 // A failed backup deletes what it wrote; a killed one leaves objects no reader lists.
 class CopyWriter {
  public:
-  static Result<CopyWriter> Claim(Backend& backend, BackupManifest& m, const std::string& host) {
-    CopyWriter w(backend);
+  static Result<CopyWriter> Claim(const Repository& repo, BackupManifest& m, const std::string& host) {
+    Backend& backend = repo.backend();
+    CopyWriter w(repo);
     std::string base_id = BackupIdForTime(m.time_ns);
     nlohmann::json claim = {{"format", "livemount-backup-claim"}, {"host", host},
                             {"pid", ::getpid()}, {"time_ns", m.time_ns}};
@@ -289,7 +300,7 @@ class CopyWriter {
                           ": no free backup id after 100 attempts");
   }
   CopyWriter(CopyWriter&& o) noexcept
-      : backend_(o.backend_), prefix_(std::move(o.prefix_)), written_(std::move(o.written_)),
+      : repo_(o.repo_), backend_(o.backend_), prefix_(std::move(o.prefix_)), written_(std::move(o.written_)),
         committed_(o.committed_) {
     o.written_.clear();
   }
@@ -299,7 +310,7 @@ class CopyWriter {
 
   Status Write(const std::string& name, std::string_view data) {
     written_.push_back(prefix_ + name);
-    return backend_.Create(prefix_ + name, data);
+    return repo_.WriteObject(prefix_ + name, data);
   }
 
   // The commit point: backup.json, after everything it names is durable.
@@ -312,12 +323,13 @@ class CopyWriter {
   }
 
  private:
-  explicit CopyWriter(Backend& backend) : backend_(backend) {}
+  explicit CopyWriter(const Repository& repo) : repo_(repo), backend_(repo.backend()) {}
   void Abandon() {
     for (auto it = written_.rbegin(); it != written_.rend(); ++it) (void)backend_.Delete(*it);
     written_.clear();
   }
 
+  const Repository& repo_;
   Backend& backend_;
   std::string prefix_;
   std::vector<std::string> written_;  // to delete if the backup fails
@@ -353,7 +365,7 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
 
   // The copy's objects are written under its final name from the start, behind a claim;
   // it exists for readers only once backup.json is written, last.
-  LM_ASSIGN_OR_RETURN(CopyWriter copy, CopyWriter::Claim(repo.backend(), m, HostName()));
+  LM_ASSIGN_OR_RETURN(CopyWriter copy, CopyWriter::Claim(repo, m, HostName()));
 
   BackupProgress progress;
   for (auto& f : scan.files)

@@ -106,7 +106,7 @@ void ChunkIndex::Add(const PackId& pack, const std::vector<PackEntry>& entries) 
   }
 }
 
-Status ChunkIndex::LoadNew(Backend& backend, bool* found_bad) {
+Status ChunkIndex::LoadNew(Backend& backend, const RepoCrypto& crypto, bool* found_bad) {
   if (found_bad) *found_bad = false;
   LM_ASSIGN_OR_RETURN(auto objects, backend.List("index/"));
   for (const ObjectInfo& o : objects) {
@@ -119,6 +119,7 @@ Status ChunkIndex::LoadNew(Backend& backend, bool* found_bad) {
     std::string path = backend.Describe(name);
     auto data = backend.ReadAll(name);
     if (!data.ok() && data.status().code() == Code::kNotFound) continue;  // raced a delete
+    if (data.ok()) data = crypto.OpenObject(name, std::move(data).value(), path);
     Result<IndexFileContents> c = data.ok() ? DecodeIndexFile(*data, path)
                                             : Result<IndexFileContents>(data.status());
     if (c.ok()) {
@@ -134,9 +135,9 @@ Status ChunkIndex::LoadNew(Backend& backend, bool* found_bad) {
   return Status::Ok();
 }
 
-Status ChunkIndex::Reload(Backend& backend, bool* found_bad) {
+Status ChunkIndex::Reload(Backend& backend, const RepoCrypto& crypto, bool* found_bad) {
   ChunkIndex fresh;
-  LM_RETURN_IF_ERROR(fresh.LoadNew(backend, found_bad));
+  LM_RETURN_IF_ERROR(fresh.LoadNew(backend, crypto, found_bad));
   std::unique_lock lock(mu_);
   std::shared_lock other(fresh.mu_);
   map_ = std::move(fresh.map_);

@@ -13,6 +13,7 @@
 
 #include "store/digest.h"
 #include "store/backend/backend.h"
+#include "store/crypto/repo_crypto.h"
 #include "store/pack.h"
 
 namespace lm {
@@ -42,9 +43,10 @@ class ChunkIndex {
   // Reads the index objects (index/*.idx) that are not loaded yet. A corrupt one is skipped
   // and remembered in BadFiles() (the repository then reads its packs' own tables);
   // *found_bad says whether this call met a new one.
-  Status LoadNew(Backend& backend, bool* found_bad = nullptr);
+  // Index objects are sealed in an encrypted repository: `crypto` opens them.
+  Status LoadNew(Backend& backend, const RepoCrypto& crypto, bool* found_bad = nullptr);
   // Rebuilds the index from the index objects there are now (after prune replaced some).
-  Status Reload(Backend& backend, bool* found_bad = nullptr);
+  Status Reload(Backend& backend, const RepoCrypto& crypto, bool* found_bad = nullptr);
   std::vector<std::string> BadFiles() const;  // "path: what is wrong"
   bool HasPack(const PackId& id) const;
   void Add(const PackId& pack, const std::vector<PackEntry>& entries);

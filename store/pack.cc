@@ -39,18 +39,22 @@ Result<PackWriter> PackWriter::Create(Backend& backend) {
   return w;
 }
 
-Status PackWriter::Append(const Digest& digest, Codec codec, uint32_t raw_len,
-                          std::string_view stored) {
-  PackEntry e{digest, size_, static_cast<uint32_t>(stored.size()), raw_len, codec};
+std::string EncodeRecordHeader(const Digest& digest, Codec codec, uint32_t raw_len, uint32_t stored_len) {
   std::string header;
   header.reserve(kRecordHeaderSize);
   PutU32(&header, kRecordMagic);
   PutU8(&header, static_cast<uint8_t>(codec));
   PutZeros(&header, 3);
   PutU32(&header, raw_len);
-  PutU32(&header, e.stored_len);
+  PutU32(&header, stored_len);
   PutBytes(&header, digest.bytes.data(), 32);
-  LM_RETURN_IF_ERROR(out_->Append(header));
+  return header;
+}
+
+Status PackWriter::Append(const Digest& digest, Codec codec, uint32_t raw_len,
+                          std::string_view stored) {
+  PackEntry e{digest, size_, static_cast<uint32_t>(stored.size()), raw_len, codec};
+  LM_RETURN_IF_ERROR(out_->Append(EncodeRecordHeader(digest, codec, raw_len, e.stored_len)));
   LM_RETURN_IF_ERROR(out_->Append(stored));
   size_ += kRecordHeaderSize + stored.size();
   entries_.push_back(e);
@@ -79,8 +83,8 @@ Status PackWriter::Finish() {
   return out_->Commit();
 }
 
-Status DecodeChunkRecord(std::string_view record, const PackEntry& e, const std::string& where,
-                         char* raw_out) {
+Status DecodeChunkRecord(const RepoCrypto& crypto, std::string_view record, const PackEntry& e,
+                         const std::string& where, char* raw_out) {
   if (record.size() != kRecordHeaderSize + e.stored_len) {
     return Status::Corrupt(where + ": record truncated");
   }
@@ -97,22 +101,28 @@ Status DecodeChunkRecord(std::string_view record, const PackEntry& e, const std:
   if (raw_len != e.raw_len || stored_len != e.stored_len || codec != static_cast<uint8_t>(e.codec)) {
     return Status::Corrupt(where + ": record header disagrees with the index");
   }
-  LM_RETURN_IF_ERROR(DecompressChunk(e.codec, record.substr(kRecordHeaderSize), raw_len, raw_out,
-                                     where));
-  if (Digest::Of(raw_out, raw_len) != e.digest) {
-    return Status::Corrupt(where + ": SHA-256 mismatch");
+  std::string_view payload = record.substr(kRecordHeaderSize);
+  thread_local std::string opened;
+  if (crypto.encrypted()) {
+    LM_RETURN_IF_ERROR(crypto.OpenPayload(record.substr(0, kRecordHeaderSize), payload, &opened, where));
+    payload = opened;
+  }
+  LM_RETURN_IF_ERROR(DecompressChunk(e.codec, payload, raw_len, raw_out, where));
+  if (crypto.ChunkId(raw_out, raw_len) != e.digest) {
+    return Status::Corrupt(where + (crypto.encrypted() ? ": chunk id (HMAC-SHA-256) mismatch" : ": SHA-256 mismatch"));
   }
   return Status::Ok();
 }
 
-Status ReadChunkRecord(Backend& backend, const PackId& pack, const PackEntry& e, std::string* raw) {
+Status ReadChunkRecord(Backend& backend, const RepoCrypto& crypto, const PackId& pack, const PackEntry& e,
+                       std::string* raw) {
   std::string name = PackRelPath(pack);
   std::string record;
   LM_RETURN_IF_ERROR(backend.ReadRange(name, e.offset, kRecordHeaderSize + e.stored_len, &record));
   raw->resize(e.raw_len);
   std::string where = backend.Describe(name) + ": chunk " + e.digest.ShortHex() + " at offset " +
                       std::to_string(e.offset);
-  return DecodeChunkRecord(record, e, where, raw->data());
+  return DecodeChunkRecord(crypto, record, e, where, raw->data());
 }
 
 namespace {

@@ -13,6 +13,7 @@
 
 #include "store/backend/backend.h"
 #include "store/codec.h"
+#include "store/crypto/repo_crypto.h"
 #include "store/digest.h"
 #include "base/status.h"
 
@@ -43,6 +44,9 @@ std::string PackRelPath(const PackId& id);
 // The inverse: true (and *id) for a well-formed pack object name.
 bool ParsePackName(const std::string& name, PackId* id);
 
+// The 48-byte header of a record (also the associated data of its sealed payload).
+std::string EncodeRecordHeader(const Digest& digest, Codec codec, uint32_t raw_len, uint32_t stored_len);
+
 // Writes one pack as one object: records are streamed to the backend's writer, then
 // Finish() appends the table and commits the object.
 class PackWriter {
@@ -52,6 +56,7 @@ class PackWriter {
   PackWriter(PackWriter&&) = default;
   PackWriter& operator=(PackWriter&&) = default;
 
+  // `stored`: the compressed chunk, sealed already in an encrypted repository.
   Status Append(const Digest& digest, Codec codec, uint32_t raw_len, std::string_view stored);
   uint64_t size() const { return size_; }
   size_t chunk_count() const { return entries_.size(); }
@@ -69,12 +74,14 @@ class PackWriter {
   std::vector<PackEntry> entries_;
 };
 
-// Reads and checks one record: header magic, digest and lengths against `e`, then
-// decompresses into *raw and checks the SHA-256. Any mismatch is Corrupt naming the pack.
-Status ReadChunkRecord(Backend& backend, const PackId& pack, const PackEntry& e, std::string* raw);
+// Reads and checks one record: header magic, digest and lengths against `e`, then opens
+// the payload (encrypted repository: checks its tag), decompresses into *raw and checks
+// the chunk id. Any mismatch is Corrupt naming the pack.
+Status ReadChunkRecord(Backend& backend, const RepoCrypto& crypto, const PackId& pack, const PackEntry& e,
+                       std::string* raw);
 // Decodes a record already in memory (header + stored bytes) into raw bytes, with all checks.
-Status DecodeChunkRecord(std::string_view record, const PackEntry& e, const std::string& where,
-                         char* raw_out);
+Status DecodeChunkRecord(const RepoCrypto& crypto, std::string_view record, const PackEntry& e,
+                         const std::string& where, char* raw_out);
 
 // Decodes the table of a whole pack held in memory (tests and fuzzing), with every check.
 Result<std::vector<PackEntry>> DecodePackTable(std::string_view pack, const std::string& pack_path);

@@ -68,8 +68,9 @@ Result<std::vector<std::string>> Leftovers(Repository& repo, std::vector<std::st
 }
 
 // Decodes every record of `live` (sorted by offset) in `span`, which starts at pack offset
-// `from`: magic, digest, lengths, decompression and SHA-256, on every core.
-Status CheckRecords(const std::string& span, uint64_t from, const std::vector<PackEntry>& live,
+// `from`: magic, digest, lengths, authentication tag, decompression and chunk id, on
+// every core.
+Status CheckRecords(const RepoCrypto& crypto, const std::string& span, uint64_t from, const std::vector<PackEntry>& live,
                     const std::string& where) {
   unsigned n = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), 8));
   std::vector<Status> results(n);
@@ -81,7 +82,7 @@ Status CheckRecords(const std::string& span, uint64_t from, const std::vector<Pa
         const PackEntry& e = live[i];
         raw.resize(e.raw_len);
         std::string_view record(span.data() + (e.offset - from), kRecordHeaderSize + e.stored_len);
-        results[t] = DecodeChunkRecord(record, e, where + " offset " + std::to_string(e.offset), raw.data());
+        results[t] = DecodeChunkRecord(crypto, record, e, where + " offset " + std::to_string(e.offset), raw.data());
       }
     });
   }
@@ -214,7 +215,7 @@ Result<PruneReport> RunPrune(Repository& repo, const PruneOptions& o) {
     uint64_t from = live.front().offset;
     uint64_t to = live.back().offset + kRecordHeaderSize + live.back().stored_len;
     LM_RETURN_IF_ERROR(be.ReadRange(name, from, to - from, &span));
-    LM_RETURN_IF_ERROR(CheckRecords(span, from, live, be.Describe(name)));
+    LM_RETURN_IF_ERROR(CheckRecords(repo.crypto(), span, from, live, be.Describe(name)));
     for (const PackEntry& e : live) {
       std::string_view stored(span.data() + (e.offset - from) + kRecordHeaderSize, e.stored_len);
       if (!w) {
@@ -239,7 +240,7 @@ Result<PruneReport> RunPrune(Repository& repo, const PruneOptions& o) {
   if (!gone.empty()) {
     step("writing the index");
     std::string new_index = "index/" + RandomHex(16) + ".idx";
-    LM_RETURN_IF_ERROR(be.Create(new_index, EncodeIndexFile(index)));
+    LM_RETURN_IF_ERROR(repo.WriteObject(new_index, EncodeIndexFile(index)));
     r.index_written = 1;
     for (const ObjectInfo& obj : old_index) {
       LM_RETURN_IF_ERROR(be.Delete(obj.name));

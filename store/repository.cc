@@ -6,6 +6,7 @@
 
 #include "base/names.h"
 #include "store/backend/local_backend.h"
+#include "store/repo_keys.h"
 
 namespace lm {
 
@@ -29,7 +30,8 @@ Result<std::unique_ptr<Backend>> OpenBackend(const std::string& location, Env* e
   return std::unique_ptr<Backend>(new LocalBackend(location, env, o));
 }
 
-Status Repository::Init(const std::string& location, uint32_t chunk_size, Env* env) {
+Status Repository::Init(const std::string& location, const InitOptions& o, Env* env) {
+  uint32_t chunk_size = o.chunk_size;
   if (chunk_size < kMinChunkSize || chunk_size > kMaxChunkSize ||
       (chunk_size & (chunk_size - 1)) != 0) {
     return Status::Invalid("chunk size " + std::to_string(chunk_size) +
@@ -40,14 +42,38 @@ Status Repository::Init(const std::string& location, uint32_t chunk_size, Env* e
     return Status::Exists(location + ": already a livemount repository");
   }
   LM_RETURN_IF_ERROR(backend->PrepareNew());
-  json j = {{"format", "livemount-repository"},
-            {"version", 1},
-            {"id", RandomHex(16)},
-            {"chunk_size", chunk_size},
-            {"created_ns", env->NowMicros() * 1000}};
-  // One write-once object: a location with a config is a complete repository, and of two
-  // concurrent inits exactly one wins.
-  return backend->Create("config", j.dump(1) + "\n");
+  std::string id = RandomHex(16);
+  int64_t created_ns = env->NowMicros() * 1000;
+  if (!o.encrypted) {
+    json j = {{"format", "livemount-repository"},
+              {"version", 1},
+              {"id", id},
+              {"chunk_size", chunk_size},
+              {"created_ns", created_ns}};
+    // One write-once object: a location with a config is a complete repository, and of
+    // two concurrent inits exactly one wins.
+    return backend->Create("config", j.dump(1) + "\n");
+  }
+  // The key slot first, then the config: a location with a config always has its key.
+  // The loser of two concurrent inits removes its slot (bound to its own id: harmless).
+  if (!o.password) return Status::Invalid("an encrypted repository needs a password");
+  LM_ASSIGN_OR_RETURN(std::string password, o.password());
+  LM_ASSIGN_OR_RETURN(NewEncryptedRepo r, MakeEncryptedRepo(id, chunk_size, created_ns, password, o.kdf));
+  std::string key_name = KeyObjectName(r.key.id);
+  LM_RETURN_IF_ERROR(backend->Create(key_name, EncodeKeyFile(r.key)));
+  Status s = backend->Create("config", r.config_text);
+  if (!s.ok()) (void)backend->Delete(key_name);
+  return s;
+}
+
+Result<RepoConfig> ReadRepoConfig(const std::string& location, Env* env) {
+  LM_ASSIGN_OR_RETURN(auto backend, OpenBackend(location, env));
+  auto text = backend->ReadAll("config");
+  if (!text.ok() && text.status().code() == Code::kNotFound) {
+    return Status::NotFound(location + ": not a livemount repository (no config file)");
+  }
+  LM_RETURN_IF_ERROR(text.status());
+  return DecodeRepoConfig(*text, backend->Describe("config"));
 }
 
 Result<std::unique_ptr<Repository>> Repository::Open(const std::string& location,
@@ -71,6 +97,15 @@ Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<Backend> ba
   }
   LM_RETURN_IF_ERROR(text.status());
   LM_ASSIGN_OR_RETURN(repo->config_, DecodeRepoConfig(*text, repo->backend_->Describe("config")));
+  if (repo->config_.encrypted) {
+    if (!options.password) {
+      return Status::Denied(repo->path() + ": the repository is encrypted and no password was given");
+    }
+    LM_ASSIGN_OR_RETURN(std::string password, options.password());
+    LM_ASSIGN_OR_RETURN(UnlockedKey key, UnlockRepository(*repo->backend_, repo->config_, password));
+    repo->crypto_ = std::move(key.crypto);
+    repo->key_id_ = std::move(key.key_id);
+  }
   LM_RETURN_IF_ERROR(repo->Refresh());
   return repo;
 }
@@ -84,9 +119,10 @@ Result<RepoConfig> DecodeRepoConfig(const std::string& text, const std::string& 
   RepoConfig c;
   auto version = j.find("version");
   if (version == j.end() || !version->is_number_integer()) return bad("field 'version' is missing or not an integer");
-  if (*version != 1) {
+  if (*version != 1 && *version != 2) {
     return Status::Unsupported(config_path + ": repository version " + version->dump() + " is newer than this livemount");
   }
+  c.version = version->get<int>();
   auto id = j.find("id");
   if (id == j.end() || !id->is_string()) return bad("field 'id' is missing or not a string");
   c.id = id->get<std::string>();
@@ -99,19 +135,34 @@ Result<RepoConfig> DecodeRepoConfig(const std::string& text, const std::string& 
   auto created = j.find("created_ns");
   if (created != j.end() && !created->is_number_integer()) return bad("field 'created_ns' is not an integer");
   if (created != j.end()) c.created_ns = created->get<int64_t>();
+  if (c.version == 1) return c;
+  // Version 2: encrypted. Only the one scheme there is; the MAC is checked once unlocked.
+  auto enc = j.find("encryption");
+  if (enc == j.end() || !enc->is_object() || enc->value("cipher", json()) != "aes-256-gcm" ||
+      enc->value("chunk_id", json()) != "hmac-sha256" || enc->value("kdf", json()) != "scrypt") {
+    return Status::Unsupported(config_path + ": unknown encryption scheme (field 'encryption')");
+  }
+  auto mac = j.find("mac");
+  if (mac == j.end() || !mac->is_string() || !Digest::FromHex(mac->get<std::string>(), &c.mac)) {
+    return bad("field 'mac' is missing or not 64 hex characters");
+  }
+  if (c.id.size() != 32) return bad("field 'id' is not 32 hex characters");
+  j.erase("mac");
+  c.canonical = j.dump();
+  c.encrypted = true;
   return c;
 }
 
 Status Repository::Refresh() {
   bool found_bad = false;
-  LM_RETURN_IF_ERROR(index_.LoadNew(*backend_, &found_bad));
+  LM_RETURN_IF_ERROR(index_.LoadNew(*backend_, *crypto_, &found_bad));
   return found_bad ? IndexUnindexedPacks() : Status::Ok();
 }
 
 Status Repository::Reload() {
   std::lock_guard lock(reload_mu_);  // one rebuild at a time; readers keep using the old map
   bool found_bad = false;
-  LM_RETURN_IF_ERROR(index_.Reload(*backend_, &found_bad));
+  LM_RETURN_IF_ERROR(index_.Reload(*backend_, *crypto_, &found_bad));
   return found_bad ? IndexUnindexedPacks() : Status::Ok();
 }
 
@@ -195,8 +246,8 @@ Result<BackupRef> Repository::ResolveSpec(const std::string& spec) const {
 Result<BackupManifest> Repository::LoadManifest(const BackupRef& b) const {
   std::string name = b.Prefix() + "backup.json";
   std::string path = backend_->Describe(name);
-  LM_ASSIGN_OR_RETURN(std::string text, backend_->ReadAll(name));
-  LM_ASSIGN_OR_RETURN(std::string sum, backend_->ReadAll(name + ".sha256"));
+  LM_ASSIGN_OR_RETURN(std::string text, ReadObject(name));
+  LM_ASSIGN_OR_RETURN(std::string sum, ReadObject(name + ".sha256"));
   while (!sum.empty() && (sum.back() == '\n' || sum.back() == ' ')) sum.pop_back();
   if (Digest::Of(text).Hex() != sum) return Status::Corrupt(path + ": checksum mismatch");
   LM_ASSIGN_OR_RETURN(BackupManifest m, DecodeManifest(text, path));
@@ -209,7 +260,7 @@ Result<BackupManifest> Repository::LoadManifest(const BackupRef& b) const {
 Result<FileChunks> Repository::LoadFileChunks(const BackupRef& b, const FileEntry& f) const {
   std::string name = b.Prefix() + f.fidx;
   std::string path = backend_->Describe(name);
-  LM_ASSIGN_OR_RETURN(std::string data, backend_->ReadAll(name));
+  LM_ASSIGN_OR_RETURN(std::string data, ReadObject(name));
   LM_ASSIGN_OR_RETURN(FileChunks c, DecodeFidx(data, path));
   if (c.file_size != f.size) {
     return Status::Corrupt(path + ": file size " + std::to_string(c.file_size) +
@@ -219,7 +270,17 @@ Result<FileChunks> Repository::LoadFileChunks(const BackupRef& b, const FileEntr
 }
 
 Result<std::string> Repository::ReadBackupObject(const BackupRef& b, const std::string& name) const {
-  return backend_->ReadAll(b.Prefix() + name);
+  return ReadObject(b.Prefix() + name);
+}
+
+Result<std::string> Repository::ReadObject(const std::string& name) const {
+  LM_ASSIGN_OR_RETURN(std::string data, backend_->ReadAll(name));
+  return crypto_->OpenObject(name, std::move(data), backend_->Describe(name));
+}
+
+Status Repository::WriteObject(const std::string& name, std::string_view plain) const {
+  LM_ASSIGN_OR_RETURN(std::string data, crypto_->SealObject(name, plain));
+  return backend_->Create(name, data);
 }
 
 Status Repository::ReadChunk(const Digest& d, std::string* raw) {
@@ -232,14 +293,14 @@ Status Repository::ReadChunk(const Digest& d, std::string* raw) {
     }
   }
   PackEntry e{d, loc.offset, loc.stored_len, loc.raw_len, loc.codec};
-  Status s = ReadChunkRecord(*backend_, pack, e, raw);
+  Status s = ReadChunkRecord(*backend_, *crypto_, pack, e, raw);
   // A prune moved the chunk to a new pack and deleted the old one: learn where it is now
   // from the index prune wrote (a mount never fails a read because of a prune).
   for (int tries = 0; s.code() == Code::kNotFound && tries < 3; tries++) {
     LM_RETURN_IF_ERROR(Reload());
     if (!index_.Find(d, &loc, &pack)) return s;
     e = PackEntry{d, loc.offset, loc.stored_len, loc.raw_len, loc.codec};
-    s = ReadChunkRecord(*backend_, pack, e, raw);
+    s = ReadChunkRecord(*backend_, *crypto_, pack, e, raw);
   }
   LM_RETURN_IF_ERROR(s);
   counters_.chunks_read.fetch_add(1, std::memory_order_relaxed);

@@ -2,9 +2,14 @@
 // (store/backend/): a local directory, later an object store. Names (store/FORMAT.md):
 //
 //   config                             what this is, chunk size, id        (JSON)
+//   keys/<id>                          key slots of an encrypted repository (repo_keys.h)
 //   packs/<aa>/<id>.pack               compressed chunks                   (pack.h)
 //   index/<id>.idx                     digest -> pack location             (chunk_index.h)
 //   backups/<vm>/<id>/...              one backup copy                     (manifest.h)
+//
+// An encrypted repository (the default for new ones) seals every object but its config,
+// key slots, claims and leases, and every chunk payload, under its master key
+// (store/crypto/repo_crypto.h); Open() unlocks it with a password.
 //
 // Open() is cheap enough for every CLI command; a Repository is safe to share between
 // threads. Readers keep working while a backup writes: every object is immutable and
@@ -12,6 +17,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -21,6 +27,7 @@
 #include "store/backend/backend.h"
 #include "store/chunk_index.h"
 #include "store/chunk_reader.h"
+#include "store/crypto/repo_crypto.h"
 #include "store/manifest.h"
 #include "base/status.h"
 #include "base/units.h"
@@ -31,21 +38,37 @@ inline constexpr uint32_t kDefaultChunkSize = 128 * 1024;
 inline constexpr uint32_t kMinChunkSize = 4 * 1024;
 inline constexpr uint32_t kMaxChunkSize = 16 * 1024 * 1024;
 
+// Where the password of an encrypted repository comes from; asked only when one is opened.
+using PasswordSource = std::function<Result<std::string>()>;
+
 struct RepoOptions {
   Env* env = nullptr;  // required: the composition root (tools/) passes it
   size_t max_open_packs = 128;  // local directory: pack files kept open for reading
+  PasswordSource password;      // required for an encrypted repository
   Status validate() const;
 };
 
+struct InitOptions {
+  uint32_t chunk_size = kDefaultChunkSize;
+  bool encrypted = true;
+  PasswordSource password;  // of the first key slot (encrypted only); asked once the location is fine
+  ScryptParams kdf;      // for that key slot
+};
+
 struct RepoConfig {
-  int version = 1;
+  int version = 1;  // 1: unencrypted; 2: has "encryption"
   std::string id;
   uint32_t chunk_size = kDefaultChunkSize;
   int64_t created_ns = 0;
+  bool encrypted = false;
+  std::string canonical;  // version 2: the config without "mac", as the MAC covers it
+  Digest mac;             // version 2
 };
 
 // Parses REPO/config; Corrupt or Unsupported naming the file and the field.
 Result<RepoConfig> DecodeRepoConfig(const std::string& text, const std::string& config_path);
+// Reads and parses a location's config without unlocking it (is it encrypted?).
+Result<RepoConfig> ReadRepoConfig(const std::string& location, Env* env);
 
 struct BackupRef {
   std::string vm, id;
@@ -62,7 +85,11 @@ struct RepoCounters {
 class Repository : public ChunkReader {
  public:
   // Creates a repository at an empty or missing location.
-  static Status Init(const std::string& location, uint32_t chunk_size, Env* env);
+  static Status Init(const std::string& location, const InitOptions& o, Env* env);
+  // An unencrypted one (tests; `init --encryption none`).
+  static Status Init(const std::string& location, uint32_t chunk_size, Env* env) {
+    return Init(location, InitOptions{chunk_size, false, nullptr, {}}, env);
+  }
   static Result<std::unique_ptr<Repository>> Open(const std::string& location,
                                                   RepoOptions options = {});
   // The same over a given backend (tests inject faults with one).
@@ -74,6 +101,12 @@ class Repository : public ChunkReader {
   Backend& backend() const { return *backend_; }
   const RepoConfig& config() const { return config_; }
   uint32_t chunk_size() const override { return config_.chunk_size; }
+  // The keys (the identity for an unencrypted repository).
+  const RepoCrypto& crypto() const { return *crypto_; }
+  bool encrypted() const { return crypto_->encrypted(); }
+  // The key slot the password opened ("" when unencrypted).
+  const std::string& key_id() const { return key_id_; }
+  void set_key_id(std::string id) { key_id_ = std::move(id); }
   Env* env() const { return options_.env; }
   ChunkIndex& index() { return index_; }
   RepoCounters& counters() { return counters_; }
@@ -99,6 +132,11 @@ class Repository : public ChunkReader {
   // Another object of a backup copy ("profile.json"); NotFound if it has none.
   Result<std::string> ReadBackupObject(const BackupRef& b, const std::string& name) const;
 
+  // A sealed object (index, backup copy objects) by name: opened (checked and decrypted)
+  // on read, sealed on write; plain in an unencrypted repository.
+  Result<std::string> ReadObject(const std::string& name) const;
+  Status WriteObject(const std::string& name, std::string_view plain) const;
+
   // Reads one chunk from its pack, checks it and decompresses it into *raw.
   // Unknown digests trigger one Refresh(); a damaged chunk is Corrupt, never zeros.
   Status ReadChunk(const Digest& d, std::string* raw) override;
@@ -112,6 +150,8 @@ class Repository : public ChunkReader {
   std::unique_ptr<Backend> backend_;
   RepoOptions options_;
   RepoConfig config_;
+  std::shared_ptr<const RepoCrypto> crypto_ = RepoCrypto::None();
+  std::string key_id_;
   ChunkIndex index_;
   std::mutex reload_mu_;
   RepoCounters counters_;

@@ -171,7 +171,7 @@ class Verifier {
           Status s = repo_.backend().ReadRange(name, e.offset, kRecordHeaderSize + e.stored_len, &buf);
           if (s.ok()) {
             raw.resize(e.raw_len);
-            s = DecodeChunkRecord(buf, e, where, raw.data());
+            s = DecodeChunkRecord(repo_.crypto(), buf, e, where, raw.data());
           }
           done += kRecordHeaderSize + e.stored_len;
           std::lock_guard lock(mu_);

@@ -33,7 +33,7 @@ LMBIN=${LM_BIN:-$SRC/build/tools/livemount}
 if [ -x "$LMBIN" ]; then
   mkdir -p "$W/vm/sub" && head -c 300000 /dev/urandom >"$W/vm/disk.raw" && echo cfg >"$W/vm/sub/vm.vmx"
   ln -s disk.raw "$W/vm/link"
-  "$LMBIN" init "$W/repo" --chunk-size 64K >/dev/null && "$LMBIN" backup "$W/repo" "$W/vm" --vm v >/dev/null
+  "$LMBIN" init "$W/repo" --encryption none --chunk-size 64K >/dev/null && "$LMBIN" backup "$W/repo" "$W/vm" --vm v >/dev/null
   "$LMBIN" profile export "$W/repo" v "$W/profile.json" --state-dir "$W/state" >/dev/null
   seed 0 "$W/repo/config" config
   for f in "$W"/repo/backups/v/*/backup.json; do seed 1 "$f" manifest; done

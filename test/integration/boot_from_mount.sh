@@ -2,7 +2,8 @@
 # End to end: a real guest boots in QEMU (TCG) straight from the live mount, for both
 # flavours: KVM (qcow2 + libvirt XML) and VMware (.vmx + monolithicFlat VMDK). First with
 # -snapshot, then writable (its writes land in the overlay): after a remount the guest
-# finds the file it wrote at its previous boot. The backup copy never changes.
+# finds the file it wrote at its previous boot. The backup copy never changes. The
+# repository is encrypted (the default): the media agent decrypts every chunk it serves.
 LM=$1
 source "$(dirname "$0")/lib.sh"
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -10,7 +11,10 @@ cd "$WORK"
 
 "$SRC/tools/make-sample-vm.sh" vms/kvm --flavour kvm --name guest >/dev/null
 "$SRC/tools/make-sample-vm.sh" vms/vmware --flavour vmware --name guest >/dev/null
+echo "boot test password" >password
+export LIVEMOUNT_PASSWORD_FILE=$WORK/password
 $LM init repo >/dev/null
+grep -q '"cipher": "aes-256-gcm"' repo/config || fail "a new repository is not encrypted by default"
 $LM backup repo vms/kvm --vm guest-kvm >/dev/null
 $LM backup repo vms/vmware --vm guest-vmware >/dev/null
 mount_repo repo mnt

@@ -12,7 +12,7 @@ chmod 755 "$WORK"  # libvirt-qemu must reach the mountpoint
 
 command -v libvirtd >/dev/null || fail "libvirt is not installed (tools/install-deps.sh test)"
 "$SRC/tools/make-sample-vm.sh" vms/kvm --flavour kvm --name guest >/dev/null
-$LM init repo >/dev/null
+$LM init repo --encryption none >/dev/null
 $LM backup repo vms/kvm --vm guest >/dev/null
 mount_repo repo mnt --allow-other
 

@@ -12,7 +12,7 @@ P=22049; MP=22048
 
 "$SRC/tools/make-sample-vm.sh" vms/kvm --flavour kvm --name guest >/dev/null
 "$SRC/tools/make-sample-vm.sh" vms/vmware --flavour vmware --name guest >/dev/null
-$LM init repo >/dev/null
+$LM init repo --encryption none >/dev/null
 $LM backup repo vms/kvm --vm guest-kvm >/dev/null
 $LM backup repo vms/vmware --vm guest-vmware >/dev/null
 mount_repo repo mnt --export --nfs-port $P --mount-port $MP

@@ -24,7 +24,7 @@ disk[510:512] = b"\x55\xaa"
 open("disk.raw", "wb").write(disk)
 PY
 qemu-img convert -q -c -O qcow2 disk.raw vm/disk.qcow2
-$LM init repo >/dev/null
+$LM init repo --encryption none >/dev/null
 $LM backup repo vm --vm tui >/dev/null
 
 S=lm-browse-$$

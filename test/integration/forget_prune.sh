@@ -8,7 +8,7 @@ cd "$WORK"
 
 mkdir vm
 make_raw_disk vm/disk.raw 24
-$LM init repo --chunk-size 64K >/dev/null
+$LM init repo --encryption none --chunk-size 64K >/dev/null
 for i in 1 2 3; do
   head -c $((4 << 20)) /dev/urandom | dd of=vm/disk.raw bs=1M seek=$((i * 5)) conv=notrunc status=none
   cp vm/disk.raw disk.$i

@@ -65,7 +65,7 @@ qemu-img convert -q -O vmdk -o subformat=monolithicSparse ext-mbr.raw vms/sparse
 qemu-img convert -q -O vmdk -o subformat=monolithicSparse ntfs-gpt.raw vms/sparse/win.vmdk
 qemu-img convert -q -O vmdk -o subformat=streamOptimized ext-mbr.raw vms/stream/disk.vmdk
 qemu-img convert -q -O vmdk -o subformat=streamOptimized ntfs-gpt.raw vms/stream/win.vmdk
-$LM init repo >/dev/null
+$LM init repo --encryption none >/dev/null
 for f in raw qcow2 zstd sparse stream; do $LM backup repo vms/$f --vm $f >/dev/null; done
 
 PICKS="/sda1/etc/fstab /sda1/var/db/data.bin /sda1/var/db/log.txt /sda1/deep/a/b/c/leaf.txt /sdb1/data.bin /sdb1/notes.txt"

@@ -8,7 +8,7 @@ cd "$WORK"
 
 mkdir vm
 head -c $((4 << 20)) /dev/urandom >vm/disk.raw   # 32 chunks of 128 KiB, one pack
-$LM init repo >/dev/null
+$LM init repo --encryption none >/dev/null
 $LM backup repo vm --vm v >/dev/null
 pack=$(ls repo/packs/*/*.pack)
 # Chunk records are written in file order, each 48 bytes of header + 128 KiB (random data

@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
 make_vm_dirs vms 24
-$LM init repo >/dev/null
+$LM init repo --encryption none >/dev/null
 for vm in raw qcow2 vmdk-sparse vmdk-flat; do $LM backup repo "vms/$vm" --vm "$vm" >/dev/null; done
 
 note "mount (--read-only); layout and attributes"

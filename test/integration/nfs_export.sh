@@ -17,7 +17,7 @@ with open('vm1/disk.img', 'wb') as f:
 "
 printf 'config.version = "8"\nscsi0:0.fileName = "disk.img"\n' >vm1/vm1.vmx
 head -c 8684 /dev/urandom >vm1/vm1.nvram
-$LM init repo >/dev/null
+$LM init repo --encryption none >/dev/null
 $LM backup repo vm1 --vm vm1 >/dev/null
 ID=$($LM list repo --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["vms"][0]["backups"][0]["id"])')
 MNT=$WORK/mnt

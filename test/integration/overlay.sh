@@ -8,7 +8,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$WORK"
 
 make_vm_dirs vms 8
-$LM init repo >/dev/null
+$LM init repo --encryption none >/dev/null
 $LM backup repo vms/vmdk-flat --vm flat >/dev/null
 $LM backup repo vms/raw --vm raw >/dev/null
 $LM restore repo flat native >/dev/null

@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
 mkdir vm && head -c $((8 << 20)) /dev/urandom >vm/disk.raw
-$LM init repo >/dev/null
+$LM init repo --encryption none >/dev/null
 $LM backup repo vm --vm v >/dev/null
 for round in 1 2 3; do
   mount_repo repo mnt

@@ -9,7 +9,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$WORK"
 
 "$SRC/tools/make-sample-vm.sh" vm --flavour kvm --name guest >/dev/null
-$LM init repo >/dev/null
+$LM init repo --encryption none >/dev/null
 $LM backup repo vm --vm guest >/dev/null
 
 note "a boot from the mount is recorded (first touches; and every read with --record-reads)"

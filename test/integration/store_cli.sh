@@ -6,7 +6,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$WORK"
 
 note "init"
-$LM init repo --chunk-size 64K >/dev/null
+$LM init repo --encryption none --chunk-size 64K >/dev/null
 expect_fail "already a livemount repository" $LM init repo
 mkdir notempty && touch notempty/x
 expect_fail "not empty" $LM init notempty

@@ -16,7 +16,7 @@ PY
 }
 
 make_vm_dirs vms 12
-$LM init repo >/dev/null
+$LM init repo --encryption none >/dev/null
 $LM backup repo vms/raw --vm raw >/dev/null
 raw_pack=$(ls repo/packs/*/*.pack | head -1)  # 12 MiB: one pack holds the raw VM
 [ "$(ls repo/packs/*/*.pack | wc -l)" -eq 1 ] || fail "expected one pack for the raw VM"

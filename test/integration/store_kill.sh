@@ -7,7 +7,7 @@ cd "$WORK"
 
 mkdir vm
 make_raw_disk vm/disk.raw 192
-$LM init repo --chunk-size 64K >/dev/null
+$LM init repo --encryption none --chunk-size 64K >/dev/null
 completed=0
 for delay in 0.05 0.2 0.4 0.7 1.0 1.5; do
   # Make every run write new data: rewrite a slice so dedup cannot skip everything.

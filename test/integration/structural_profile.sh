@@ -31,7 +31,7 @@ qemu-img convert -q -f raw -O qcow2 vm/mbr.raw vm/mbr.qcow2
 qemu-img convert -q -f raw -O qcow2 -o compat=0.10 vm/gpt.raw vm/gpt-v2.qcow2
 qemu-img convert -q -f raw -O vmdk -o subformat=monolithicSparse vm/mbr.raw vm/mbr.vmdk
 echo 'displayName = "s"' >vm/s.vmx
-$LM init repo >/dev/null
+$LM init repo --encryption none >/dev/null
 $LM backup repo vm --vm s >/dev/null
 $LM profile export repo s profile.json --state-dir "$WORK/state" | grep -q "(structural)" \
   || fail "no structural profile"

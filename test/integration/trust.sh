@@ -21,7 +21,7 @@ PY
 }
 
 make_vm_dirs vms 6
-$LM init repo >/dev/null
+$LM init repo --encryption none >/dev/null
 $LM backup repo vms/vmdk-flat --vm flat >/dev/null
 
 note "files are owner-only whatever the umask"
@@ -175,7 +175,7 @@ $LM list repo | sed -n 2p | grep -qE ' [0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8}(Z|[+
 
 note "restore --continue-on-error restores what it can and names the rest"
 mkdir two && head -c $((1 << 20)) /dev/urandom >two/a.raw && head -c $((1 << 20)) /dev/urandom >two/b.raw
-$LM init repo6 >/dev/null && $LM backup repo6 two --vm two >/dev/null
+$LM init repo6 --encryption none >/dev/null && $LM backup repo6 two --vm two >/dev/null
 pack=$(ls repo6/packs/*/*.pack | head -1)
 python3 - "$pack" <<'PY'
 import sys
@@ -197,7 +197,7 @@ $LM backup repo ex --vm ex --exclude skipme --exclude '*.lck' --json >e.json
 chmod 755 "$WORK" && install -m 755 "$LM" "$WORK/livemount-for-nobody"
 LMN=$WORK/livemount-for-nobody
 mkdir -p nb && chown nobody nb && cd nb
-runuser -u nobody -- "$LMN" init r >/dev/null
+runuser -u nobody -- "$LMN" init r --encryption none >/dev/null
 runuser -u nobody -- mkdir v && runuser -u nobody -- sh -c 'echo ok >v/ok.cfg; echo no >v/secret; chmod 000 v/secret'
 rc=0; runuser -u nobody -- "$LMN" backup r v --vm v >o.out 2>o.err || rc=$?
 cd "$WORK"

@@ -63,14 +63,14 @@ TEST_CASE("ChunkIndex loads new files, skips damaged ones and reports them", "[i
   ChunkIndex idx;
   bool bad = false;
   LocalBackend backend(dir.path(), Env::Default());
-  REQUIRE(idx.LoadNew(backend, &bad).ok());
+  REQUIRE(idx.LoadNew(backend, *RepoCrypto::None(), &bad).ok());
   CHECK(bad);
   CHECK(idx.size() == 30);
   REQUIRE(idx.BadFiles().size() == 1);
   CHECK(idx.BadFiles()[0].find("bad.idx") != std::string::npos);
   CHECK_FALSE(idx.Contains(Digest::Of("only-in-b")));
   test::WriteFile(dir / "index/b.idx", EncodeIndexFile(b));
-  REQUIRE(idx.LoadNew(backend, &bad).ok());
+  REQUIRE(idx.LoadNew(backend, *RepoCrypto::None(), &bad).ok());
   CHECK_FALSE(bad);  // the bad file is not re-reported
   ChunkLocation loc;
   PackId pack;

@@ -46,7 +46,7 @@ TEST_CASE("A pack describes itself and every record reads back", "[pack]") {
     CHECK((*table)[i].digest == p.entries[i].digest);
     CHECK((*table)[i].offset == p.entries[i].offset);
     std::string raw;
-    REQUIRE(ReadChunkRecord(backend, p.id, (*table)[i], &raw).ok());
+    REQUIRE(ReadChunkRecord(backend, *RepoCrypto::None(), p.id, (*table)[i], &raw).ok());
     CHECK(raw == p.raws[i]);
   }
   CHECK(backend.ListPartial("")->empty());
@@ -60,12 +60,12 @@ TEST_CASE("A flipped byte in a record is detected", "[pack]") {
   test::FlipByte(path, e.offset + kRecordHeaderSize + e.stored_len / 2);
   LocalBackend backend(dir.path(), Env::Default());
   std::string raw;
-  Status s = ReadChunkRecord(backend, p.id, e, &raw);
+  Status s = ReadChunkRecord(backend, *RepoCrypto::None(), p.id, e, &raw);
   CHECK(s.code() == Code::kCorrupt);
   CHECK(s.message().find(path) != std::string::npos);
   // Neighbours are unaffected.
-  CHECK(ReadChunkRecord(backend, p.id, p.entries[1], &raw).ok());
-  CHECK(ReadChunkRecord(backend, p.id, p.entries[3], &raw).ok());
+  CHECK(ReadChunkRecord(backend, *RepoCrypto::None(), p.id, p.entries[1], &raw).ok());
+  CHECK(ReadChunkRecord(backend, *RepoCrypto::None(), p.id, p.entries[3], &raw).ok());
 }
 
 TEST_CASE("A flipped byte in a record header is detected", "[pack]") {
@@ -75,7 +75,7 @@ TEST_CASE("A flipped byte in a record header is detected", "[pack]") {
   test::FlipByte(path, p.entries[1].offset + 20);  // inside the digest
   LocalBackend backend(dir.path(), Env::Default());
   std::string raw;
-  CHECK(ReadChunkRecord(backend, p.id, p.entries[1], &raw).code() == Code::kCorrupt);
+  CHECK(ReadChunkRecord(backend, *RepoCrypto::None(), p.id, p.entries[1], &raw).code() == Code::kCorrupt);
 }
 
 TEST_CASE("Truncated or garbled pack tables are errors", "[pack]") {

@@ -19,7 +19,7 @@ trap 'fusermount3 -u -z "$W/mnt" 2>/dev/null || true' EXIT
 fusermount3 -u -z "$W/mnt" 2>/dev/null || true
 rm -rf "$W" && mkdir -p "$W/mnt" && cd "$W"
 "$SRC/tools/make-sample-vm.sh" vm --flavour kvm --name sample >/dev/null
-"$LM" init repo >/dev/null
+"$LM" init repo --encryption none >/dev/null
 "$LM" backup repo vm --vm sample >/dev/null
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
 now() { date +%s.%N; }

@@ -25,7 +25,7 @@ trap cleanup EXIT
 rm -rf "$W" && mkdir -p "$W/vm" "$W/lm-mnt" "$W/restic-mnt"
 python3 "$SRC/tools/bench/make_image.py" "$W/vm/disk.raw" "$MIB"
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$W/restic-cache
-"$LM" init "$W/lm-repo" >/dev/null
+"$LM" init "$W/lm-repo" --encryption none >/dev/null
 "$LM" backup "$W/lm-repo" "$W/vm" --vm bench >/dev/null
 restic init --repo "$W/restic-repo" >/dev/null 2>&1
 restic --repo "$W/restic-repo" backup "$W/vm/disk.raw" >/dev/null 2>&1

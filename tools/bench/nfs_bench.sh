@@ -24,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 rm -rf "$W" && mkdir -p "$W/vm" "$W/mnt"
 python3 "$SRC/tools/bench/make_image.py" "$W/vm/disk.raw" "$MIB"
-"$LM" init "$W/repo" >/dev/null
+"$LM" init "$W/repo" --encryption none >/dev/null
 "$LM" backup "$W/repo" "$W/vm" --vm bench >/dev/null
 python3 - "$MIB" "$RAND_IOS" "$W" <<'PY'
 import random, sys

@@ -16,7 +16,7 @@ LM=$SRC/build/tools/livemount
 rm -rf "$W" && mkdir -p "$W/vm"
 python3 "$SRC/tools/bench/make_image.py" "$W/vm/disk.raw" "$MIB"
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$W/restic-cache
-"$LM" init "$W/lm-repo" >/dev/null
+"$LM" init "$W/lm-repo" --encryption none >/dev/null
 restic init --repo "$W/restic-repo" >/dev/null 2>&1
 
 # Rewrites CHANGE_PCT% of the image in 1 MiB pieces at random places (fixed seed per copy).

@@ -26,7 +26,7 @@ timeit() {  # timeit VAR CMD...: seconds into VAR
 }
 mbs() { echo "scale=0; $MIB * 1.048576 / $1" | bc; }
 
-"$LM" init "$W/lm-repo" >/dev/null
+"$LM" init "$W/lm-repo" --encryption none >/dev/null
 timeit lm_backup "$LM" backup "$W/lm-repo" "$W/vm" --vm bench
 timeit lm_restore "$LM" restore "$W/lm-repo" bench "$W/lm-out"
 cmp "$W/vm/disk.raw" "$W/lm-out/disk.raw"

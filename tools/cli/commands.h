@@ -19,6 +19,7 @@ void RegisterExportCommands(CLI::App& app, int* exit_code);   // export
 void RegisterGuestCommands(CLI::App& app, int* exit_code);    // ls, cat, profile add-files
 void RegisterBrowseCommand(CLI::App& app, int* exit_code);    // browse
 void RegisterLifecycleCommands(CLI::App& app, int* exit_code);  // forget prune
+void RegisterKeyCommands(CLI::App& app, int* exit_code);        // key list|add|remove|passwd
 // `stats REPO [VM]`: the repository's statistics (`stats MOUNTPOINT` is the mount's).
 int RepoStatsCommand(const std::string& repo, const std::string& vm, bool as_json);
 

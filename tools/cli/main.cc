@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "tools/cli/commands.h"
+#include "tools/cli/password.h"
 
 namespace {
 
@@ -29,8 +30,11 @@ int main(int argc, char** argv) {
   CLI::App app{"livemount: run virtual machines straight out of their backups"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "livemount 0.1.0");
+  // Options of the top-level app (--password-file) may also follow the command.
+  app.fallthrough();
   int exit_code = 0;
   try {
+    lm::cli::AddPasswordOptions(app);
     lm::cli::RegisterRepoCommands(app, &exit_code);
     lm::cli::RegisterMountCommands(app, &exit_code);
     lm::cli::RegisterProfileCommands(app, &exit_code);
@@ -38,6 +42,7 @@ int main(int argc, char** argv) {
     lm::cli::RegisterGuestCommands(app, &exit_code);
     lm::cli::RegisterBrowseCommand(app, &exit_code);
     lm::cli::RegisterLifecycleCommands(app, &exit_code);
+    lm::cli::RegisterKeyCommands(app, &exit_code);
     if (const char* cmd = UnknownCommand(app, argc, argv)) {
       std::fprintf(stderr, "livemount: unknown command '%s' (see livemount --help)\n", cmd);
       return 2;

@@ -14,6 +14,7 @@
 #include "agent/media_agent.h"
 #include "agent/mount_table.h"
 #include "store/repository.h"
+#include "tools/cli/password.h"
 #include "tools/cli/commands.h"
 
 namespace lm::cli {
@@ -149,6 +150,16 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
       }
       o->cache_size = *size;
       o->env = CliEnv();
+      // Asked now, at the terminal, not by the media agent after it went to the background.
+      auto config = ReadRepoConfig(o->repo, o->env);
+      if (config.ok() && config->encrypted) {
+        auto pw = RepoPassword();
+        if (!pw.ok()) {
+          *exit_code = Report(pw.status());
+          return;
+        }
+      }
+      o->password = CliPasswordSource();
       *exit_code = RunMediaAgent(*o);
     });
   }

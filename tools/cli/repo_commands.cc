@@ -14,6 +14,7 @@
 #include "guest/view.h"
 #include "profile/profile.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/password.h"
 #include "tools/cli/progress.h"
 #include "base/env_wrapper.h"
 #include "base/json_bytes.h"
@@ -38,6 +39,7 @@ Env* CliEnv() {
 Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path) {
   RepoOptions o;
   o.env = CliEnv();
+  o.password = CliPasswordSource();
   return Repository::Open(path, o);
 }
 
@@ -76,16 +78,28 @@ std::string UtcTime(int64_t ns) {
   return buf;
 }
 
-int Init(const std::string& repo, const std::string& chunk_size) {
+int Init(const std::string& repo, const std::string& chunk_size, const std::string& encryption) {
   if (repo.empty()) return Report(Status::Invalid("init: no repository path given"));
   auto cs = ParseSize(chunk_size);
   if (!cs.ok()) return Report(cs.status().Context("--chunk-size"));
   if (*cs < kMinChunkSize || *cs > kMaxChunkSize || (*cs & (*cs - 1)) != 0) {
     return Report(Status::Invalid("--chunk-size " + chunk_size + " must be a power of two from 4K to 16M"));
   }
-  Status s = Repository::Init(repo, static_cast<uint32_t>(*cs), CliEnv());
+  InitOptions o;
+  o.chunk_size = static_cast<uint32_t>(*cs);
+  o.encrypted = encryption != "none";
+  if (o.encrypted) o.password = [] { return NewPassword("", true); };
+  Status s = Repository::Init(repo, o, CliEnv());
   if (!s.ok()) return Report(s);
-  fmt::print("initialized repository {} (chunk size {})\n", repo, FormatBytes(*cs));
+  if (!o.encrypted) {
+    fmt::print(stderr, "livemount: warning: {} is not encrypted: whoever can read it can read every VM disk "
+                       "backed up into it\n", repo);
+  }
+  fmt::print("initialized repository {} (chunk size {}, {})\n", repo, FormatBytes(*cs),
+             o.encrypted ? "encrypted with AES-256-GCM" : "not encrypted");
+  if (o.encrypted) {
+    fmt::print("the password is the only way into this repository: losing it loses every backup in it\n");
+  }
   return 0;
 }
 
@@ -113,6 +127,12 @@ int Backup(const std::string& repo_path, BackupOptions o, const std::vector<std:
            bool as_json) {
   auto repo = OpenRepo(repo_path);
   if (!repo.ok()) return Report(repo.status());
+  if (!(*repo)->encrypted() && PasswordGiven()) {
+    // Someone who can write the repository could have replaced an encrypted config with
+    // an unencrypted one: never write a VM's disks in the clear when a password was meant.
+    return Report(Status::Denied(repo_path + ": the repository is not encrypted, yet a password was given; "
+                                 "refusing to back up into it in the clear (unset the password to proceed)"));
+  }
   if (!o.profile_path.empty()) {
     // Checked now, not when a prestage needs it: a backup copy never carries a bad profile.
     auto p = LoadProfile(CliEnv(), o.profile_path);
@@ -344,7 +364,11 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
     c->add_option("REPO", *repo, "Repository directory (new or empty)")->required();
     c->add_option("--chunk-size", *cs, "Chunk size, a power of two from 4K to 16M")
         ->capture_default_str();
-    c->callback([=] { *exit_code = Init(*repo, *cs); });
+    auto enc = std::make_shared<std::string>("aes-256-gcm");
+    c->add_option("--encryption", *enc, "aes-256-gcm (with a password), or none")
+        ->check(CLI::IsMember({"aes-256-gcm", "none"}))
+        ->capture_default_str();
+    c->callback([=] { *exit_code = Init(*repo, *cs, *enc); });
   }
   {
     auto* c = app.add_subcommand("backup", "Back up a VM directory as a new backup copy");
