@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end on a fresh Debian 12 machine: installs what is missing, builds,
-# makes a bootable sample VM, backs it up, verifies the repository, live-mounts it and
+# makes a bootable sample VM, backs it up into an encrypted repository, verifies it,
+# live-mounts it and
 # boots the VM in QEMU straight from the mount (its writes go to the overlay), learns its
 # profile, pre-stages a fresh read-cache and boots it again with no repository reads,
 # exports the mount over NFS and boots it from nfs://, then restores it and boots the
@@ -27,8 +28,12 @@ step() {  # step NAME COMMAND...: runs a command and says how long it took
 
 echo "== making a bootable sample VM in $DEMO/vm (qcow2 disk and libvirt XML)"
 step "make sample VM" "$SRC/tools/make-sample-vm.sh" vm --flavour kvm --name sample
-echo "== livemount init"
+echo "== livemount init (encrypted: the password comes from a file here, as a service's would)"
+head -c 24 /dev/urandom | base64 >password
+chmod 600 password
+export LIVEMOUNT_PASSWORD_FILE=$DEMO/password
 step init "$LM" init repo
+"$LM" key list repo
 echo "== livemount backup (first: everything is new)"
 step backup "$LM" backup repo vm --vm sample
 echo "== livemount backup (again: dedup stores nothing new)"

@@ -1,7 +1,7 @@
 // libFuzzer target: every parser of bytes that a repository, a state directory or a
 // control socket hands livemount (someone else may have written them): the repository
 // config, backup.json manifests, .fidx chunk lists, pack tables, index files, profiles,
-// traces, control-socket requests and replies, and leases. The first byte picks the parser. Errors are fine;
+// traces, control-socket requests and replies, leases, key slots and sealed objects. The first byte picks the parser. Errors are fine;
 // crashes, hangs and huge allocations are not.
 #include <string>
 
@@ -10,6 +10,8 @@
 #include "agent/control_protocol.h"
 #include "profile/profile.h"
 #include "store/chunk_index.h"
+#include "store/crypto/key_file.h"
+#include "store/crypto/repo_crypto.h"
 #include "store/leases.h"
 #include "store/manifest.h"
 #include "store/pack.h"
@@ -18,7 +20,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string in(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 9) {
+  switch (data[0] % 11) {
     case 0: (void)lm::DecodeRepoConfig(in, "config"); break;
     case 1: {
       auto m = lm::DecodeManifest(in, "backup.json");
@@ -57,6 +59,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 8: {  // a lease another host wrote into the repository
       auto l = lm::DecodeLease(in, "lease.json");
       if (l.ok()) (void)lm::EncodeLease(*l);
+      break;
+    }
+    case 9: {  // a key slot (decoded only: unwrapping spends scrypt's memory by design)
+      auto k = lm::DecodeKeyFile(in, "00112233445566778899aabbccddeeff", "keys/x");
+      if (k.ok()) (void)lm::EncodeKeyFile(*k);
+      break;
+    }
+    case 10: {  // sealed objects and chunk payloads under some key: never open when forged
+      static auto crypto = lm::RepoCrypto::FromMasterKey(lm::SecretBytes(std::string(32, 'k')),
+                                                          "00112233445566778899aabbccddeeff");
+      (void)(*crypto)->OpenObject("index/x.idx", in, "x");
+      std::string out;
+      (void)(*crypto)->OpenPayload(in.substr(0, std::min<size_t>(in.size(), 48)),
+                                   in.size() > 48 ? in.substr(48) : std::string(), &out, "x");
       break;
     }
   }

@@ -18,7 +18,7 @@ $CXX "$SRC/test/fuzz/fuzz_disk_image.cc" $PROFILE_SRCS -o "$W/fuzz_disk_image" -
 b1=$!
 $CXX "$SRC/test/fuzz/fuzz_guest_fs.cc" $FS_SRCS -o "$W/fuzz_guest_fs" -lz -lzstd $(pkg-config --libs ext2fs com_err libntfs-3g) &
 b2=$!
-STORE_SRCS="$(ls "$SRC"/base/*.cc "$SRC"/store/backend/*.cc) $(ls "$SRC"/store/*.cc | grep -vE '/(backup|restore|verify)\.cc$')"
+STORE_SRCS="$(ls "$SRC"/base/*.cc "$SRC"/store/backend/*.cc "$SRC"/store/crypto/*.cc) $(ls "$SRC"/store/*.cc | grep -vE '/(backup|restore|verify)\.cc$')"
 $CXX "$SRC/test/fuzz/fuzz_repo_formats.cc" $STORE_SRCS "$SRC/profile/profile.cc" "$SRC/agent/control_protocol.cc" \
   -o "$W/fuzz_repo_formats" -lzstd -lxxhash -lcrypto
 wait $b1 && wait $b2
@@ -41,6 +41,10 @@ if [ -x "$LMBIN" ]; then
   for f in "$W"/repo/packs/*/*.pack; do seed 3 "$f" pack; done
   for f in "$W"/repo/index/*.idx; do seed 4 "$f" idx; done
   seed 5 "$W/profile.json" profile
+  echo fuzz-password >"$W/pw"
+  LIVEMOUNT_PASSWORD_FILE="$W/pw" "$LMBIN" init "$W/encrypted" --chunk-size 64K >/dev/null
+  for f in "$W"/encrypted/keys/*; do seed 9 "$f" key; done
+  seed 0 "$W/encrypted/config" config-encrypted
 fi
 printf '{"format":"livemount-trace","version":1,"vm":"v","backup":"b","chunk_size":4096,"touches":[["disk.raw",1,2],[{"hex":"ff"},3,4]]}' >"$W/trace.json"
 seed 6 "$W/trace.json" trace

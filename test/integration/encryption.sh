@@ -70,6 +70,9 @@ $LM list repo >/dev/null || fail "the changed password does not open"
 expect_fail "not encrypted" $LM key list plain
 
 note "a live mount of the encrypted repository; a changed byte is EIO and named by verify"
+mkdir mnt0
+expect_fail "wrong password" env LIVEMOUNT_PASSWORD_FILE=pw1 $LM mount repo mnt0 --cache-dir c0 --state-dir s0
+! mountpoint -q mnt0 || fail "a mount with a wrong password is mounted"
 mount_repo repo mnt --readahead 0
 cmp -s mnt/v/latest/disk.raw vm/disk.raw || fail "the mount serves other bytes"
 $LM umount mnt >/dev/null

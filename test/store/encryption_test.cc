@@ -246,6 +246,38 @@ TEST_CASE("an encrypted repository: a changed byte is named, never served", "[cr
   CHECK(v->damaged_chunks[0].users.size() == 1);
 }
 
+TEST_CASE("an encrypted repository: a changed index is named, its chunks found in the packs", "[crypto][repository]") {
+  test::TempDir dir;
+  std::string repo = dir / "repo";
+  REQUIRE(InitEncrypted(repo, "pw").ok());
+  REQUIRE(MkdirAll(dir / "vm").ok());
+  test::WriteFile(dir / "vm/disk-flat.vmdk", test::RandomBytes(40 * 1024, 6));
+  {
+    auto r = OpenWith(repo, "pw");
+    REQUIRE(r.ok());
+    BackupOptions bo;
+    bo.vm = "vm1";
+    bo.vmdir = dir / "vm";
+    REQUIRE(RunBackup(**r, bo).ok());
+  }
+  std::string idx;
+  for (const std::string& f : FilesUnder(repo))
+    if (f.size() > 4 && f.compare(f.size() - 4, 4, ".idx") == 0) idx = f;
+  REQUIRE(!idx.empty());
+  ::chmod(idx.c_str(), 0600);
+  test::FlipByte(idx, 30);
+  auto r = OpenWith(repo, "pw");
+  REQUIRE(r.ok());
+  auto ref = (*r)->ResolveSpec("vm1");
+  REQUIRE(ref.ok());
+  REQUIRE(RunRestore(**r, *ref, dir / "out", RestoreOptions{}).ok());
+  CHECK(test::ReadAll(dir / "out/disk-flat.vmdk") == test::ReadAll(dir / "vm/disk-flat.vmdk"));
+  auto v = RunVerify(**r, VerifyOptions{});
+  REQUIRE(v.ok());
+  REQUIRE(v->errors.size() == 1);
+  CHECK(v->errors[0].find(".idx: authentication failed") != std::string::npos);
+}
+
 TEST_CASE("an encrypted config cannot be changed or downgraded unnoticed", "[crypto][repository]") {
   test::TempDir dir;
   std::string repo = dir / "repo";
