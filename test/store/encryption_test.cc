@@ -50,6 +50,30 @@ std::vector<std::string> FilesUnder(const std::string& root) {
   return out;
 }
 
+// An encrypted repository dir/repo (password "pw") with one backup copy, vm1, of one
+// 40 KiB random disk dir/vm/disk-flat.vmdk.
+void BackUpOneDisk(const test::TempDir& dir, uint64_t seed) {
+  REQUIRE(InitEncrypted(dir / "repo", "pw").ok());
+  REQUIRE(MkdirAll(dir / "vm").ok());
+  test::WriteFile(dir / "vm/disk-flat.vmdk", test::RandomBytes(40 * 1024, seed));
+  auto r = OpenWith(dir / "repo", "pw");
+  REQUIRE(r.ok());
+  BackupOptions bo;
+  bo.vm = "vm1";
+  bo.vmdir = dir / "vm";
+  REQUIRE(RunBackup(**r, bo).ok());
+}
+
+// The one file under root whose name ends in `suffix`, made writable for a test to damage.
+std::string WritableFileEnding(const std::string& root, const std::string& suffix) {
+  std::string found;
+  for (const std::string& f : FilesUnder(root))
+    if (f.size() > suffix.size() && f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0) found = f;
+  REQUIRE(!found.empty());
+  ::chmod(found.c_str(), 0600);
+  return found;
+}
+
 }  // namespace
 
 TEST_CASE("HMAC-SHA-256 matches RFC 4231", "[crypto]") {
@@ -212,22 +236,8 @@ TEST_CASE("an encrypted repository: passwords, sealed objects, round trip", "[cr
 TEST_CASE("an encrypted repository: a changed byte is named, never served", "[crypto][repository]") {
   test::TempDir dir;
   std::string repo = dir / "repo";
-  REQUIRE(InitEncrypted(repo, "pw").ok());
-  REQUIRE(MkdirAll(dir / "vm").ok());
-  test::WriteFile(dir / "vm/disk-flat.vmdk", test::RandomBytes(40 * 1024, 5));
-  {
-    auto r = OpenWith(repo, "pw");
-    REQUIRE(r.ok());
-    BackupOptions bo;
-    bo.vm = "vm1";
-    bo.vmdir = dir / "vm";
-    REQUIRE(RunBackup(**r, bo).ok());
-  }
-  std::string pack;
-  for (const std::string& f : FilesUnder(repo))
-    if (f.size() > 5 && f.compare(f.size() - 5, 5, ".pack") == 0) pack = f;
-  REQUIRE(!pack.empty());
-  ::chmod(pack.c_str(), 0600);
+  BackUpOneDisk(dir, 5);
+  std::string pack = WritableFileEnding(repo, ".pack");
   test::FlipByte(pack, 16 + 48 + 20);  // inside the first record's ciphertext
   auto r = OpenWith(repo, "pw");
   REQUIRE(r.ok());
@@ -249,22 +259,8 @@ TEST_CASE("an encrypted repository: a changed byte is named, never served", "[cr
 TEST_CASE("an encrypted repository: a changed index is named, its chunks found in the packs", "[crypto][repository]") {
   test::TempDir dir;
   std::string repo = dir / "repo";
-  REQUIRE(InitEncrypted(repo, "pw").ok());
-  REQUIRE(MkdirAll(dir / "vm").ok());
-  test::WriteFile(dir / "vm/disk-flat.vmdk", test::RandomBytes(40 * 1024, 6));
-  {
-    auto r = OpenWith(repo, "pw");
-    REQUIRE(r.ok());
-    BackupOptions bo;
-    bo.vm = "vm1";
-    bo.vmdir = dir / "vm";
-    REQUIRE(RunBackup(**r, bo).ok());
-  }
-  std::string idx;
-  for (const std::string& f : FilesUnder(repo))
-    if (f.size() > 4 && f.compare(f.size() - 4, 4, ".idx") == 0) idx = f;
-  REQUIRE(!idx.empty());
-  ::chmod(idx.c_str(), 0600);
+  BackUpOneDisk(dir, 6);
+  std::string idx = WritableFileEnding(repo, ".idx");
   test::FlipByte(idx, 30);
   auto r = OpenWith(repo, "pw");
   REQUIRE(r.ok());
