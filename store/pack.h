@@ -83,6 +83,11 @@ Status ReadChunkRecord(Backend& backend, const RepoCrypto& crypto, const PackId&
 Status DecodeChunkRecord(const RepoCrypto& crypto, std::string_view record, const PackEntry& e,
                          const std::string& where, char* raw_out);
 
+// Checks a record before it is copied unchanged (prune): everything DecodeChunkRecord
+// checks when unencrypted; the header and the authentication tag when encrypted.
+Status CheckChunkRecord(const RepoCrypto& crypto, std::string_view record, const PackEntry& e,
+                        const std::string& where);
+
 // Decodes the table of a whole pack held in memory (tests and fuzzing), with every check.
 Result<std::vector<PackEntry>> DecodePackTable(std::string_view pack, const std::string& pack_path);
 // Reads the table at the end of a pack, checking footer magic and checksum.

@@ -67,9 +67,8 @@ Result<std::vector<std::string>> Leftovers(Repository& repo, std::vector<std::st
   return out;
 }
 
-// Decodes every record of `live` (sorted by offset) in `span`, which starts at pack offset
-// `from`: magic, digest, lengths, authentication tag, decompression and chunk id, on
-// every core.
+// Checks every record of `live` (sorted by offset) in `span`, which starts at pack offset
+// `from`, before it is copied (CheckChunkRecord), on every core.
 Status CheckRecords(const RepoCrypto& crypto, const std::string& span, uint64_t from, const std::vector<PackEntry>& live,
                     const std::string& where) {
   unsigned n = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), 8));
@@ -77,12 +76,10 @@ Status CheckRecords(const RepoCrypto& crypto, const std::string& span, uint64_t 
   std::vector<std::thread> pool;
   for (unsigned t = 0; t < n; t++) {
     pool.emplace_back([&, t] {
-      std::string raw;
       for (size_t i = t; i < live.size() && results[t].ok(); i += n) {
         const PackEntry& e = live[i];
-        raw.resize(e.raw_len);
         std::string_view record(span.data() + (e.offset - from), kRecordHeaderSize + e.stored_len);
-        results[t] = DecodeChunkRecord(crypto, record, e, where + " offset " + std::to_string(e.offset), raw.data());
+        results[t] = CheckChunkRecord(crypto, record, e, where + " offset " + std::to_string(e.offset));
       }
     });
   }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Retention benchmark: COPIES backup copies of one disk image, each after DAILY_CHANGE% of
 # its blocks were rewritten, then `forget --keep-last 7 --prune`: livemount and restic on
-# the same history in the same run (restic's default --max-unused is 5%, as ours).
+# the same history in the same run (restic's default --max-unused is 5%, as ours), both
+# repositories encrypted.
 #   tools/bench/prune_bench.sh [SIZE_MIB=1024] [COPIES=30] [WORKDIR=/var/tmp/lm-prune-bench]
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -15,8 +16,10 @@ cmake --build "$SRC/build" -j"$(nproc)" --target livemount >/dev/null
 LM=$SRC/build/tools/livemount
 rm -rf "$W" && mkdir -p "$W/vm"
 python3 "$SRC/tools/bench/make_image.py" "$W/vm/disk.raw" "$MIB"
-export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$W/restic-cache
-"$LM" init "$W/lm-repo" --encryption none >/dev/null
+# Both encrypted (livemount's default, restic's only way): each derives its key once per
+# command.
+export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$W/restic-cache LIVEMOUNT_PASSWORD=bench
+"$LM" init "$W/lm-repo" >/dev/null
 restic init --repo "$W/restic-repo" >/dev/null 2>&1
 
 # Rewrites CHANGE_PCT% of the image in 1 MiB pieces at random places (fixed seed per copy).
