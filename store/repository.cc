@@ -66,14 +66,20 @@ Status Repository::Init(const std::string& location, const InitOptions& o, Env* 
   return s;
 }
 
-Result<RepoConfig> ReadRepoConfig(const std::string& location, Env* env) {
-  LM_ASSIGN_OR_RETURN(auto backend, OpenBackend(location, env));
-  auto text = backend->ReadAll("config");
+namespace {
+Result<RepoConfig> LoadRepoConfig(Backend& backend) {
+  auto text = backend.ReadAll("config");
   if (!text.ok() && text.status().code() == Code::kNotFound) {
-    return Status::NotFound(location + ": not a livemount repository (no config file)");
+    return Status::NotFound(backend.location() + ": not a livemount repository (no config file)");
   }
   LM_RETURN_IF_ERROR(text.status());
-  return DecodeRepoConfig(*text, backend->Describe("config"));
+  return DecodeRepoConfig(*text, backend.Describe("config"));
+}
+}  // namespace
+
+Result<RepoConfig> ReadRepoConfig(const std::string& location, Env* env) {
+  LM_ASSIGN_OR_RETURN(auto backend, OpenBackend(location, env));
+  return LoadRepoConfig(*backend);
 }
 
 Result<std::unique_ptr<Repository>> Repository::Open(const std::string& location,
@@ -91,12 +97,7 @@ Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<Backend> ba
   LM_RETURN_IF_ERROR(options.validate());
   if (!backend) return Status::Invalid("repository: no backend");
   std::unique_ptr<Repository> repo(new Repository(std::move(backend), options));
-  auto text = repo->backend_->ReadAll("config");
-  if (!text.ok() && text.status().code() == Code::kNotFound) {
-    return Status::NotFound(repo->path() + ": not a livemount repository (no config file)");
-  }
-  LM_RETURN_IF_ERROR(text.status());
-  LM_ASSIGN_OR_RETURN(repo->config_, DecodeRepoConfig(*text, repo->backend_->Describe("config")));
+  LM_ASSIGN_OR_RETURN(repo->config_, LoadRepoConfig(*repo->backend_));
   if (repo->config_.encrypted) {
     if (!options.password) {
       return Status::Denied(repo->path() + ": the repository is encrypted and no password was given");
