@@ -126,10 +126,11 @@ Result<std::string> AddKey(Repository& repo, std::string_view new_password, cons
 Result<std::string> RemoveKey(Repository& repo, const std::string& id_or_prefix) {
   if (!repo.encrypted()) return Status::Invalid(repo.path() + ": the repository is not encrypted: it has no keys");
   if (id_or_prefix.size() < 4) return Status::Invalid("key id '" + id_or_prefix + "': give at least 4 characters");
-  LM_ASSIGN_OR_RETURN(auto slots, ReadSlots(repo.backend()));
+  LM_ASSIGN_OR_RETURN(auto objects, repo.backend().List("keys/"));  // names suffice: no slot is read
   std::vector<std::string> matches;
-  for (const Slot& s : slots)
-    if (s.id.compare(0, id_or_prefix.size(), id_or_prefix) == 0) matches.push_back(s.id);
+  std::string id;
+  for (const ObjectInfo& o : objects)
+    if (ParseKeyName(o.name, &id) && id.compare(0, id_or_prefix.size(), id_or_prefix) == 0) matches.push_back(id);
   if (matches.empty()) return Status::NotFound(repo.path() + ": no key '" + id_or_prefix + "'");
   if (matches.size() > 1) return Status::Invalid("key id '" + id_or_prefix + "' is ambiguous: give more characters");
   if (matches[0] == repo.key_id()) {

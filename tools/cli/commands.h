@@ -44,6 +44,9 @@ Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path);
 // last line of defence only keeps a stray invalid byte from aborting the output.
 void PrintJson(const nlohmann::json& j);
 
+// A time for people: local, ISO 8601 with its zone ("2026-11-26 05:40:12+01:00", or "...Z").
+std::string ZonedLocalTime(int64_t ns);
+
 // Prints "livemount: <message>" to stderr and returns 1 (or 0 if ok).
 int Report(const Status& s);
 

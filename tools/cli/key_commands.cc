@@ -1,7 +1,6 @@
 // key list|add|remove|passwd: the passwords (key slots) of an encrypted repository.
 #include <fmt/core.h>
 
-#include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "store/repo_keys.h"
@@ -13,15 +12,6 @@ namespace lm::cli {
 using nlohmann::json;
 
 namespace {
-
-std::string KeyTime(int64_t ns) {
-  time_t t = static_cast<time_t>(ns / 1000000000);
-  struct tm tm {};
-  localtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
 
 int KeyList(const std::string& repo_path, bool as_json) {
   auto repo = OpenRepo(repo_path);
@@ -44,13 +34,13 @@ int KeyList(const std::string& repo_path, bool as_json) {
     PrintJson(out);
     return 0;
   }
-  fmt::print(" {:<32}  {:<19}  {:<16}  {}\n", "ID", "ADDED", "HOST", "USER");
+  fmt::print(" {:<32}  {:<25}  {:<16}  {}\n", "ID", "ADDED", "HOST", "USER");
   for (const KeyInfo& k : *keys) {
     if (!k.error.empty()) {
       fmt::print(" {:<32}  unreadable: {}\n", k.id, k.error);
       continue;
     }
-    fmt::print("{}{:<32}  {:<19}  {:<16}  {}\n", k.current ? "*" : " ", k.id, KeyTime(k.created_ns), k.host,
+    fmt::print("{}{:<32}  {:<25}  {:<16}  {}\n", k.current ? "*" : " ", k.id, ZonedLocalTime(k.created_ns), k.host,
                k.user);
   }
   fmt::print("(* the key this password opened)\n");

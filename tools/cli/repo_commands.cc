@@ -53,11 +53,9 @@ int Report(const Status& s) {
   return 1;
 }
 
-namespace {
-
 // ISO 8601 with the zone: local time for people ("2026-11-26 05:40:12+01:00"), UTC with
 // a Z for scripts ("2026-11-26T04:40:12Z"), as the backup ids are.
-std::string LocalTime(int64_t ns) {
+std::string ZonedLocalTime(int64_t ns) {
   time_t t = static_cast<time_t>(ns / 1000000000);
   struct tm tm;
   localtime_r(&t, &tm);
@@ -68,6 +66,8 @@ std::string LocalTime(int64_t ns) {
   if (z.size() == 5) z.insert(3, ":");
   return std::string(buf) + (z == "+00:00" ? "Z" : z);
 }
+
+namespace {
 
 std::string UtcTime(int64_t ns) {
   time_t t = static_cast<time_t>(ns / 1000000000);
@@ -231,14 +231,14 @@ int List(const std::string& repo_path, const std::string& only_vm, bool as_json,
                                                 : json({{"files", ov->second.entries},
                                                         {"bytes", ov->second.bytes}})},
                                 {"time", UtcTime(m->time_ns)},
-                                {"time_local", LocalTime(m->time_ns)},
+                                {"time_local", ZonedLocalTime(m->time_ns)},
                                 {"time_ns", m->time_ns},
                                 {"logical_bytes", m->logical_bytes},
                                 {"stored_bytes", m->stored_bytes},
                                 {"files", nfiles},
                                 {"has_profile", m->has_profile},
                                 {"source", LossyUtf8(m->source)}});
-      rows.push_back({vm, id, LocalTime(m->time_ns), std::to_string(nfiles),
+      rows.push_back({vm, id, ZonedLocalTime(m->time_ns), std::to_string(nfiles),
                       FormatBytes(m->logical_bytes), FormatBytes(m->stored_bytes), ov_text});
     }
     out["vms"].push_back(std::move(jvm));
