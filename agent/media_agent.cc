@@ -22,6 +22,7 @@
 #include "cache/chunk_source.h"
 #include "fs/fuse_ops.h"
 #include "fs/live_fs.h"
+#include "store/repository.h"
 
 namespace lm {
 
@@ -187,7 +188,7 @@ Status MountOptions::validate() {
   if (!ParseLogLevel(log_level, &level)) {
     return Status::Invalid("--log-level must be error, warn, info or debug");
   }
-  if (!IsDirectory(repo)) return Status::NotFound(repo + ": no such repository directory");
+  if (!IsObjectStoreLocation(repo) && !IsDirectory(repo)) return Status::NotFound(repo + ": no such repository directory");
   if (cache_size < (1ull << 20)) return Status::Invalid("--cache-size must be at least 1M");
   // Never stack on another mount: a live one would be hidden, a dead one (its agent was
   // killed) must be cleaned up first, and its files would otherwise reappear later.
@@ -213,7 +214,7 @@ Status MountOptions::validate() {
   if (readahead_chunks > 1024) return Status::Invalid("--readahead must be at most 1024 chunks");
   LM_RETURN_IF_ERROR(MkdirAll(state_dir).Context("--state-dir"));
   LM_RETURN_IF_ERROR(MkdirAll(cache_dir).Context("--cache-dir"));
-  repo = AbsolutePath(repo);
+  repo = AbsoluteLocation(repo);
   mountpoint = AbsolutePath(mountpoint);
   cache_dir = AbsolutePath(cache_dir);
   state_dir = AbsolutePath(state_dir);

@@ -6,6 +6,7 @@
 
 #include "base/names.h"
 #include "store/backend/local_backend.h"
+#include "store/backend/s3/s3_backend.h"
 #include "store/repo_keys.h"
 
 namespace lm {
@@ -18,12 +19,16 @@ Status RepoOptions::validate() const {
   return Status::Ok();
 }
 
+bool IsObjectStoreLocation(const std::string& location) { return s3::IsS3Location(location); }
+
+std::string AbsoluteLocation(const std::string& location) {
+  return IsObjectStoreLocation(location) ? location : AbsolutePath(location);
+}
+
 Result<std::unique_ptr<Backend>> OpenBackend(const std::string& location, Env* env,
                                              size_t max_open_files) {
   if (location.empty()) return Status::Invalid("no repository location given");
-  if (location.rfind("s3:", 0) == 0) {
-    return Status::Unsupported(location + ": object-store repositories are not supported by this livemount");
-  }
+  if (s3::IsS3Location(location)) return s3::OpenS3Backend(location);
   LocalBackendOptions o;
   o.max_open_files = max_open_files;
   LM_RETURN_IF_ERROR(o.validate());
@@ -85,7 +90,7 @@ Result<RepoConfig> ReadRepoConfig(const std::string& location, Env* env) {
 Result<std::unique_ptr<Repository>> Repository::Open(const std::string& location,
                                                      RepoOptions options) {
   LM_RETURN_IF_ERROR(options.validate());
-  if (location.rfind("s3:", 0) != 0 && !IsDirectory(location)) {
+  if (!IsObjectStoreLocation(location) && !IsDirectory(location)) {
     return Status::NotFound(location + ": no such repository directory");
   }
   LM_ASSIGN_OR_RETURN(auto backend, OpenBackend(location, options.env, options.max_open_packs));

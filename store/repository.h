@@ -158,6 +158,11 @@ class Repository : public ChunkReader {
 };
 
 // The backend for a location: a directory (the only kind so far).
+// A location as a daemon that changes directory can still use: a directory made absolute,
+// an object-store URL (s3:...) unchanged.
+std::string AbsoluteLocation(const std::string& location);
+// True for a location on an object store rather than a directory.
+bool IsObjectStoreLocation(const std::string& location);
 Result<std::unique_ptr<Backend>> OpenBackend(const std::string& location, Env* env,
                                              size_t max_open_files = 128);
 

@@ -2,13 +2,13 @@
 # Installs the Debian 12 packages that livemount's build, tests and demo need.
 # Only what is missing is installed; safe to run again. Needs root (or sudo).
 #   tools/install-deps.sh [build|test|demo|bench]...   (default: build test)
-#   groups: build test demo bench guest
+#   groups: build test demo bench guest s3
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config git python3
   librocksdb-dev libfuse3-dev fuse3 libcli11-dev libfmt-dev catch2
   libzstd-dev libssl-dev libxxhash-dev nlohmann-json3-dev
-  zlib1g-dev libext2fs-dev ntfs-3g-dev libncurses-dev)
+  zlib1g-dev libext2fs-dev ntfs-3g-dev libncurses-dev libcurl4-openssl-dev libxml2-dev)
 # What the sample VM is made of and booted with (tools/make-sample-vm.sh).
 guest_pkgs=(linux-image-cloud-amd64 busybox-static syslinux syslinux-common mtools dosfstools
   fdisk cpio e2fsprogs qemu-system-x86)
@@ -18,7 +18,9 @@ nfs_pkgs=(nfs-ganesha nfs-ganesha-vfs rpcbind)
 # and the parsers' fuzz targets (clang's libFuzzer).
 # libvirt in its default configuration (the overlay's extended attributes: boot_libvirt).
 libvirt_pkgs=(libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu)
-test_pkgs=(qemu-utils python3 attr "${guest_pkgs[@]}" "${nfs_pkgs[@]}" libnfs-utils qemu-block-extra
+# A single-host Ceph cluster with a RADOS Gateway (test/integration/ceph/cluster.sh).
+ceph_pkgs=(ceph-mon ceph-mgr ceph-osd radosgw ceph-common curl)
+test_pkgs=("${ceph_pkgs[@]}" qemu-utils python3 attr "${guest_pkgs[@]}" "${nfs_pkgs[@]}" libnfs-utils qemu-block-extra
   ntfs-3g tmux clang "${libvirt_pkgs[@]}")
 demo_pkgs=(qemu-utils bc python3 "${guest_pkgs[@]}" "${nfs_pkgs[@]}" qemu-block-extra)
 bench_pkgs=(restic fio)
@@ -32,7 +34,8 @@ for group in "$@"; do
     test) want+=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
     demo) want+=("${build_pkgs[@]}" "${demo_pkgs[@]}") ;;
     bench) want+=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
-    *) echo "install-deps: unknown group '$group' (build|test|demo|bench|guest)" >&2; exit 2 ;;
+    s3) want+=("${ceph_pkgs[@]}") ;;
+    *) echo "install-deps: unknown group '$group' (build|test|demo|bench|guest|s3)" >&2; exit 2 ;;
   esac
 done
 

@@ -17,11 +17,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/status.h"
+#include "store/backend/request_stats.h"
 
 namespace lm {
 
@@ -78,6 +80,8 @@ class Backend {
   // Deletes an object; a missing one is fine (deletes are retried after a crash).
   virtual Status Delete(const std::string& name) = 0;
   virtual Result<std::unique_ptr<BackendLock>> Lock(LockMode mode) = 0;
+  // What the backend's requests cost so far, if it counts them (object stores do).
+  virtual std::optional<RequestStats> Requests() const { return std::nullopt; }
 
   // Creates a small object in one step (NewWriter, Append, Commit).
   Status Create(const std::string& name, std::string_view data);

@@ -191,7 +191,7 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     c->add_flag("--json", *as_json, "Machine-readable output");
     c->callback([=] {
       // A repository unless it is a mountpoint; anything else gets the mount's error.
-      bool is_repo = !FindMount(AbsolutePath(*mp)) && PathExists(JoinPath(*mp, "config"));
+      bool is_repo = IsObjectStoreLocation(*mp) || (!FindMount(AbsolutePath(*mp)) && PathExists(JoinPath(*mp, "config")));
       if (is_repo) *exit_code = RepoStatsCommand(*mp, *vm, *as_json);
       else if (!vm->empty()) *exit_code = Report(Status::Invalid("a VM is only given with a repository"));
       else *exit_code = Stats(*mp, *as_json);
