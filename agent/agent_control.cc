@@ -60,6 +60,15 @@ MountStats AgentControl::Stats() {
   m.overlays = Overlays(p_.options.state_dir);
   m.readahead = {s.readahead_queued, s.readahead_fetched};
   m.prestage = {staged_chunks_.load(), staged_bytes_.load(), running_.load(), s.background_yields};
+  if (auto rq = p_.repo.backend().Requests()) {
+    for (int k = 0; k < kIoKinds; k++) {
+      const KindStats& q = rq->kinds[k];
+      if (q.requests == 0) continue;
+      m.requests[IoKindName(IoKind(k))] = {q.requests, q.gets,  q.bytes_in, q.bytes_out, q.retries,
+                                           q.failures, q.PercentileMs(0.5), q.PercentileMs(0.9),
+                                           q.PercentileMs(0.99)};
+    }
+  }
   m.namespace_nodes = p_.fs.NodeCount();
   m.export_ = p_.exports.Describe();
   return m;

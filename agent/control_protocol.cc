@@ -180,6 +180,12 @@ json Encode(const MountStats& s) {
   json overlays = json::array();
   for (auto& o : s.overlays) overlays.push_back({{"backup", o.backup}, {"files", o.files}, {"bytes", o.bytes}});
   const auto& c = s.cache;
+  json requests = json::object();
+  for (auto& [kind, q] : s.requests) {
+    requests[kind] = {{"requests", q.requests}, {"gets", q.gets},       {"bytes_in", q.bytes_in},
+                      {"bytes_out", q.bytes_out}, {"retries", q.retries}, {"failures", q.failures},
+                      {"p50_ms", q.p50_ms},       {"p90_ms", q.p90_ms},   {"p99_ms", q.p99_ms}};
+  }
   return {
       {"mountpoint", s.mountpoint},
       {"repository", s.repository},
@@ -201,6 +207,7 @@ json Encode(const MountStats& s) {
       {"prestage",
        {{"chunks", s.prestage.chunks}, {"bytes", s.prestage.bytes}, {"running", s.prestage.running},
         {"yielded_to_guest_reads", s.prestage.yielded_to_guest_reads}}},
+      {"requests", requests},
       {"namespace", {{"nodes", s.namespace_nodes}}},
       {"export", s.export_ ? Encode(*s.export_) : json(nullptr)},
   };
@@ -287,6 +294,25 @@ Result<MountStats> DecodeReply<MountStats>(const json& j) {
   ps.Read("bytes", &s.prestage.bytes);
   ps.Read("running", &s.prestage.running);
   ps.Read("yielded_to_guest_reads", &s.prestage.yielded_to_guest_reads);
+  if (const json* rq = r.Raw("requests"); rq && rq->is_object()) {
+    for (auto& [kind, v] : rq->items()) {
+      FieldReader k(&v, "requests." + kind + ".");
+      control::MountStats::Requests q;
+      k.Read("requests", &q.requests);
+      k.Read("gets", &q.gets);
+      k.Read("bytes_in", &q.bytes_in);
+      k.Read("bytes_out", &q.bytes_out);
+      k.Read("retries", &q.retries);
+      k.Read("failures", &q.failures);
+      k.Read("p50_ms", &q.p50_ms);
+      k.Read("p90_ms", &q.p90_ms);
+      k.Read("p99_ms", &q.p99_ms);
+      if (!k.error().empty()) r.Fail(k.error());
+      s.requests[kind] = q;
+    }
+  } else if (rq) {
+    r.Fail("field 'requests' is not an object");
+  }
   r.Object("namespace").Read("nodes", &s.namespace_nodes);
   const json* ex = r.Raw("export");
   if (ex && ex->is_object()) {

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -85,6 +86,13 @@ struct MountStats {
   struct Prestage {
     uint64_t chunks = 0, bytes = 0, running = 0, yielded_to_guest_reads = 0;
   } prestage;
+  // Object-store requests by kind of I/O ("guest", "prestage", "hydrate", "other"); empty
+  // for a repository in a directory.
+  struct Requests {
+    uint64_t requests = 0, gets = 0, bytes_in = 0, bytes_out = 0, retries = 0, failures = 0;
+    double p50_ms = 0, p90_ms = 0, p99_ms = 0;
+  };
+  std::map<std::string, Requests> requests;
   uint64_t namespace_nodes = 0;       // "namespace": {"nodes": n}
   std::optional<ExportInfo> export_;  // "export": null when not exported
 };

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "base/log.h"
+#include "store/backend/io_kind.h"
 
 namespace lm {
 
@@ -129,6 +130,7 @@ Status ChunkSource::Read(const FileChunks& fc, const std::string& what, uint64_t
     if (cache_.Read(d, s.in_chunk, s.n, dst).ok()) return Status::Ok();
     std::shared_ptr<std::string> data;
     foreground_fetches_++;
+    ScopedIoKind kind(IoKind::kGuest);  // first in the object store's queue
     Status st = Fetch(d, what, &data);
     foreground_fetches_--;
     if (!st.ok()) return st.Context(what + " at offset " + std::to_string(s.index * uint64_t{fc.chunk_size}));
@@ -192,6 +194,7 @@ void ChunkSource::FetchLoop() {
     }
     if (cache_.Contains(d)) continue;
     std::shared_ptr<std::string> data;
+    ScopedIoKind kind(IoKind::kHydrate);  // read-ahead: behind guest reads and the pre-stager
     if (Fetch(d, *what, &data).ok()) ra_fetched_++;
   }
 }

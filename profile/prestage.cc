@@ -6,6 +6,8 @@
 #include <thread>
 #include <unordered_set>
 
+#include "store/backend/io_kind.h"
+
 namespace lm {
 
 Result<std::vector<Digest>> ProfileChunks(Repository& repo, const BackupRef& b, const Profile& p,
@@ -68,6 +70,8 @@ Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const Ba
         continue;
       }
       const Digest& d = digests[i];
+      // The profile's chunks first, then (with --all) hydration of the rest.
+      ScopedIoKind kind(i < sum.profile_chunks ? IoKind::kPrestage : IoKind::kHydrate);
       if (source.cache().Contains(d)) {
         cached++;
       } else if (source.Ensure(d, b.Name() + " (prestage)", true).ok()) {

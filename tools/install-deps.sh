@@ -19,7 +19,7 @@ nfs_pkgs=(nfs-ganesha nfs-ganesha-vfs rpcbind)
 # libvirt in its default configuration (the overlay's extended attributes: boot_libvirt).
 libvirt_pkgs=(libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu)
 # A single-host Ceph cluster with a RADOS Gateway (test/integration/ceph/cluster.sh).
-ceph_pkgs=(ceph-mon ceph-mgr ceph-osd radosgw ceph-common curl)
+ceph_pkgs=(ceph-mon ceph-mgr ceph-osd radosgw ceph-common curl python3-boto3)
 test_pkgs=("${ceph_pkgs[@]}" qemu-utils python3 attr "${guest_pkgs[@]}" "${nfs_pkgs[@]}" libnfs-utils qemu-block-extra
   ntfs-3g tmux clang "${libvirt_pkgs[@]}")
 demo_pkgs=(qemu-utils bc python3 "${guest_pkgs[@]}" "${nfs_pkgs[@]}" qemu-block-extra)

@@ -160,3 +160,15 @@ qio_close() {
   wait "$QIO_PID" || true
   cat "$WORK/qio.out"
 }
+
+# --- object store ------------------------------------------------------------------------
+# s3_setup: the RGW of the Ceph cluster the ctest fixture started (LM_CEPH_DIR), with its
+# endpoint and credentials exported. s3_repo NAME: a location in a bucket of its own, so
+# tests never see each other's objects; s3_bucket_of LOCATION: its bucket.
+s3_setup() {
+  [ -f "${LM_CEPH_DIR:-}/s3.env" ] || fail "no Ceph cluster (LM_CEPH_DIR=${LM_CEPH_DIR:-unset}; the ctest fixture s3/cluster_start makes one)"
+  source "$LM_CEPH_DIR/s3.env"
+  S3_RUN=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+}
+s3_repo() { echo "s3:$LM_S3_ENDPOINT/lm-$1-$S3_RUN/repo"; }
+s3_bucket_of() { echo "$1" | sed -E 's|^s3:https?://[^/]+/([^/]+).*|\1|'; }

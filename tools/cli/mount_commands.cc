@@ -86,6 +86,11 @@ int Stats(const std::string& mountpoint, bool as_json) {
   fmt::print("read-ahead  {} queued, {} fetched\n", j.readahead.queued, j.readahead.fetched);
   fmt::print("prestage    {} chunks\n", j.prestage.chunks);
   fmt::print("writes      {} requests, {}\n", j.writes.requests, FormatBytes(j.writes.bytes));
+  for (auto& [kind, q] : j.requests) {
+    fmt::print("s3 {:<8} {} requests ({} GETs), {} in, {} out, {} retries, {} failed, latency p50 <{} ms p99 <{} ms\n",
+               kind, q.requests, q.gets, FormatBytes(q.bytes_in), FormatBytes(q.bytes_out), q.retries, q.failures,
+               q.p50_ms, q.p99_ms);
+  }
   if (j.export_) {
     const control::ExportInfo& e = *j.export_;
     fmt::print("export      NFS {} on {}:{} (nfs-ganesha pid {}{})\n", e.path, e.bind, e.nfs_port, e.pid,

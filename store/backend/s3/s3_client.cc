@@ -147,8 +147,8 @@ Status S3Client::ErrorFor(const HttpResponse& resp, const std::string& what) con
   S3ErrorDoc e = ParseError(resp.body);
   std::string detail = "HTTP " + std::to_string(resp.status) + (e.code.empty() ? "" : " " + e.code) +
                        (e.message.empty() ? "" : ": " + e.message);
-  if (resp.status == 404 && e.code == "NoSuchBucket") {
-    return Status::NotFound(what + ": the bucket '" + location_.bucket + "' does not exist at " + location_.endpoint);
+  if (resp.status == 404 && e.code == "NoSuchBucket") {  // a wrong location, not a missing object
+    return Status::Invalid(what + ": the bucket '" + location_.bucket + "' does not exist at " + location_.endpoint);
   }
   if (resp.status == 404) return Status::NotFound(what + ": no such object");
   if (resp.status == 403 || resp.status == 401) {
