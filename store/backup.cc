@@ -53,7 +53,20 @@ class BackupWriter {
       chunks{0};
 
  private:
-  Status StoreChunk(const Digest& d, std::string_view raw, std::string* scratch);
+  // A new chunk compressed (and sealed), ready for a pack.
+  struct Record {
+    Digest digest;
+    Codec codec;
+    uint32_t raw_len;
+    std::string payload;
+  };
+  // Compresses and seals `raw` into *out unless the repository or this run has it already
+  // (false then).
+  Result<bool> PrepareChunk(const Digest& d, std::string_view raw, Record* out);
+  // Appends a worker's records to the open pack together, so that the chunks of one batch
+  // of a file lie next to each other in the pack (a restore or a mount reads them with one
+  // request), not interleaved with another worker's.
+  Status AppendRecords(std::vector<Record>& records, size_t n);
   Status FinishPack(PackWriter pack);
   // Full packs are fsynced and renamed on a thread of their own, so that the workers
   // keep hashing and compressing while the disk writes.
@@ -114,41 +127,50 @@ Status BackupWriter::FinisherError() {
   return finisher_error_;
 }
 
-Status BackupWriter::StoreChunk(const Digest& d, std::string_view raw, std::string* scratch) {
-  if (repo_.index().Contains(d)) return Status::Ok();
+Result<bool> BackupWriter::PrepareChunk(const Digest& d, std::string_view raw, Record* out) {
+  if (repo_.index().Contains(d)) return false;
   {
     std::lock_guard lock(claim_mu_);
-    if (!claimed_.insert(d).second) return Status::Ok();
+    if (!claimed_.insert(d).second) return false;
   }
-  Codec codec = CompressChunk(raw, o_.compression_level, scratch);
+  out->digest = d;
+  out->raw_len = static_cast<uint32_t>(raw.size());
+  out->codec = CompressChunk(raw, o_.compression_level, &out->payload);
   const RepoCrypto& crypto = repo_.crypto();
   if (crypto.encrypted()) {
     // Sealed here, outside the pack lock, so backup threads encrypt in parallel.
     thread_local std::string sealed;
-    uint32_t stored_len = static_cast<uint32_t>(crypto.StoredSize(scratch->size()));
-    LM_RETURN_IF_ERROR(crypto.SealPayload(EncodeRecordHeader(d, codec, static_cast<uint32_t>(raw.size()), stored_len),
-                                          *scratch, &sealed));
-    scratch->swap(sealed);
+    uint32_t stored_len = static_cast<uint32_t>(crypto.StoredSize(out->payload.size()));
+    LM_RETURN_IF_ERROR(crypto.SealPayload(EncodeRecordHeader(d, out->codec, out->raw_len, stored_len),
+                                          out->payload, &sealed));
+    out->payload.swap(sealed);
   }
-  std::optional<PackWriter> full;
+  return true;
+}
+
+Status BackupWriter::AppendRecords(std::vector<Record>& records, size_t n) {
+  std::vector<PackWriter> full;
   {
     std::lock_guard lock(pack_mu_);
-    if (!pack_) {
-      LM_ASSIGN_OR_RETURN(PackWriter w, PackWriter::Create(repo_.backend()));
-      pack_.emplace(std::move(w));
-    }
-    LM_RETURN_IF_ERROR(pack_->Append(d, codec, static_cast<uint32_t>(raw.size()), *scratch));
-    if (pack_->size() >= o_.pack_target_bytes) {
-      full.emplace(std::move(*pack_));
-      pack_.reset();
+    for (size_t i = 0; i < n; i++) {
+      const Record& r = records[i];
+      if (!pack_) {
+        LM_ASSIGN_OR_RETURN(PackWriter w, PackWriter::Create(repo_.backend()));
+        pack_.emplace(std::move(w));
+      }
+      LM_RETURN_IF_ERROR(pack_->Append(r.digest, r.codec, r.raw_len, r.payload));
+      new_stored += kRecordHeaderSize + r.payload.size();
+      new_raw += r.raw_len;
+      new_chunks++;
+      if (pack_->size() >= o_.pack_target_bytes) {
+        full.push_back(std::move(*pack_));
+        pack_.reset();
+      }
     }
   }
-  new_stored += kRecordHeaderSize + scratch->size();
-  new_raw += raw.size();
-  new_chunks++;
-  if (full) {
+  for (auto& p : full) {
     LM_RETURN_IF_ERROR(FinisherError());
-    QueuePack(std::move(*full));
+    QueuePack(std::move(p));
   }
   return Status::Ok();
 }
@@ -213,7 +235,7 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
 
   auto worker = [&] {
     std::string buf(kBatchChunks * cs, '\0');
-    std::string scratch;
+    std::vector<Record> records(kBatchChunks);
     for (uint64_t b; !failed && (b = next.fetch_add(1)) < nbatches;) {
       uint64_t first = b * kBatchChunks;
       uint64_t last = std::min(nchunks, first + kBatchChunks);
@@ -235,6 +257,7 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
         avail = got;
       }
       if (s.ok() && avail < end - off) note_eof(off + avail);
+      size_t nrecords = 0;
       for (uint64_t i = first; s.ok() && i < last; i++) {
         uint64_t start = i * cs;
         if (start >= off + avail) break;  // past where the file ended
@@ -248,8 +271,11 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
         }
         Digest d = crypto.ChunkId(p, len);
         fc->digests[i] = d;
-        s = StoreChunk(d, std::string_view(p, len), &scratch);
+        auto fresh = PrepareChunk(d, std::string_view(p, len), &records[nrecords]);
+        if (!fresh.ok()) s = fresh.status();
+        else if (*fresh) nrecords++;
       }
+      if (s.ok() && nrecords) s = AppendRecords(records, nrecords);
       done_bytes += end - off;
       if (!s.ok()) {
         std::lock_guard lock(err_mu);

@@ -315,4 +315,61 @@ Status Repository::ReadChunk(const Digest& d, std::string* raw) {
   return Status::Ok();
 }
 
+Status Repository::ReadChunks(const std::vector<Digest>& digests, std::vector<std::string>* raws) {
+  raws->assign(digests.size(), std::string());
+  struct Item {
+    size_t i;
+    PackId pack;
+    ChunkLocation loc;
+  };
+  std::vector<Item> located;
+  for (size_t i = 0; i < digests.size(); i++) {
+    Item it{i, {}, {}};
+    if (!index_.Find(digests[i], &it.loc, &it.pack)) {
+      LM_RETURN_IF_ERROR(ReadChunk(digests[i], &(*raws)[i]));  // refreshes the index
+      continue;
+    }
+    located.push_back(it);
+  }
+  // Records of one pack in offset order; a run of records that touch is one read.
+  std::sort(located.begin(), located.end(), [](const Item& a, const Item& b) {
+    return a.pack != b.pack ? a.pack < b.pack : a.loc.offset < b.loc.offset;
+  });
+  for (size_t start = 0; start < located.size();) {
+    size_t end = start + 1;
+    uint64_t begin = located[start].loc.offset;
+    uint64_t stop = begin + kRecordHeaderSize + located[start].loc.stored_len;
+    while (end < located.size() && located[end].pack == located[start].pack && located[end].loc.offset == stop &&
+           stop + kRecordHeaderSize + located[end].loc.stored_len - begin <= kMaxCoalescedRead) {
+      stop += kRecordHeaderSize + located[end].loc.stored_len;
+      end++;
+    }
+    std::string name = PackRelPath(located[start].pack);
+    std::string run;
+    Status s = backend_->ReadRange(name, begin, stop - begin, &run);
+    for (size_t k = start; s.ok() && k < end; k++) {
+      const Item& it = located[k];
+      PackEntry e{digests[it.i], it.loc.offset, it.loc.stored_len, it.loc.raw_len, it.loc.codec};
+      std::string_view record(run.data() + (it.loc.offset - begin), kRecordHeaderSize + it.loc.stored_len);
+      std::string& raw = (*raws)[it.i];
+      raw.resize(it.loc.raw_len);
+      std::string where = backend_->Describe(name) + ": chunk " + e.digest.ShortHex() + " at offset " +
+                          std::to_string(e.offset);
+      s = DecodeChunkRecord(*crypto_, record, e, where, raw.data());
+      if (s.ok()) {
+        counters_.chunks_read.fetch_add(1, std::memory_order_relaxed);
+        counters_.bytes_read.fetch_add(kRecordHeaderSize + it.loc.stored_len, std::memory_order_relaxed);
+        counters_.raw_bytes_read.fetch_add(it.loc.raw_len, std::memory_order_relaxed);
+      }
+    }
+    if (!s.ok()) {
+      // Gone (a prune moved it) or damaged: chunk by chunk, with ReadChunk's reloads and
+      // its error naming the one damaged chunk.
+      for (size_t k = start; k < end; k++) LM_RETURN_IF_ERROR(ReadChunk(digests[located[k].i], &(*raws)[located[k].i]));
+    }
+    start = end;
+  }
+  return Status::Ok();
+}
+
 }  // namespace lm

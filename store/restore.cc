@@ -83,25 +83,39 @@ Status RestoreFile(Repository& repo, const FileChunks& fc, int fd, const std::st
   std::atomic<bool> failed{false};
   std::mutex mu;
   Status first_error;
+  // Each worker takes a batch of neighbouring chunks: they usually sit next to each other
+  // in one pack, and the repository reads such a run with one request.
+  constexpr uint64_t kBatch = 32;
   auto worker = [&] {
-    std::string raw;
-    for (uint64_t i; !failed && (i = next.fetch_add(1)) < fc.digests.size();) {
-      const Digest& d = fc.digests[i];
-      uint32_t len = fc.ChunkLen(i);
-      Status s;
-      if (d.IsZero()) {
-        zeros++;  // the file was truncated to size: this range is already a hole
-      } else {
-        s = repo.ReadChunk(d, &raw);
-        if (s.ok() && raw.size() != len) {
-          s = Status::Corrupt(path + ": chunk " + d.ShortHex() + " has " +
-                              std::to_string(raw.size()) + " bytes, expected " +
-                              std::to_string(len));
+    std::vector<Digest> want;
+    std::vector<uint64_t> where;
+    std::vector<std::string> raws;
+    for (uint64_t first; !failed && (first = next.fetch_add(kBatch)) < fc.digests.size();) {
+      uint64_t last = std::min<uint64_t>(fc.digests.size(), first + kBatch);
+      want.clear();
+      where.clear();
+      for (uint64_t i = first; i < last; i++) {
+        if (fc.digests[i].IsZero()) {
+          zeros++;  // the file was truncated to size: this range is already a hole
+          *done += fc.ChunkLen(i);
+        } else {
+          want.push_back(fc.digests[i]);
+          where.push_back(i);
         }
-        if (s.ok()) s = repo.env()->PWrite(fd, raw.data(), len, i * fc.chunk_size, path);
-        read++;
       }
-      *done += len;
+      Status s = want.empty() ? Status::Ok() : repo.ReadChunks(want, &raws);
+      for (size_t k = 0; s.ok() && k < want.size(); k++) {
+        uint64_t i = where[k];
+        uint32_t len = fc.ChunkLen(i);
+        if (raws[k].size() != len) {
+          s = Status::Corrupt(path + ": chunk " + want[k].ShortHex() + " has " + std::to_string(raws[k].size()) +
+                              " bytes, expected " + std::to_string(len));
+          break;
+        }
+        s = repo.env()->PWrite(fd, raws[k].data(), len, i * fc.chunk_size, path);
+        read++;
+        *done += len;
+      }
       if (!s.ok()) {
         std::lock_guard lock(mu);
         if (first_error.ok()) first_error = s;

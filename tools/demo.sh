@@ -7,17 +7,29 @@
 # exports the mount over NFS and boots it from nfs://, then restores it and boots the
 # restored copy for comparison.
 #   tools/demo.sh            (work directory: $LIVEMOUNT_DEMO_DIR or /tmp/livemount-demo)
+#   tools/demo.sh --s3       the same with the repository in an S3 bucket of a Ceph RADOS
+#                            Gateway that the demo starts on this host (and stops at the end)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$(pwd)
-tools/install-deps.sh build demo
+S3=0
+case "${1:-}" in
+  --s3) S3=1 ;;
+  "") ;;
+  *) echo "usage: tools/demo.sh [--s3]" >&2; exit 2 ;;
+esac
+tools/install-deps.sh build demo $([ $S3 = 1 ] && echo s3)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" --target livemount >/dev/null
 LM=$SRC/build/tools/livemount
 DEMO=${LIVEMOUNT_DEMO_DIR:-/tmp/livemount-demo}
 fusermount3 -u -z "$DEMO/mnt" 2>/dev/null || true
 rm -rf "$DEMO" && mkdir -p "$DEMO" && cd "$DEMO"
-trap '"$LM" umount "$DEMO/mnt" >/dev/null 2>&1 || fusermount3 -u -z "$DEMO/mnt" 2>/dev/null || true' EXIT
+finish() {
+  "$LM" umount "$DEMO/mnt" >/dev/null 2>&1 || fusermount3 -u -z "$DEMO/mnt" 2>/dev/null || true
+  [ $S3 = 0 ] || bash "$SRC/test/integration/ceph/cluster.sh" stop "$DEMO/ceph" || true
+}
+trap finish EXIT
 
 step() {  # step NAME COMMAND...: runs a command and says how long it took
   local name=$1; shift
@@ -26,25 +38,32 @@ step() {  # step NAME COMMAND...: runs a command and says how long it took
   printf '   [%s: %.2f s]\n' "$name" "$(echo "$(date +%s.%N) - $t0" | bc)"
 }
 
+REPO=repo
+if [ $S3 = 1 ]; then
+  echo "== starting a one-host Ceph cluster with a RADOS Gateway in $DEMO/ceph"
+  bash "$SRC/test/integration/ceph/cluster.sh" start "$DEMO/ceph"
+  source "$DEMO/ceph/s3.env"   # the endpoint and the S3 user's keys (AWS_ACCESS_KEY_ID, ...)
+  REPO=s3:$LM_S3_ENDPOINT/livemount-demo/repo
+fi
 echo "== making a bootable sample VM in $DEMO/vm (qcow2 disk and libvirt XML)"
 step "make sample VM" "$SRC/tools/make-sample-vm.sh" vm --flavour kvm --name sample
 echo "== livemount init (encrypted: the password comes from a file here, as a service's would)"
 head -c 24 /dev/urandom | base64 >password
 chmod 600 password
 export LIVEMOUNT_PASSWORD_FILE=$DEMO/password
-step init "$LM" init repo
-"$LM" key list repo
+step init "$LM" init "$REPO"
+"$LM" key list "$REPO"
 echo "== livemount backup (first: everything is new)"
-step backup "$LM" backup repo vm --vm sample
+step backup "$LM" backup "$REPO" vm --vm sample
 echo "== livemount backup (again: dedup stores nothing new)"
-step "backup again" "$LM" backup repo vm --vm sample
+step "backup again" "$LM" backup "$REPO" vm --vm sample
 echo "== livemount list"
-"$LM" list repo
+"$LM" list "$REPO"
 echo "== livemount verify --read-data"
-step verify "$LM" verify repo --read-data
+step verify "$LM" verify "$REPO" --read-data
 echo "== livemount mount (media agent, read-cache in $DEMO/cache)"
 mkdir mnt
-step mount "$LM" mount repo mnt --cache-dir "$DEMO/cache" --state-dir "$DEMO/state"
+step mount "$LM" mount "$REPO" mnt --cache-dir "$DEMO/cache" --state-dir "$DEMO/state"
 ls -l mnt/sample/latest/
 echo "== boot the VM in QEMU (TCG) straight from the mount; its writes go to the overlay"
 step "boot from the live mount" "$SRC/tools/boot-sample-vm.sh" mnt/sample/latest/sample.qcow2
@@ -54,8 +73,8 @@ echo "== livemount umount; learn the VM's profile from that boot"
 step umount "$LM" umount mnt
 step "profile learn" "$LM" profile learn sample --state-dir "$DEMO/state"
 echo "== pre-stage a fresh, empty read-cache from the profile, mount, boot again"
-step prestage "$LM" prestage repo sample --cache-dir "$DEMO/cache2" --state-dir "$DEMO/state"
-step "mount again" "$LM" mount repo mnt --cache-dir "$DEMO/cache2" --state-dir "$DEMO/state"
+step prestage "$LM" prestage "$REPO" sample --cache-dir "$DEMO/cache2" --state-dir "$DEMO/state"
+step "mount again" "$LM" mount "$REPO" mnt --cache-dir "$DEMO/cache2" --state-dir "$DEMO/state"
 before=$("$LM" stats mnt --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["repo"]["chunks_fetched"])')
 step "boot after prestage (finds what it wrote before)" "$SRC/tools/boot-sample-vm.sh" mnt/sample/latest/sample.qcow2
 after=$("$LM" stats mnt --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["repo"]["chunks_fetched"])')
@@ -65,15 +84,15 @@ rpcbind_before=0; (exec 3<>/dev/tcp/127.0.0.1/111) 2>/dev/null && rpcbind_before
 step export "$LM" export mnt --nfs-port 20490 --mount-port 20048
 id=$(readlink mnt/sample/latest)
 step "boot over NFS" "$SRC/tools/boot-sample-vm.sh" "nfs://127.0.0.1$DEMO/mnt/sample/$id/sample.qcow2"
-"$LM" list repo --state-dir "$DEMO/state"
+"$LM" list "$REPO" --state-dir "$DEMO/state"
 step umount "$LM" umount mnt
 [ $rpcbind_before = 1 ] || pkill -x rpcbind || true
 echo "== the backup copy itself never changed"
-step verify "$LM" verify repo --read-data
+step verify "$LM" verify "$REPO" --read-data
 echo "== for comparison: a full restore, then a boot from local disk"
-step restore "$LM" restore repo sample@latest restored
+step restore "$LM" restore "$REPO" sample@latest restored
 step "boot from the restored copy" "$SRC/tools/boot-sample-vm.sh" restored/sample.qcow2 -snapshot
 echo "== retention: keep the newest copy, forget the others and prune what only they used"
-step "forget --prune" "$LM" forget repo sample --keep-last 1 --prune
-step "verify after prune" "$LM" verify repo --read-data
+step "forget --prune" "$LM" forget "$REPO" sample --keep-last 1 --prune
+step "verify after prune" "$LM" verify "$REPO" --read-data
 echo "== done"

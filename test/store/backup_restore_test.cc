@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "store/backend/local_backend.h"
 #include "store/backup.h"
 #include "store/restore.h"
 #include "store/verify.h"
@@ -190,6 +191,38 @@ TEST_CASE("restore of a damaged chunk fails loudly and leaves no partial file", 
   CHECK(r.status().code() == Code::kCorrupt);
   CHECK(r.status().message().find("disk.raw") != std::string::npos);
   CHECK_FALSE(PathExists(dir / "out/disk.raw"));
+}
+
+namespace {
+// Counts the ranged reads of packs, passing everything to a directory.
+class CountingBackend : public LocalBackend {
+ public:
+  using LocalBackend::LocalBackend;
+  Status ReadRange(const std::string& name, uint64_t offset, size_t length, std::string* out) override {
+    if (name.rfind("packs/", 0) == 0) pack_reads++;
+    return LocalBackend::ReadRange(name, offset, length, out);
+  }
+  std::atomic<int> pack_reads{0};
+};
+}  // namespace
+
+TEST_CASE("restore reads neighbouring chunks of a pack with one request", "[restore]") {
+  test::TempDir dir;
+  REQUIRE(MkdirAll(dir / "vm").ok());
+  test::WriteFile(dir / "vm/disk.raw", test::RandomBytes(1 << 20, 9));  // 256 chunks of 4 KiB
+  auto repo = MakeRepo(dir);
+  Backup(*repo, "vm1", dir / "vm");
+  auto* counting = new CountingBackend(dir / "repo", Env::Default());
+  RepoOptions o;
+  o.env = Env::Default();
+  auto fresh = Repository::Open(std::unique_ptr<Backend>(counting), o);
+  REQUIRE(fresh.ok());
+  int before = counting->pack_reads;  // opening may read pack tables
+  auto r = RunRestore(**fresh, *(*fresh)->ResolveSpec("vm1"), dir / "out", {});
+  REQUIRE(r.ok());
+  CHECK(test::ReadAll(dir / "out/disk.raw") == test::ReadAll(dir / "vm/disk.raw"));
+  // 256 chunks in batches of 32, each batch one run of one pack: 8 reads, not 256.
+  CHECK(counting->pack_reads - before <= 8);
 }
 
 TEST_CASE("backup refuses bad arguments", "[backup]") {
