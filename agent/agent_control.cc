@@ -83,6 +83,7 @@ Result<PrestageReply> AgentControl::Prestage(const PrestageRequest& r) {
   LM_RETURN_IF_ERROR(p.status());
   PrestageOptions po;
   po.all = r.all;
+  po.threads = static_cast<unsigned>(r.threads);
   po.pin_session = true;
   po.pin_until = r.pin_until;
   po.staged_chunks = &staged_chunks_;

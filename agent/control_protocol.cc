@@ -126,7 +126,8 @@ json EncodeRequest(const Request& r) {
     }
     json operator()(const UnexportRequest&) const { return {{"cmd", "unexport"}}; }
     json operator()(const PrestageRequest& p) const {
-      return {{"cmd", "prestage"}, {"backup", p.backup}, {"profile", p.profile}, {"all", p.all}, {"pin_until", p.pin_until}};
+      return {{"cmd", "prestage"}, {"backup", p.backup}, {"profile", p.profile}, {"all", p.all}, {"pin_until", p.pin_until},
+              {"threads", p.threads}};
     }
     json operator()(const DiscardRequest& d) const { return {{"cmd", "discard"}, {"backup", d.backup}}; }
   };
@@ -158,7 +159,9 @@ Result<Request> DecodeRequest(const json& j) {
     r.Read("profile", &p.profile);
     r.Read("all", &p.all);
     r.Read("pin_until", &p.pin_until);
+    if (r.Raw("threads")) r.Read("threads", &p.threads);  // absent from older clients
     if (!r.error().empty()) return malformed();
+    if (p.threads < 1 || p.threads > 64) return Status::Invalid("malformed request: threads must be 1-64");
     return Request(std::move(p));
   }
   if (cmd == "discard") {

@@ -37,6 +37,7 @@ struct PrestageRequest {
   std::string profile;  // absolute path of a profile file, "" for the agent's choice
   bool all = false;     // then every other chunk of the copy too
   int64_t pin_until = 0;  // unix seconds; 0: for as long as the mount lives
+  uint64_t threads = 4;   // parallel fetches (1-64)
 };
 struct DiscardRequest {
   std::string backup;  // VM@BACKUP

@@ -116,11 +116,27 @@ TEST_CASE("control decoders refuse what they cannot trust", "[control]") {
   SECTION("not an object") {
     CHECK(DecodeReply<MountStats>(json::array()).status().code() == Code::kCorrupt);
   }
+  SECTION("object-store requests by kind") {
+    stats["requests"] = json::parse(R"({"guest": {"requests": 3, "gets": 2, "bytes_in": 10, "bytes_out": 0,
+        "retries": 1, "failures": 0, "p50_ms": 2.0, "p90_ms": 5.0, "p99_ms": 5.0}})");
+    auto d = DecodeReply<MountStats>(stats);
+    REQUIRE(d.ok());
+    CHECK(d->requests.at("guest").retries == 1);
+    CHECK(Encode(*d)["requests"]["guest"]["gets"] == 2);
+    stats["requests"]["guest"]["gets"] = "many";
+    CHECK(DecodeReply<MountStats>(stats).status().message().find("requests.guest.gets") != std::string::npos);
+  }
   SECTION("requests") {
     CHECK(DecodeRequest(json{{"cmd", "format-disk"}}).status().code() == Code::kInvalid);
     CHECK(DecodeRequest(json{{"command", "stats"}}).status().code() == Code::kInvalid);
     auto r = DecodeRequest(json{{"cmd", "prestage"}, {"backup", "vm@x"}, {"profile", ""}, {"all", "yes"}, {"pin_until", 0}});
     CHECK(r.status().message().find("'all'") != std::string::npos);
+    json pre = {{"cmd", "prestage"}, {"backup", "vm@x"}, {"profile", ""}, {"all", true}, {"pin_until", 0}};
+    CHECK(std::get<PrestageRequest>(*DecodeRequest(pre)).threads == 4);  // an older client's request
+    pre["threads"] = 16u;
+    CHECK(std::get<PrestageRequest>(*DecodeRequest(pre)).threads == 16);
+    pre["threads"] = 0u;
+    CHECK(DecodeRequest(pre).status().message().find("threads must be 1-64") != std::string::npos);
     CHECK(!DecodeRequest(json{{"cmd", "discard"}}).ok());
     CHECK(!DecodeRequest(json::parse("[1]")).ok());
   }

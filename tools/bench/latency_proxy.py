@@ -11,24 +11,11 @@ import asyncio
 import sys
 
 
-async def pipe_client(reader, writer, state, delay):
+async def pipe(reader, writer, before_forward):
+    """Copies reader to writer, awaiting before_forward() before each piece."""
     try:
         while data := await reader.read(1 << 16):
-            if state["idle"]:
-                state["idle"] = False
-                await asyncio.sleep(delay)
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, asyncio.CancelledError):
-        pass
-    finally:
-        writer.close()
-
-
-async def pipe_server(reader, writer, state):
-    try:
-        while data := await reader.read(1 << 16):
-            state["idle"] = True
+            await before_forward()
             writer.write(data)
             await writer.drain()
     except (ConnectionError, asyncio.CancelledError):
@@ -48,8 +35,16 @@ async def main():
             client_w.close()
             return
         state = {"idle": True}
-        await asyncio.gather(pipe_client(client_r, server_w, state, delay_ms / 1000),
-                             pipe_server(server_r, client_w, state))
+
+        async def request_piece():  # the first piece of a request waits
+            if state["idle"]:
+                state["idle"] = False
+                await asyncio.sleep(delay_ms / 1000)
+
+        async def reply_piece():  # a reply ends the request
+            state["idle"] = True
+
+        await asyncio.gather(pipe(client_r, server_w, request_piece), pipe(server_r, client_w, reply_piece))
 
     server = await asyncio.start_server(handle, "127.0.0.1", port)
     print("ready", flush=True)

@@ -147,7 +147,8 @@ std::string MountOwningCache(const std::string& cache_dir) {
 int PrestageThroughMount(const PrestageArgs& a, const std::string& mountpoint, int64_t pin_until) {
   auto agent = ControlClient::ForMount(mountpoint);
   if (!agent.ok()) return Report(agent.status());
-  control::PrestageRequest req{a.spec, a.profile.empty() ? "" : AbsolutePath(a.profile), a.all, pin_until};
+  control::PrestageRequest req{a.spec, a.profile.empty() ? "" : AbsolutePath(a.profile), a.all, pin_until,
+                               a.threads};
   if (a.spec.find('@') == std::string::npos) req.backup = a.spec + "@latest";
   auto r = agent->Prestage(req);
   if (!r.ok()) return Report(r.status().Context("prestage through " + mountpoint));
