@@ -1,7 +1,8 @@
 // libFuzzer target: every parser of bytes that a repository, a state directory or a
 // control socket hands livemount (someone else may have written them): the repository
 // config, backup.json manifests, .fidx chunk lists, pack tables, index files, profiles,
-// traces, control-socket requests and replies, leases, key slots and sealed objects. The first byte picks the parser. Errors are fine;
+// traces, control-socket requests and replies, leases, key slots, sealed objects and an
+// object store's XML replies. The first byte picks the parser. Errors are fine;
 // crashes, hangs and huge allocations are not.
 #include <string>
 
@@ -9,6 +10,7 @@
 
 #include "agent/control_protocol.h"
 #include "profile/profile.h"
+#include "store/backend/s3/s3_xml.h"
 #include "store/chunk_index.h"
 #include "store/crypto/key_file.h"
 #include "store/crypto/repo_crypto.h"
@@ -20,7 +22,7 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   std::string in(reinterpret_cast<const char*>(data) + 1, size - 1);
-  switch (data[0] % 11) {
+  switch (data[0] % 12) {
     case 0: (void)lm::DecodeRepoConfig(in, "config"); break;
     case 1: {
       auto m = lm::DecodeManifest(in, "backup.json");
@@ -73,6 +75,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::string out;
       (void)(*crypto)->OpenPayload(in.substr(0, std::min<size_t>(in.size(), 48)),
                                    in.size() > 48 ? in.substr(48) : std::string(), &out, "x");
+      break;
+    }
+    case 11: {  // an object store's replies (XML from a server we do not trust)
+      (void)lm::s3::ParseListPage(in);
+      (void)lm::s3::ParseError(in);
+      (void)lm::s3::ParseHttpDate(in);
+      (void)lm::s3::ParseIsoTime(in);
       break;
     }
   }

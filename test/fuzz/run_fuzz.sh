@@ -18,9 +18,10 @@ $CXX "$SRC/test/fuzz/fuzz_disk_image.cc" $PROFILE_SRCS -o "$W/fuzz_disk_image" -
 b1=$!
 $CXX "$SRC/test/fuzz/fuzz_guest_fs.cc" $FS_SRCS -o "$W/fuzz_guest_fs" -lz -lzstd $(pkg-config --libs ext2fs com_err libntfs-3g) &
 b2=$!
-STORE_SRCS="$(ls "$SRC"/base/*.cc "$SRC"/store/backend/*.cc "$SRC"/store/crypto/*.cc) $(ls "$SRC"/store/*.cc | grep -vE '/(backup|restore|verify)\.cc$')"
-$CXX "$SRC/test/fuzz/fuzz_repo_formats.cc" $STORE_SRCS "$SRC/profile/profile.cc" "$SRC/agent/control_protocol.cc" \
-  -o "$W/fuzz_repo_formats" -lzstd -lxxhash -lcrypto
+STORE_SRCS="$(ls "$SRC"/base/*.cc "$SRC"/store/backend/*.cc "$SRC"/store/backend/s3/*.cc "$SRC"/store/crypto/*.cc) $(ls "$SRC"/store/*.cc | grep -vE '/(backup|restore|verify)\.cc$')"
+$CXX $(pkg-config --cflags libxml-2.0) "$SRC/test/fuzz/fuzz_repo_formats.cc" $STORE_SRCS "$SRC/profile/profile.cc" \
+  "$SRC/agent/control_protocol.cc" -o "$W/fuzz_repo_formats" -lzstd -lxxhash -lcrypto \
+  $(pkg-config --libs libcurl libxml-2.0)
 wait $b1 && wait $b2
 
 # Seeds of the repository formats: a real repository, profile, trace and control replies,
@@ -56,6 +57,10 @@ printf '{"cmd":"prestage","backup":"v@1","profile":"","all":false,"pin_until":0}
 seed 7 "$W/request.json" request
 printf '{"format":"livemount-lease","host":"h","pid":1,"pid_start":2,"renewed_ns":3,"ttl_s":900,"holds":[{"backup":"v@1","why":["open files"]}]}' >"$W/lease.json"
 seed 8 "$W/lease.json" lease
+printf '<?xml version="1.0"?><ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>t</NextContinuationToken><Contents><Key>p/a</Key><LastModified>2026-11-26T13:45:12.000Z</LastModified><Size>4</Size></Contents></ListBucketResult>' >"$W/list.xml"
+seed 11 "$W/list.xml" s3-list
+printf '<Error><Code>NoSuchKey</Code><Message>m</Message></Error>' >"$W/error.xml"
+seed 11 "$W/error.xml" s3-error
 
 # Seeds: small real images of every format the parsers read.
 mkdir -p "$W/seeds/img" "$W/seeds/fs" "$W/tree"
