@@ -1,5 +1,6 @@
 #include "cache/chunk_source.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -89,6 +90,13 @@ Status ChunkSource::Fetch(const Digest& d, const std::string& what,
   // Another fetch may have finished between our cache miss and becoming the leader.
   bool cached = cache_.ReadWhole(d, raw.get()).ok();
   Status s = cached ? Status::Ok() : origin_.ReadChunk(d, raw.get());
+  Complete(d, f, s, raw, cached, what);
+  *data = std::move(raw);
+  return s;
+}
+
+void ChunkSource::Complete(const Digest& d, const std::shared_ptr<Inflight>& f, Status s,
+                           std::shared_ptr<std::string> raw, bool cached, const std::string& what) {
   if (!cached) fetches_++;
   if (!s.ok()) {
     fetch_errors_++;
@@ -105,14 +113,12 @@ Status ChunkSource::Fetch(const Digest& d, const std::string& what,
   {
     std::lock_guard lock(mu_);
     if (s.ok() && !cached && !stopping_) {
-      inserts_.push_back({d, raw});  // the in-flight entry goes when the insert is done
+      inserts_.push_back({d, std::move(raw)});  // the in-flight entry goes when the insert is done
     } else {
       inflight_.erase(d);  // errors are not remembered: the next read tries again
     }
   }
   insert_cv_.notify_one();
-  *data = std::move(raw);
-  return s;
 }
 
 Status ChunkSource::Read(const FileChunks& fc, const std::string& what, uint64_t off, size_t len,
@@ -153,15 +159,58 @@ Status ChunkSource::ReadChunk(const Digest& d, std::string* raw) {
   return Status::Ok();
 }
 
-Status ChunkSource::Ensure(const Digest& d, const std::string& what, bool background) {
-  if (d.IsZero() || cache_.Contains(d)) return Status::Ok();
-  // Yield to guest reads (bounded, so a steady stream of them cannot stall us forever).
-  if (background && foreground_fetches_ > 0) yields_++;
-  for (int i = 0; background && foreground_fetches_ > 0 && i < 200; i++) {
+void ChunkSource::YieldToGuestReads() {
+  // Bounded, so a steady stream of guest reads cannot stall a background fetch forever.
+  if (foreground_fetches_ > 0) yields_++;
+  for (int i = 0; foreground_fetches_ > 0 && i < 200; i++) {
     std::this_thread::sleep_for(std::chrono::microseconds(500));
   }
+}
+
+Status ChunkSource::Ensure(const Digest& d, const std::string& what, bool background) {
+  if (d.IsZero() || cache_.Contains(d)) return Status::Ok();
+  if (background) YieldToGuestReads();
   std::shared_ptr<std::string> data;
   return Fetch(d, what, &data);
+}
+
+ChunkSource::BatchResult ChunkSource::EnsureBatch(const std::vector<Digest>& digests, const std::string& what,
+                                                  bool background) {
+  BatchResult r;
+  std::vector<Digest> mine;
+  std::vector<std::shared_ptr<Inflight>> flights;
+  {
+    std::lock_guard lock(mu_);
+    for (const Digest& d : digests) {
+      if (d.IsZero() || cache_.Contains(d) || std::find(mine.begin(), mine.end(), d) != mine.end()) continue;
+      if (inflight_.count(d)) {
+        r.joined++;
+        continue;
+      }
+      auto f = std::make_shared<Inflight>();
+      inflight_.emplace(d, f);  // we lead its fetch: readers arriving now wait for us
+      mine.push_back(d);
+      flights.push_back(std::move(f));
+    }
+  }
+  if (mine.empty()) return r;
+  if (background) YieldToGuestReads();
+  std::vector<std::string> raws;
+  Status joint = origin_.ReadChunks(mine, &raws);
+  for (size_t i = 0; i < mine.size(); i++) {
+    auto raw = std::make_shared<std::string>();
+    Status s = joint;
+    if (joint.ok()) raw->swap(raws[i]);
+    else s = origin_.ReadChunk(mine[i], raw.get());  // alone, so one bad chunk fails alone
+    if (s.ok()) {
+      r.fetched++;
+      r.bytes += raw->size();
+    } else {
+      r.failed++;
+    }
+    Complete(mine[i], flights[i], s, std::move(raw), false, what);
+  }
+  return r;
 }
 
 void ChunkSource::Prefetch(const std::vector<Digest>& digests, const std::string& what) {

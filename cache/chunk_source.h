@@ -54,6 +54,15 @@ class ChunkSource : public ChunkReader {
   // pre-stager) passes background=true: it then waits while guest reads are fetching, so
   // guest reads go first.
   Status Ensure(const Digest& d, const std::string& what, bool background = false);
+  // Ensure for a batch, fetched together: chunks next to each other in a pack come with one
+  // request. Chunks cached or zero are skipped, chunks another thread is fetching are left
+  // to it (joined), and a guest read that arrives meanwhile joins the batch's fetch. A batch
+  // whose joint read fails is fetched chunk by chunk, so one damaged chunk fails alone.
+  struct BatchResult {
+    size_t fetched = 0, failed = 0, joined = 0;
+    uint64_t bytes = 0;  // raw bytes fetched
+  };
+  BatchResult EnsureBatch(const std::vector<Digest>& digests, const std::string& what, bool background);
 
   // ChunkReader: one whole chunk, from the cache or fetched (and then cached).
   Status ReadChunk(const Digest& d, std::string* raw) override;
@@ -74,6 +83,10 @@ class ChunkSource : public ChunkReader {
   // the inserter thread after the caller has its bytes; the in-flight entry stays until then,
   // so a reader arriving meanwhile takes the bytes from it instead of fetching again.
   Status Fetch(const Digest& d, const std::string& what, std::shared_ptr<std::string>* data);
+  // Wakes the readers waiting on a fetch this thread led, and queues the cache insert.
+  void Complete(const Digest& d, const std::shared_ptr<Inflight>& f, Status s,
+                std::shared_ptr<std::string> raw, bool cached, const std::string& what);
+  void YieldToGuestReads();
   void FetchLoop();
   void InsertLoop();
   void Inserted(const Digest& d);

@@ -63,26 +63,30 @@ Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const Ba
   sum.total_chunks = digests.size();
   std::atomic<size_t> next{0};
   std::atomic<uint64_t> done{0}, cached{0}, fetched{0}, failed{0}, bytes{0};
+  // Workers take batches of neighbouring chunks of the list (profile order): fetched
+  // together, those that sit next to each other in a pack come with one request.
+  constexpr size_t kBatch = 32;
   auto worker = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < digests.size();) {
+    std::vector<Digest> batch;
+    for (size_t first; (first = next.fetch_add(kBatch)) < digests.size();) {
+      size_t last = std::min(digests.size(), first + kBatch);
       if (o.cancel && o.cancel->load()) {
-        done++;
+        done += last - first;
         continue;
       }
-      const Digest& d = digests[i];
-      // The profile's chunks first, then (with --all) hydration of the rest.
-      ScopedIoKind kind(i < sum.profile_chunks ? IoKind::kPrestage : IoKind::kHydrate);
-      if (source.cache().Contains(d)) {
-        cached++;
-      } else if (source.Ensure(d, b.Name() + " (prestage)", true).ok()) {
-        fetched++;
-        ChunkLocation loc;
-        if (repo.index().Find(d, &loc, nullptr)) bytes += loc.raw_len;
-        if (o.staged_chunks) (*o.staged_chunks)++;
-      } else {
-        failed++;
+      batch.clear();
+      for (size_t i = first; i < last; i++) {
+        if (source.cache().Contains(digests[i])) cached++;
+        else batch.push_back(digests[i]);
       }
-      done++;
+      // The profile's chunks first, then (with --all) hydration of the rest.
+      ScopedIoKind kind(first < sum.profile_chunks ? IoKind::kPrestage : IoKind::kHydrate);
+      auto r = source.EnsureBatch(batch, b.Name() + " (prestage)", true);
+      fetched += r.fetched + r.joined;
+      failed += r.failed;
+      bytes += r.bytes;
+      if (o.staged_chunks) *o.staged_chunks += r.fetched;
+      done += last - first;
     }
   };
   std::vector<std::thread> pool;

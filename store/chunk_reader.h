@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "store/digest.h"
@@ -16,6 +17,13 @@ class ChunkReader {
   virtual ~ChunkReader() = default;
   // The chunk's raw bytes; a damaged chunk is Corrupt, never zeros or other bytes.
   virtual Status ReadChunk(const Digest& d, std::string* raw) = 0;
+  // Several chunks into (*raws)[i]; a reader that can fetch neighbours with one request
+  // (the repository) overrides this. Any error fails the whole call.
+  virtual Status ReadChunks(const std::vector<Digest>& digests, std::vector<std::string>* raws) {
+    raws->assign(digests.size(), std::string());
+    for (size_t i = 0; i < digests.size(); i++) LM_RETURN_IF_ERROR(ReadChunk(digests[i], &(*raws)[i]));
+    return Status::Ok();
+  }
   virtual uint32_t chunk_size() const = 0;
 };
 

@@ -144,7 +144,7 @@ class Repository : public ChunkReader {
   // one ranged read (at most kMaxCoalescedRead bytes): on an object store one GET instead
   // of one per chunk. raws[i] receives digests[i]; each chunk is checked as ReadChunk does,
   // and a group that fails is read again chunk by chunk (so a prune's move is followed).
-  Status ReadChunks(const std::vector<Digest>& digests, std::vector<std::string>* raws);
+  Status ReadChunks(const std::vector<Digest>& digests, std::vector<std::string>* raws) override;
   static constexpr uint64_t kMaxCoalescedRead = 8ull << 20;
 
  private:

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <thread>
 
 #include "base/env_wrapper.h"
@@ -115,4 +116,52 @@ TEST_CASE("a damaged chunk is an error for its range only, never zeros", "[chunk
   REQUIRE(src.Read(f.fc, "t", kChunk, kChunk, out.data()).ok());
   CHECK(out == f.disk.substr(kChunk, kChunk));
   CHECK(src.Stats().fetch_errors == 2);
+}
+
+namespace {
+// Counts pack reads on their way to the disk.
+class CountingReadEnv : public EnvWrapper {
+ public:
+  explicit CountingReadEnv(Env* target) : EnvWrapper(target) {}
+  Status PRead(int fd, void* buf, size_t n, uint64_t off, size_t* got, const std::string& path) override {
+    if (path.find("/packs/") != std::string::npos) pack_reads++;
+    return EnvWrapper::PRead(fd, buf, n, off, got, path);
+  }
+  std::atomic<int> pack_reads{0};
+};
+}  // namespace
+
+TEST_CASE("a batch of neighbouring chunks is fetched with one read, and a damaged one fails alone",
+          "[chunk_source]") {
+  Fixture f;
+  CountingReadEnv counting(Env::Default());
+  RepoOptions o = test::DefaultRepoOptions();
+  o.env = &counting;
+  auto repo = Repository::Open(f.dir / "repo", o);
+  REQUIRE(repo.ok());
+  ChunkSource src(**repo, *f.cache);
+  int before = counting.pack_reads;
+  auto r = src.EnsureBatch(f.fc.digests, "t", true);
+  CHECK(r.fetched == 14);  // 16 chunks, two of them zero
+  CHECK(r.failed == 0);
+  CHECK(counting.pack_reads - before == 1);
+  src.Drain();
+  std::string out(f.disk.size(), 'x');
+  int after = counting.pack_reads;
+  REQUIRE(src.Read(f.fc, "t", 0, f.disk.size(), out.data()).ok());
+  CHECK(out == f.disk);
+  CHECK(counting.pack_reads == after);  // all from the cache
+
+  // A damaged chunk in a fresh cache: the batch falls back to single reads, and only the
+  // damaged chunk fails.
+  auto packs = (*repo)->ListPacks();
+  REQUIRE(packs->size() == 1);
+  test::TempDir other;
+  auto c2 = ReadCache::Open(CacheOptions{Env::Default(), other / "cache", 64 * kChunk, kChunk});
+  REQUIRE(c2.ok());
+  ChunkSource src2(**repo, **c2);
+  test::FlipByte(f.dir / ("repo/" + PackRelPath((*packs)[0])), 100);  // inside the first record
+  auto r2 = src2.EnsureBatch(f.fc.digests, "t", false);
+  CHECK(r2.failed == 1);
+  CHECK(r2.fetched == 13);
 }

@@ -79,18 +79,19 @@ for _ in $(seq 100); do [ "$(stat_of mnt 'j["prestage"]["chunks"]')" -gt 0 ] && 
 $LM umount mnt >/dev/null
 
 note "guest reads are not starved by a long prestage"
-mkdir big && head -c $((64 << 20)) /dev/urandom >big/disk.raw && echo cfg >big/vm.vmx
+mkdir big && head -c $((128 << 20)) /dev/urandom >big/disk.raw && echo cfg >big/vm.vmx
 $LM backup repo big --vm big >/dev/null
-# A slow repository (20 ms per chunk) makes the hydration of 512 chunks last seconds.
-CACHE_DIR=$WORK/cache7 LIVEMOUNT_REPO_LATENCY_MS=20 mount_repo repo mnt --readahead 0
-$LM prestage repo big --cache-dir "$WORK/cache7" --state-dir state --all >/dev/null &
+# A slow repository (100 ms per read) makes the hydration of 1,024 chunks, fetched in 32
+# batches of neighbours with one read each, one at a time, last over 3 s.
+CACHE_DIR=$WORK/cache7 LIVEMOUNT_REPO_LATENCY_MS=100 mount_repo repo mnt --readahead 0
+$LM prestage repo big --cache-dir "$WORK/cache7" --state-dir state --all --threads 1 >/dev/null &
 pre=$!
 for _ in $(seq 100); do [ "$(stat_of mnt 'j["prestage"]["running"]')" = 1 ] && break; sleep 0.05; done
 [ "$(stat_of mnt 'j["prestage"]["running"]')" = 1 ] || fail "prestage did not start"
-# Guest reads of chunks the prestage has not reached: each waits 20 ms on the repository,
+# Guest reads of chunks the prestage has not reached: each waits 100 ms on the repository,
 # and the pre-stager must hold back meanwhile (it counts each time it does).
-for i in $(seq 0 19); do
-  dd if=mnt/big/latest/disk.raw of=/dev/null bs=4K skip=$(( (63 << 8) - i * 32 )) count=1 \
+for i in $(seq 0 4); do
+  dd if=mnt/big/latest/disk.raw of=/dev/null bs=4K skip=$(( (127 << 8) - i * 32 )) count=1 \
     iflag=direct status=none || fail "guest read during prestage"
 done
 [ "$(stat_of mnt 'j["prestage"]["running"]')" = 1 ] || fail "the guest reads waited for the whole prestage"

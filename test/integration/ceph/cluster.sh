@@ -75,7 +75,9 @@ start_rgw() {
 
 start() {
   stop_all
-  rm -rf "$DIR"/{mon,mgr,osd,rgw,run,log} "$CONF"
+  # Everything a previous start made (a stale monmap would point the monitor elsewhere).
+  rm -rf "$DIR"/{mon,mgr,osd,rgw,run,log} "$CONF" "$DIR"/{s3.env,monmap,mon.keyring,admin.keyring,fsid,port} \
+    "$DIR"/*.log
   mkdir -p "$DIR"/{mon,mgr,osd,rgw,run,log}
   local fsid port
   fsid=$(python3 -c 'import uuid; print(uuid.uuid4())')
