@@ -125,27 +125,44 @@ Status ChunkSource::Read(const FileChunks& fc, const std::string& what, uint64_t
                          char* out) {
   reads_++;
   bytes_read_ += len;
-  return ForEachChunkSlice(fc, off, len, [&](const ChunkSlice& s) {
+  std::vector<ChunkSlice> misses;
+  LM_RETURN_IF_ERROR(ForEachChunkSlice(fc, off, len, [&](const ChunkSlice& s) {
     char* dst = out + s.out_offset;
     const Digest& d = *s.digest;
     if (d.IsZero()) {
       std::memset(dst, 0, s.n);
       zero_bytes_ += s.n;
-      return Status::Ok();
+    } else if (!cache_.Read(d, s.in_chunk, s.n, dst).ok()) {
+      misses.push_back(s);
     }
-    if (cache_.Read(d, s.in_chunk, s.n, dst).ok()) return Status::Ok();
-    std::shared_ptr<std::string> data;
-    foreground_fetches_++;
-    ScopedIoKind kind(IoKind::kGuest);  // first in the object store's queue
-    Status st = Fetch(d, what, &data);
-    foreground_fetches_--;
-    if (!st.ok()) return st.Context(what + " at offset " + std::to_string(s.index * uint64_t{fc.chunk_size}));
-    if (data->size() < size_t{s.in_chunk} + s.n) {
-      return Status::Corrupt(what + ": chunk " + d.ShortHex() + " is shorter than its file index says");
-    }
-    std::memcpy(dst, data->data() + s.in_chunk, s.n);
     return Status::Ok();
-  });
+  }));
+  if (misses.empty()) return Status::Ok();
+  // A read spanning several missing chunks fetches them together: neighbours in a pack
+  // come with one request instead of one round trip each.
+  std::vector<Digest> wanted;
+  for (const ChunkSlice& s : misses) {
+    if (std::find(wanted.begin(), wanted.end(), *s.digest) == wanted.end()) wanted.push_back(*s.digest);
+  }
+  std::vector<std::shared_ptr<std::string>> data;
+  std::vector<Status> status;
+  foreground_fetches_++;
+  {
+    ScopedIoKind kind(IoKind::kGuest);  // first in the object store's queue
+    FetchMany(wanted, what, /*background=*/false, &data, &status);
+  }
+  foreground_fetches_--;
+  for (const ChunkSlice& s : misses) {
+    size_t i = std::find(wanted.begin(), wanted.end(), *s.digest) - wanted.begin();
+    if (!status[i].ok()) {
+      return status[i].Context(what + " at offset " + std::to_string(s.index * uint64_t{fc.chunk_size}));
+    }
+    if (data[i]->size() < size_t{s.in_chunk} + s.n) {
+      return Status::Corrupt(what + ": chunk " + s.digest->ShortHex() + " is shorter than its file index says");
+    }
+    std::memcpy(out + s.out_offset, data[i]->data() + s.in_chunk, s.n);
+  }
+  return Status::Ok();
 }
 
 Status ChunkSource::ReadChunk(const Digest& d, std::string* raw) {
@@ -176,39 +193,82 @@ Status ChunkSource::Ensure(const Digest& d, const std::string& what, bool backgr
 
 ChunkSource::BatchResult ChunkSource::EnsureBatch(const std::vector<Digest>& digests, const std::string& what,
                                                   bool background) {
+  std::vector<Digest> unique;
+  for (const Digest& d : digests) {
+    if (!d.IsZero() && std::find(unique.begin(), unique.end(), d) == unique.end()) unique.push_back(d);
+  }
+  return FetchMany(unique, what, background, nullptr, nullptr);
+}
+
+ChunkSource::BatchResult ChunkSource::FetchMany(const std::vector<Digest>& digests, const std::string& what,
+                                                bool background, std::vector<std::shared_ptr<std::string>>* data,
+                                                std::vector<Status>* status) {
   BatchResult r;
-  std::vector<Digest> mine;
-  std::vector<std::shared_ptr<Inflight>> flights;
+  const bool wait = data != nullptr;
+  enum class Role { kCached, kLead, kJoin };
+  std::vector<Role> role(digests.size());
+  std::vector<std::shared_ptr<Inflight>> flight(digests.size());
+  std::vector<Digest> led;
   {
+    // Under mu_, "not in flight and not in the cache" is exact: an in-flight entry stays
+    // until its chunk is in the cache.
     std::lock_guard lock(mu_);
-    for (const Digest& d : digests) {
-      if (d.IsZero() || cache_.Contains(d) || std::find(mine.begin(), mine.end(), d) != mine.end()) continue;
-      if (inflight_.count(d)) {
+    for (size_t i = 0; i < digests.size(); i++) {
+      const Digest& d = digests[i];
+      if (auto it = inflight_.find(d); it != inflight_.end()) {
+        role[i] = Role::kJoin;
+        flight[i] = it->second;
         r.joined++;
-        continue;
+      } else if (cache_.Contains(d)) {
+        role[i] = Role::kCached;
+      } else {
+        role[i] = Role::kLead;
+        flight[i] = std::make_shared<Inflight>();
+        inflight_.emplace(d, flight[i]);  // readers arriving now wait for this fetch
+        led.push_back(d);
       }
-      auto f = std::make_shared<Inflight>();
-      inflight_.emplace(d, f);  // we lead its fetch: readers arriving now wait for us
-      mine.push_back(d);
-      flights.push_back(std::move(f));
     }
   }
-  if (mine.empty()) return r;
-  if (background) YieldToGuestReads();
-  std::vector<std::string> raws;
-  Status joint = origin_.ReadChunks(mine, &raws);
-  for (size_t i = 0; i < mine.size(); i++) {
-    auto raw = std::make_shared<std::string>();
-    Status s = joint;
-    if (joint.ok()) raw->swap(raws[i]);
-    else s = origin_.ReadChunk(mine[i], raw.get());  // alone, so one bad chunk fails alone
-    if (s.ok()) {
-      r.fetched++;
-      r.bytes += raw->size();
-    } else {
-      r.failed++;
+  joined_ += r.joined;
+  if (wait) {
+    data->assign(digests.size(), nullptr);
+    status->assign(digests.size(), Status::Ok());
+  }
+  if (!led.empty()) {
+    if (background) YieldToGuestReads();
+    std::vector<std::string> raws;
+    Status joint = origin_.ReadChunks(led, &raws);
+    for (size_t i = 0, k = 0; i < digests.size(); i++) {
+      if (role[i] != Role::kLead) continue;
+      auto raw = std::make_shared<std::string>();
+      Status s = joint;
+      if (joint.ok()) raw->swap(raws[k]);
+      else s = origin_.ReadChunk(led[k], raw.get());  // alone, so one bad chunk fails alone
+      k++;
+      if (s.ok()) {
+        r.fetched++;
+        r.bytes += raw->size();
+      } else {
+        r.failed++;
+      }
+      if (wait) (*data)[i] = raw, (*status)[i] = s;
+      Complete(digests[i], flight[i], s, std::move(raw), false, what);
     }
-    Complete(mine[i], flights[i], s, std::move(raw), false, what);
+  }
+  if (!wait) return r;
+  // Only after completing the fetches this call leads: two callers joining each other's
+  // chunks never wait on each other.
+  for (size_t i = 0; i < digests.size(); i++) {
+    if (role[i] == Role::kJoin) {
+      std::unique_lock lock(flight[i]->mu);
+      flight[i]->cv.wait(lock, [&] { return flight[i]->done; });
+      (*data)[i] = flight[i]->data;
+      (*status)[i] = flight[i]->status;
+    } else if (role[i] == Role::kCached) {
+      auto raw = std::make_shared<std::string>();
+      (*status)[i] = cache_.ReadWhole(digests[i], raw.get()).ok() ? Status::Ok() : Fetch(digests[i], what, &raw);
+      (*data)[i] = std::move(raw);
+    }
   }
   return r;
 }
@@ -230,21 +290,23 @@ void ChunkSource::Prefetch(const std::vector<Digest>& digests, const std::string
 
 void ChunkSource::FetchLoop() {
   for (;;) {
-    Digest d;
+    // Read-ahead of one file queues its next chunks in order: take a run of them, so
+    // neighbours in a pack come with one request.
+    std::vector<Digest> batch;
     std::shared_ptr<const std::string> what;
     {
       std::unique_lock lock(mu_);
       queue_cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (stopping_) return;
-      d = queue_.front().first;
       what = queue_.front().second;
-      queue_.pop_front();
-      if (inflight_.count(d)) continue;
+      while (!queue_.empty() && queue_.front().second == what && batch.size() < kReadAheadBatch) {
+        if (!inflight_.count(queue_.front().first)) batch.push_back(queue_.front().first);
+        queue_.pop_front();
+      }
     }
-    if (cache_.Contains(d)) continue;
-    std::shared_ptr<std::string> data;
+    if (batch.empty()) continue;
     ScopedIoKind kind(IoKind::kHydrate);  // read-ahead: behind guest reads and the pre-stager
-    if (Fetch(d, *what, &data).ok()) ra_fetched_++;
+    ra_fetched_ += EnsureBatch(batch, *what, false).fetched;
   }
 }
 

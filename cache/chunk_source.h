@@ -1,10 +1,13 @@
 // ChunkSource: the read path below the filesystem. Serves byte ranges of a backed-up file
 // from the read-cache, fetching misses from a ChunkReader, the repository (verify SHA-256,
 // decompress, insert, reply). It is a ChunkReader itself (cache first), so guest parsers
-// reading through a mount use the cache too. Concurrent misses on one chunk fetch it once. All-zero chunks are never
-// fetched. Background fetches (read-ahead, and later pre-staging) run on a small pool and
-// yield to foreground reads: a foreground miss on a chunk already being fetched in the
-// background simply waits for that fetch.
+// reading through a mount use the cache too. Concurrent misses on one chunk fetch it once.
+// All-zero chunks are never fetched. Misses are fetched together where they come
+// together (the missing chunks of one read, a run of read-ahead, a pre-stager batch), so
+// the repository serves neighbours in a pack with one ranged read: on an object store a
+// round trip costs tens of milliseconds. Read-ahead runs on a small pool; background
+// fetches yield to foreground reads, and a foreground miss on a chunk already being
+// fetched simply waits for that fetch.
 //
 // A damaged chunk is an error (Code::kCorrupt) for the ranges it covers, logged once with
 // the chunk and the file; it is never served as zeros.
@@ -40,6 +43,8 @@ struct ChunkSourceStats {
 
 class ChunkSource : public ChunkReader {
  public:
+  static constexpr size_t kReadAheadBatch = 16;  // queued read-ahead chunks fetched together
+
   ChunkSource(ChunkReader& origin, ReadCache& cache, ChunkSourceOptions options = {});
   ~ChunkSource() override;
 
@@ -86,6 +91,12 @@ class ChunkSource : public ChunkReader {
   // Wakes the readers waiting on a fetch this thread led, and queues the cache insert.
   void Complete(const Digest& d, const std::shared_ptr<Inflight>& f, Status s,
                 std::shared_ptr<std::string> raw, bool cached, const std::string& what);
+  // Fetches these distinct, non-zero chunks together: leads the fetch of those nobody is
+  // fetching (one joint read, chunk by chunk if it fails) and joins the others. With
+  // data/status, waits for every chunk and returns its bytes; without, leaves joined and
+  // cached chunks alone.
+  BatchResult FetchMany(const std::vector<Digest>& digests, const std::string& what, bool background,
+                        std::vector<std::shared_ptr<std::string>>* data, std::vector<Status>* status);
   void YieldToGuestReads();
   void FetchLoop();
   void InsertLoop();

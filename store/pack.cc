@@ -136,15 +136,20 @@ Status CheckChunkRecord(const RepoCrypto& crypto, std::string_view record, const
   return crypto.OpenPayload(record.substr(0, kRecordHeaderSize), record.substr(kRecordHeaderSize), &opened, where);
 }
 
+Status DecodePackRecord(const Backend& backend, const RepoCrypto& crypto, const std::string& name,
+                        std::string_view record, const PackEntry& e, std::string* raw) {
+  raw->resize(e.raw_len);
+  std::string where = backend.Describe(name) + ": chunk " + e.digest.ShortHex() + " at offset " +
+                      std::to_string(e.offset);
+  return DecodeChunkRecord(crypto, record, e, where, raw->data());
+}
+
 Status ReadChunkRecord(Backend& backend, const RepoCrypto& crypto, const PackId& pack, const PackEntry& e,
                        std::string* raw) {
   std::string name = PackRelPath(pack);
   std::string record;
   LM_RETURN_IF_ERROR(backend.ReadRange(name, e.offset, kRecordHeaderSize + e.stored_len, &record));
-  raw->resize(e.raw_len);
-  std::string where = backend.Describe(name) + ": chunk " + e.digest.ShortHex() + " at offset " +
-                      std::to_string(e.offset);
-  return DecodeChunkRecord(crypto, record, e, where, raw->data());
+  return DecodePackRecord(backend, crypto, name, record, e, raw);
 }
 
 namespace {

@@ -79,6 +79,9 @@ class PackWriter {
 // the chunk id. Any mismatch is Corrupt naming the pack.
 Status ReadChunkRecord(Backend& backend, const RepoCrypto& crypto, const PackId& pack, const PackEntry& e,
                        std::string* raw);
+// ReadChunkRecord for a record already read from pack `name` (a coalesced read).
+Status DecodePackRecord(const Backend& backend, const RepoCrypto& crypto, const std::string& name,
+                        std::string_view record, const PackEntry& e, std::string* raw);
 // Decodes a record already in memory (header + stored bytes) into raw bytes, with all checks.
 Status DecodeChunkRecord(const RepoCrypto& crypto, std::string_view record, const PackEntry& e,
                          const std::string& where, char* raw_out);

@@ -309,10 +309,14 @@ Status Repository::ReadChunk(const Digest& d, std::string* raw) {
     s = ReadChunkRecord(*backend_, *crypto_, pack, e, raw);
   }
   LM_RETURN_IF_ERROR(s);
+  CountChunkRead(loc);
+  return Status::Ok();
+}
+
+void Repository::CountChunkRead(const ChunkLocation& loc) {
   counters_.chunks_read.fetch_add(1, std::memory_order_relaxed);
   counters_.bytes_read.fetch_add(kRecordHeaderSize + loc.stored_len, std::memory_order_relaxed);
   counters_.raw_bytes_read.fetch_add(loc.raw_len, std::memory_order_relaxed);
-  return Status::Ok();
 }
 
 Status Repository::ReadChunks(const std::vector<Digest>& digests, std::vector<std::string>* raws) {
@@ -331,17 +335,18 @@ Status Repository::ReadChunks(const std::vector<Digest>& digests, std::vector<st
     }
     located.push_back(it);
   }
-  // Records of one pack in offset order; a run of records that touch is one read.
+  // Records of one pack in offset order; a run of records close to each other is one read.
   std::sort(located.begin(), located.end(), [](const Item& a, const Item& b) {
     return a.pack != b.pack ? a.pack < b.pack : a.loc.offset < b.loc.offset;
   });
+  auto record_end = [](const Item& it) { return it.loc.offset + kRecordHeaderSize + it.loc.stored_len; };
   for (size_t start = 0; start < located.size();) {
     size_t end = start + 1;
     uint64_t begin = located[start].loc.offset;
-    uint64_t stop = begin + kRecordHeaderSize + located[start].loc.stored_len;
-    while (end < located.size() && located[end].pack == located[start].pack && located[end].loc.offset == stop &&
-           stop + kRecordHeaderSize + located[end].loc.stored_len - begin <= kMaxCoalescedRead) {
-      stop += kRecordHeaderSize + located[end].loc.stored_len;
+    uint64_t stop = record_end(located[start]);
+    while (end < located.size() && located[end].pack == located[start].pack && located[end].loc.offset >= stop &&
+           located[end].loc.offset - stop <= kMaxCoalescedGap && record_end(located[end]) - begin <= kMaxCoalescedRead) {
+      stop = record_end(located[end]);
       end++;
     }
     std::string name = PackRelPath(located[start].pack);
@@ -351,16 +356,8 @@ Status Repository::ReadChunks(const std::vector<Digest>& digests, std::vector<st
       const Item& it = located[k];
       PackEntry e{digests[it.i], it.loc.offset, it.loc.stored_len, it.loc.raw_len, it.loc.codec};
       std::string_view record(run.data() + (it.loc.offset - begin), kRecordHeaderSize + it.loc.stored_len);
-      std::string& raw = (*raws)[it.i];
-      raw.resize(it.loc.raw_len);
-      std::string where = backend_->Describe(name) + ": chunk " + e.digest.ShortHex() + " at offset " +
-                          std::to_string(e.offset);
-      s = DecodeChunkRecord(*crypto_, record, e, where, raw.data());
-      if (s.ok()) {
-        counters_.chunks_read.fetch_add(1, std::memory_order_relaxed);
-        counters_.bytes_read.fetch_add(kRecordHeaderSize + it.loc.stored_len, std::memory_order_relaxed);
-        counters_.raw_bytes_read.fetch_add(it.loc.raw_len, std::memory_order_relaxed);
-      }
+      s = DecodePackRecord(*backend_, *crypto_, name, record, e, &(*raws)[it.i]);
+      if (s.ok()) CountChunkRead(it.loc);
     }
     if (!s.ok()) {
       // Gone (a prune moved it) or damaged: chunk by chunk, with ReadChunk's reloads and

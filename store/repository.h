@@ -140,16 +140,19 @@ class Repository : public ChunkReader {
   // Reads one chunk from its pack, checks it and decompresses it into *raw.
   // Unknown digests trigger one Refresh(); a damaged chunk is Corrupt, never zeros.
   Status ReadChunk(const Digest& d, std::string* raw) override;
-  // Reads several chunks, coalescing records that lie next to each other in one pack into
-  // one ranged read (at most kMaxCoalescedRead bytes): on an object store one GET instead
-  // of one per chunk. raws[i] receives digests[i]; each chunk is checked as ReadChunk does,
+  // Reads several chunks, coalescing records that lie near each other in one pack (at most
+  // kMaxCoalescedGap bytes apart) into one ranged read of at most kMaxCoalescedRead bytes:
+  // on an object store one GET instead of one per chunk, and a gap read through costs less
+  // than a round trip. raws[i] receives digests[i]; each chunk is checked as ReadChunk does,
   // and a group that fails is read again chunk by chunk (so a prune's move is followed).
   Status ReadChunks(const std::vector<Digest>& digests, std::vector<std::string>* raws) override;
   static constexpr uint64_t kMaxCoalescedRead = 8ull << 20;
+  static constexpr uint64_t kMaxCoalescedGap = 256ull << 10;
 
  private:
   Repository(std::unique_ptr<Backend> backend, RepoOptions o)
       : backend_(std::move(backend)), options_(o) {}
+  void CountChunkRead(const ChunkLocation& loc);
   // Adds the tables of packs no index names (after a damaged index file was skipped).
   Status IndexUnindexedPacks();
 

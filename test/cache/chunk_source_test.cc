@@ -165,3 +165,67 @@ TEST_CASE("a batch of neighbouring chunks is fetched with one read, and a damage
   CHECK(r2.failed == 1);
   CHECK(r2.fetched == 13);
 }
+
+TEST_CASE("a read over several missing chunks fetches them with one read; a damaged one fails the read",
+          "[chunk_source]") {
+  Fixture f;
+  CountingReadEnv counting(Env::Default());
+  RepoOptions o = test::DefaultRepoOptions();
+  o.env = &counting;
+  auto repo = Repository::Open(f.dir / "repo", o);
+  REQUIRE(repo.ok());
+  ChunkSource src(**repo, *f.cache);
+  int before = counting.pack_reads;
+  std::string out(5 * kChunk, 'x');
+  REQUIRE(src.Read(f.fc, "t", kChunk + 3, out.size(), out.data()).ok());  // touches chunks 1-6
+  CHECK(out == f.disk.substr(kChunk + 3, out.size()));
+  CHECK(counting.pack_reads - before == 1);  // one per chunk was 6
+
+  // A damaged chunk among them fails the read (never zeros), naming the file's offset.
+  test::TempDir other;
+  auto c2 = ReadCache::Open(CacheOptions{Env::Default(), other / "cache", 64 * kChunk, kChunk});
+  REQUIRE(c2.ok());
+  ChunkSource src2(**repo, **c2);
+  ChunkLocation loc;
+  REQUIRE((*repo)->index().Find(f.fc.digests[4], &loc, nullptr));
+  auto packs = (*repo)->ListPacks();
+  test::FlipByte(f.dir / ("repo/" + PackRelPath((*packs)[0])), loc.offset + kRecordHeaderSize + 10);
+  Status s = src2.Read(f.fc, "vm@1:disk.raw", 0, 6 * kChunk, out.data());
+  CHECK(s.code() == Code::kCorrupt);
+  CHECK(s.message().find("vm@1:disk.raw at offset " + std::to_string(4 * kChunk)) != std::string::npos);
+  src2.Drain();
+  CHECK((**c2).Contains(f.fc.digests[3]));  // its neighbours were good and are cached
+}
+
+TEST_CASE("read-ahead fetches a run of queued chunks with one read", "[chunk_source]") {
+  Fixture f;
+  CountingReadEnv counting(Env::Default());
+  RepoOptions o = test::DefaultRepoOptions();
+  o.env = &counting;
+  auto repo = Repository::Open(f.dir / "repo", o);
+  REQUIRE(repo.ok());
+  ChunkSourceOptions so;
+  so.fetch_threads = 1;
+  ChunkSource src(**repo, *f.cache, so);
+  int before = counting.pack_reads;
+  src.Prefetch(f.fc.digests, "t");
+  src.Drain();
+  CHECK(src.Stats().readahead_fetched == 14);
+  CHECK(counting.pack_reads - before == 1);  // 14 chunks, all of them < kReadAheadBatch
+}
+
+TEST_CASE("chunks a short gap apart in a pack are read with one read", "[chunk_source]") {
+  Fixture f;
+  CountingReadEnv counting(Env::Default());
+  RepoOptions o = test::DefaultRepoOptions();
+  o.env = &counting;
+  auto repo = Repository::Open(f.dir / "repo", o);
+  REQUIRE(repo.ok());
+  std::vector<Digest> every_other{f.fc.digests[0], f.fc.digests[2], f.fc.digests[4], f.fc.digests[9]};
+  std::vector<std::string> raws;
+  int before = counting.pack_reads;
+  REQUIRE((*repo)->ReadChunks(every_other, &raws).ok());
+  CHECK(counting.pack_reads - before == 1);
+  CHECK(raws[1] == f.disk.substr(2 * kChunk, kChunk));
+  CHECK(raws[3] == f.disk.substr(9 * kChunk, kChunk));
+}
