@@ -69,6 +69,7 @@ MountStats AgentControl::Stats() {
                                            q.PercentileMs(0.99)};
     }
   }
+  if (auto md = p_.repo.MetadataCacheStats()) m.metadata = {md->hits, md->misses, md->dropped};
   m.namespace_nodes = p_.fs.NodeCount();
   m.export_ = p_.exports.Describe();
   return m;

@@ -211,6 +211,7 @@ json Encode(const MountStats& s) {
        {{"chunks", s.prestage.chunks}, {"bytes", s.prestage.bytes}, {"running", s.prestage.running},
         {"yielded_to_guest_reads", s.prestage.yielded_to_guest_reads}}},
       {"requests", requests},
+      {"metadata", {{"hits", s.metadata.hits}, {"misses", s.metadata.misses}, {"dropped", s.metadata.dropped}}},
       {"namespace", {{"nodes", s.namespace_nodes}}},
       {"export", s.export_ ? Encode(*s.export_) : json(nullptr)},
   };
@@ -316,6 +317,10 @@ Result<MountStats> DecodeReply<MountStats>(const json& j) {
   } else if (rq) {
     r.Fail("field 'requests' is not an object");
   }
+  FieldReader md = r.Object("metadata");
+  md.Read("hits", &s.metadata.hits);
+  md.Read("misses", &s.metadata.misses);
+  md.Read("dropped", &s.metadata.dropped);
   r.Object("namespace").Read("nodes", &s.namespace_nodes);
   const json* ex = r.Raw("export");
   if (ex && ex->is_object()) {

@@ -94,6 +94,9 @@ struct MountStats {
     double p50_ms = 0, p90_ms = 0, p99_ms = 0;
   };
   std::map<std::string, Requests> requests;
+  struct Metadata {  // the local copies of repository metadata objects
+    uint64_t hits = 0, misses = 0, dropped = 0;
+  } metadata;
   uint64_t namespace_nodes = 0;       // "namespace": {"nodes": n}
   std::optional<ExportInfo> export_;  // "export": null when not exported
 };

@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "base/state_layout.h"
 #include "cache/chunk_source.h"
+#include "cache/metadata_cache.h"
 #include "fs/fuse_ops.h"
 #include "fs/live_fs.h"
 #include "store/repository.h"
@@ -60,9 +61,14 @@ int Serve(const MountOptions& o, int ready_fd) {
     (void)!::write(ready_fd, msg.data(), msg.size());
     ::close(ready_fd);
   };
+  // Metadata objects read before come from the cache directory: a restart, or a mount of a
+  // repository in a bucket, starts without reading the index again.
+  auto metadata = MetadataCache::Open(o.cache_dir);
+  if (!metadata.ok()) return report(metadata.status().Context("--cache-dir")), 1;
   RepoOptions ro;
   ro.env = o.env;
   ro.password = o.password;
+  ro.object_cache = metadata->get();
   auto repo = Repository::Open(o.repo, ro);
   if (!repo.ok()) return report(repo.status()), 1;
   auto cache = ReadCache::Open(CacheOptions{o.env, o.cache_dir, o.cache_size, (*repo)->chunk_size()});

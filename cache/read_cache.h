@@ -6,6 +6,7 @@
 //             slot i lives at offset i * slot_size; sparse until written
 //   index/    RocksDB (WAL on, sync off): "c"+digest(32) -> entry, "meta" -> slot size
 //   LOCK      flock()ed by the one process that owns the cache
+//   metadata/ a media agent's copies of repository metadata objects (cache/metadata_cache.h)
 // An entry (little-endian): u32 version=1, u32 slot, u32 len, u32 reserved, i64 access time
 // (unix s, refreshed at most every 10 minutes), i64 pinned-until (unix s, 0 none), then one
 // u32 checksum (low 32 bits of XXH3-64) per 4 KiB block of the chunk.

@@ -112,6 +112,14 @@ Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<Backend> ba
     repo->crypto_ = std::move(key.crypto);
     repo->key_id_ = std::move(key.key_id);
   }
+  if (options.object_cache) {  // the config (its id) and key slots are always read afresh
+    // Copies are the repository's at this location: another repository claiming the same
+    // id elsewhere never sees them.
+    std::string ns = Digest::Of(AbsoluteLocation(repo->path()) + '\n' + repo->config_.id).Hex().substr(0, 32);
+    auto caching = std::make_unique<CachingBackend>(std::move(repo->backend_), *options.object_cache, ns);
+    repo->caching_ = caching.get();
+    repo->backend_ = std::move(caching);
+  }
   LM_RETURN_IF_ERROR(repo->Refresh());
   return repo;
 }

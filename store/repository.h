@@ -20,11 +20,13 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/env.h"
 #include "store/backend/backend.h"
+#include "store/backend/caching_backend.h"
 #include "store/chunk_index.h"
 #include "store/chunk_reader.h"
 #include "store/crypto/repo_crypto.h"
@@ -45,6 +47,9 @@ struct RepoOptions {
   Env* env = nullptr;  // required: the composition root (tools/) passes it
   size_t max_open_packs = 128;  // local directory: pack files kept open for reading
   PasswordSource password;      // required for an encrypted repository
+  // A media agent's local copies of metadata objects (store/backend/caching_backend.h);
+  // optional, must outlive the repository.
+  ObjectCache* object_cache = nullptr;
   Status validate() const;
 };
 
@@ -110,6 +115,10 @@ class Repository : public ChunkReader {
   Env* env() const { return options_.env; }
   ChunkIndex& index() { return index_; }
   RepoCounters& counters() { return counters_; }
+  // The metadata copies' hits and misses, when opened with an object cache.
+  std::optional<ObjectCacheStats> MetadataCacheStats() const {
+    return caching_ ? std::optional(caching_->Stats()) : std::nullopt;
+  }
 
   // Picks up index files written since Open (by a backup that finished meanwhile).
   // A corrupt index file is skipped; the packs no index names are then read directly.
@@ -164,6 +173,7 @@ class Repository : public ChunkReader {
   ChunkIndex index_;
   std::mutex reload_mu_;
   RepoCounters counters_;
+  const CachingBackend* caching_ = nullptr;  // backend_ itself, when it keeps local copies
 };
 
 // The backend for a location: a directory (the only kind so far).

@@ -113,4 +113,18 @@ $LM stats "$R" --json >rs.json || fail "stats REPO on S3"
 $LM verify "$R" --read-data >v2.out || { cat v2.out; fail "verify after prune on S3"; }
 $LM umount mnt2 >/dev/null
 $LM umount mnt >/dev/null
+
+note "a media agent started again reads its metadata from its cache directory, not the bucket"
+CACHE_DIR=$WORK/cache4 STATE_DIR=$WORK/state4 mount_repo "$R" mnt4
+cmp -s mnt4/c1/latest/disk.qcow2 vms/qcow2/disk.qcow2 || fail "read through the first mount with a new cache"
+[ "$(STATE_DIR=$WORK/state4 stat_of mnt4 'j["metadata"]["misses"]')" -gt 0 ] || fail "the first mount read no metadata object?"
+$LM umount mnt4 >/dev/null
+CACHE_DIR=$WORK/cache4 STATE_DIR=$WORK/state4 mount_repo "$R" mnt4
+cmp -s mnt4/c1/latest/disk.qcow2 vms/qcow2/disk.qcow2 || fail "read through the mount started again"
+STATE_DIR=$WORK/state4 $LM stats mnt4 --json >st4.json
+[ "$(json_get st4.json 'j["metadata"]["misses"]')" = 0 ] || { cat st4.json; fail "the mount started again read metadata objects from the bucket"; }
+[ "$(json_get st4.json 'j["metadata"]["hits"]')" -gt 0 ] || fail "the mount started again used no local copy"
+$LM stats mnt4 | grep -q "^metadata .* 0 read from the repository" || fail "stats does not show the metadata copies"
+$LM umount mnt4 >/dev/null
 check_log
+STATE_DIR=$WORK/state4 check_log

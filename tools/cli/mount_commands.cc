@@ -85,6 +85,8 @@ int Stats(const std::string& mountpoint, bool as_json) {
              FormatBytes(r.bytes_fetched), r.errors);
   fmt::print("read-ahead  {} queued, {} fetched\n", j.readahead.queued, j.readahead.fetched);
   fmt::print("prestage    {} chunks\n", j.prestage.chunks);
+  fmt::print("metadata    {} objects from the local copies, {} read from the repository\n", j.metadata.hits,
+             j.metadata.misses);
   fmt::print("writes      {} requests, {}\n", j.writes.requests, FormatBytes(j.writes.bytes));
   for (auto& [kind, q] : j.requests) {
     fmt::print("s3 {:<8} {} requests ({} GETs), {} in, {} out, {} retries, {} failed, latency p50 <{} ms p99 <{} ms\n",
