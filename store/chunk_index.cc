@@ -1,6 +1,8 @@
 #include "store/chunk_index.h"
 
+#include <atomic>
 #include <mutex>
+#include <thread>
 
 #include "base/bytes.h"
 
@@ -109,29 +111,43 @@ void ChunkIndex::Add(const PackId& pack, const std::vector<PackEntry>& entries) 
 Status ChunkIndex::LoadNew(Backend& backend, const RepoCrypto& crypto, bool* found_bad) {
   if (found_bad) *found_bad = false;
   LM_ASSIGN_OR_RETURN(auto objects, backend.List("index/"));
-  for (const ObjectInfo& o : objects) {
-    const std::string& name = o.name;
-    if (name.size() < 4 || name.compare(name.size() - 4, 4, ".idx") != 0) continue;
-    {
-      std::shared_lock lock(mu_);
-      if (loaded_files_.count(name)) continue;
-    }
-    std::string path = backend.Describe(name);
-    auto data = backend.ReadAll(name);
-    if (!data.ok() && data.status().code() == Code::kNotFound) continue;  // raced a delete
-    if (data.ok()) data = crypto.OpenObject(name, std::move(data).value(), path);
-    Result<IndexFileContents> c = data.ok() ? DecodeIndexFile(*data, path)
-                                            : Result<IndexFileContents>(data.status());
-    if (c.ok()) {
-      for (auto& [id, entries] : c->packs) Add(id, entries);
-    }
-    std::unique_lock lock(mu_);
-    loaded_files_.insert(name);
-    if (!c.ok()) {
-      bad_files_.push_back(c.status().message());
-      if (found_bad) *found_bad = true;
+  std::vector<std::string> names;
+  {
+    std::shared_lock lock(mu_);
+    for (const ObjectInfo& o : objects) {
+      const std::string& name = o.name;
+      if (name.size() < 4 || name.compare(name.size() - 4, 4, ".idx") != 0) continue;
+      if (!loaded_files_.count(name)) names.push_back(name);
     }
   }
+  // Several reads at once: on an object store each is a round trip.
+  std::atomic<size_t> next{0};
+  std::atomic<bool> bad{false};
+  auto load = [&] {
+    for (size_t i; (i = next++) < names.size();) {
+      const std::string& name = names[i];
+      std::string path = backend.Describe(name);
+      auto data = backend.ReadAll(name);
+      if (!data.ok() && data.status().code() == Code::kNotFound) continue;  // raced a delete
+      if (data.ok()) data = crypto.OpenObject(name, std::move(data).value(), path);
+      Result<IndexFileContents> c = data.ok() ? DecodeIndexFile(*data, path)
+                                              : Result<IndexFileContents>(data.status());
+      if (c.ok()) {
+        for (auto& [id, entries] : c->packs) Add(id, entries);
+      }
+      std::unique_lock lock(mu_);
+      loaded_files_.insert(name);
+      if (!c.ok()) {
+        bad_files_.push_back(c.status().message());
+        bad = true;
+      }
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < std::min<size_t>(kLoadThreads, names.size()); t++) helpers.emplace_back(load);
+  load();
+  for (auto& t : helpers) t.join();
+  if (found_bad) *found_bad = bad;
   return Status::Ok();
 }
 

@@ -40,6 +40,7 @@ Result<IndexFileContents> DecodeIndexFile(std::string_view data, const std::stri
 // Thread-safe: lookups take a shared lock, loading an exclusive one.
 class ChunkIndex {
  public:
+  static constexpr size_t kLoadThreads = 8;  // index objects read at once
   // Reads the index objects (index/*.idx) that are not loaded yet. A corrupt one is skipped
   // and remembered in BadFiles() (the repository then reads its packs' own tables);
   // *found_bad says whether this call met a new one.
