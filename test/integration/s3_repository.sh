@@ -35,6 +35,7 @@ done
 (unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY; HOME=$WORK/home AWS_PROFILE=lm $LM list "$R" >list.txt) ||
   fail "list with credentials from a profile"
 for vm in raw qcow2 vmdk-sparse vmdk-flat; do grep -q "^$vm " list.txt || fail "list lacks $vm"; done
+LIVEMOUNT_REPOSITORY=$R $LM list qcow2 | grep -q "^qcow2 " || fail "list VM with LIVEMOUNT_REPOSITORY on S3"
 for vm in raw qcow2 vmdk-sparse vmdk-flat; do
   $LM restore "$R" "$vm" "restored/$vm" >/dev/null || fail "restore $vm from S3"
   same_tree "vms/$vm" "restored/$vm"

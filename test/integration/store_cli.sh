@@ -79,6 +79,14 @@ touch afile
 expect_fail "afile" $LM restore repo raw afile/sub
 expect_fail "" $LM frobnicate
 
+note "LIVEMOUNT_REPOSITORY names the repository a command leaves out"
+LIVEMOUNT_REPOSITORY=$WORK/repo $LM list raw --json >env-list.json || fail "list VM with LIVEMOUNT_REPOSITORY"
+[ "$(json_get env-list.json 'j["vms"][0]["name"]')" = raw ] || fail "list VM with LIVEMOUNT_REPOSITORY listed another VM"
+LIVEMOUNT_REPOSITORY=$WORK/repo $LM restore raw env-out >/dev/null || fail "restore VM DESTDIR with LIVEMOUNT_REPOSITORY"
+cmp -s env-out/disk.raw vms/raw/disk.raw || fail "restore with LIVEMOUNT_REPOSITORY differs"
+LIVEMOUNT_REPOSITORY=$WORK/nowhere expect_fail "nowhere: no such repository" $LM list
+LIVEMOUNT_REPOSITORY=$WORK/nowhere $LM list repo >/dev/null || fail "a REPO given wins over LIVEMOUNT_REPOSITORY"
+
 note "two backups at once"
 $LM backup repo vms/qcow2 --vm c1 >c1.out 2>&1 & p1=$!
 $LM backup repo vms/vmdk-flat --vm c2 >c2.out 2>&1 & p2=$!

@@ -233,7 +233,7 @@ void RegisterBrowseCommand(CLI::App& app, int* exit_code) {
   auto repo = std::make_shared<std::string>();
   auto spec = std::make_shared<std::string>();
   auto state_dir = std::make_shared<std::string>();
-  c->add_option("REPO", *repo, "Repository")->required();
+  AddRepoArgument(c, repo);
   c->add_option("VM[@BACKUP]", *spec, "Backup copy (default: latest)")->required();
   c->add_option("--state-dir", *state_dir, "Media agent state directory (holds the VM's profile)");
   c->callback([=] { *exit_code = Browse(*repo, *spec, *state_dir); });

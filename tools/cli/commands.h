@@ -37,6 +37,12 @@ Status SaveGuestFiles(Repository& repo, const BackupRef& ref, GuestView& view, c
 
 // The composition root's Env: the real filesystem. Everything below tools/ gets it passed.
 Env* CliEnv();
+// The REPO argument of a command, LIVEMOUNT_REPOSITORY when left out. `existing`: the
+// command needs a repository that is there (every one but init).
+CLI::Option* AddRepoArgument(CLI::App* c, std::string* repo, bool existing = true);
+inline CLI::Option* AddRepoArgument(CLI::App* c, const std::shared_ptr<std::string>& repo) {
+  return AddRepoArgument(c, repo.get());
+}
 // Opens a repository with the CLI's Env.
 Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path);
 

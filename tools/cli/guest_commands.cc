@@ -187,7 +187,7 @@ void RegisterGuestCommands(CLI::App& app, int* exit_code) {
     auto repo = std::make_shared<std::string>();
     auto arg = std::make_shared<std::string>();
     auto as_json = std::make_shared<bool>(false);
-    c->add_option("REPO", *repo, "Repository")->required();
+    AddRepoArgument(c, repo);
     c->add_option("VM[@BACKUP][:/PATH]", *arg, "Backup copy and guest path (/ lists the volumes)")->required();
     c->add_flag("--json", *as_json, "Machine-readable output");
     c->callback([=] { *exit_code = Ls(*repo, *arg, *as_json); });
@@ -207,7 +207,7 @@ void RegisterGuestCommands(CLI::App& app, int* exit_code) {
     auto spec = std::make_shared<std::string>();
     auto paths = std::make_shared<std::vector<std::string>>();
     auto state_dir = std::make_shared<std::string>();
-    c->add_option("REPO", *repo, "Repository")->required();
+    AddRepoArgument(c, repo);
     c->add_option("VM[@BACKUP]", *spec, "Backup copy whose disks are read")->required();
     c->add_option("GUEST_PATH", *paths, "Guest paths like /sda1/var/lib/mysql")->required();
     c->add_option("--state-dir", *state_dir, "Media agent state directory (holds the VM's profile)");

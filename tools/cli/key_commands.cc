@@ -91,26 +91,26 @@ void RegisterKeyCommands(CLI::App& app, int* exit_code) {
   {
     auto* c = key->add_subcommand("list", "List the key slots; * marks the one the password opened");
     auto as_json = std::make_shared<bool>(false);
-    c->add_option("REPO", *repo, "Repository")->required();
+    AddRepoArgument(c, repo);
     c->add_flag("--json", *as_json, "Machine-readable output");
     c->callback([=] { *exit_code = KeyList(*repo, *as_json); });
   }
   {
     auto* c = key->add_subcommand("add", "Add a password (a new key slot for the same master key)");
-    c->add_option("REPO", *repo, "Repository")->required();
+    AddRepoArgument(c, repo);
     c->add_option("--new-password-file", *new_file, "File holding the new password (else asked twice)");
     c->callback([=] { *exit_code = KeyAdd(*repo, *new_file); });
   }
   {
     auto* c = key->add_subcommand("remove", "Remove a key slot (not the one in use)");
     auto id = std::make_shared<std::string>();
-    c->add_option("REPO", *repo, "Repository")->required();
+    AddRepoArgument(c, repo);
     c->add_option("ID", *id, "Key id, or a unique prefix of at least 4 characters")->required();
     c->callback([=] { *exit_code = KeyRemove(*repo, *id); });
   }
   {
     auto* c = key->add_subcommand("passwd", "Change the password: a new key slot replaces the one in use");
-    c->add_option("REPO", *repo, "Repository")->required();
+    AddRepoArgument(c, repo);
     c->add_option("--new-password-file", *new_file, "File holding the new password (else asked twice)");
     c->callback([=] { *exit_code = KeyPasswd(*repo, *new_file); });
   }

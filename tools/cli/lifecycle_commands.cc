@@ -203,7 +203,7 @@ void RegisterLifecycleCommands(CLI::App& app, int* exit_code) {
   {
     auto a = std::make_shared<ForgetArgs>();
     auto* c = app.add_subcommand("forget", "Forget backup copies by a retention policy (restic's rules) or by name");
-    c->add_option("REPO", a->repo, "Repository")->required();
+    AddRepoArgument(c, &a->repo);
     c->add_option("TARGET", a->targets, "A VM (default: every VM), or backup copies as VM@BACKUP");
     c->add_option("--keep-last", a->policy.last, "Keep the N newest copies (-1: all)");
     c->add_option("--keep-hourly", a->policy.hourly, "Keep the newest copy of each of the last N hours with one");
@@ -223,7 +223,7 @@ void RegisterLifecycleCommands(CLI::App& app, int* exit_code) {
     auto repo = std::make_shared<std::string>();
     auto a = std::make_shared<PruneArgs>();
     auto* c = app.add_subcommand("prune", "Delete chunks no backup copy uses; repack packs that are mostly unused");
-    c->add_option("REPO", *repo, "Repository")->required();
+    AddRepoArgument(c, repo);
     c->add_option("--max-unused", a->max_unused, "Leave at most this much unused space, of the used (default 5%)");
     c->add_option("--max-repack", a->max_repack, "Rewrite at most this much in one run (e.g. 10G)");
     c->add_flag("--dry-run", a->dry_run, "Say what would be done, change nothing");

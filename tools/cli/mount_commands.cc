@@ -127,7 +127,7 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     auto* c = app.add_subcommand("mount", "Serve every backup copy of a repository through FUSE");
     auto o = std::make_shared<MountOptions>();
     auto cache_size = std::make_shared<std::string>("10G");
-    c->add_option("REPO", o->repo, "Repository")->required();
+    AddRepoArgument(c, &o->repo);
     c->add_option("MOUNTPOINT", o->mountpoint, "Empty directory to mount on")->required();
     c->add_option("--cache-dir", o->cache_dir, "Read-cache directory (fast local disk)");
     c->add_option("--cache-size", *cache_size, "Read-cache capacity")->capture_default_str();

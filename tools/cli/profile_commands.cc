@@ -263,7 +263,7 @@ void RegisterProfileCommands(CLI::App& app, int* exit_code) {
     auto spec = std::make_shared<std::string>();
     auto file = std::make_shared<std::string>();
     auto state = std::make_shared<std::string>();
-    c->add_option("REPO", *repo, "Repository")->required();
+    AddRepoArgument(c, repo);
     c->add_option("VM@BACKUP", *spec, "Backup copy")->required();
     c->add_option("FILE", *file, "Output file")->required();
     c->add_option("--state-dir", *state, "Media agent state directory");
@@ -272,7 +272,7 @@ void RegisterProfileCommands(CLI::App& app, int* exit_code) {
   {
     auto* c = app.add_subcommand("prestage", "Copy the blocks a VM needs first into the read-cache");
     auto a = std::make_shared<PrestageArgs>();
-    c->add_option("REPO", a->repo, "Repository")->required();
+    AddRepoArgument(c, &a->repo);
     c->add_option("VM@BACKUP", a->spec, "Backup copy (default latest)")->required();
     c->add_option("--profile", a->profile, "Profile JSON (default: the backup's, the learned, structural)");
     c->add_option("--cache-dir", a->cache_dir, "Read-cache directory");

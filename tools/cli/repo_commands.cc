@@ -43,6 +43,29 @@ Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path) {
   return Repository::Open(path, o);
 }
 
+CLI::Option* AddRepoArgument(CLI::App* c, std::string* repo, bool existing) {
+  auto* o = c->add_option("REPO", *repo,
+                          "Repository: a directory or s3:http[s]://HOST[:PORT]/BUCKET[/PREFIX] "
+                          "(default: $LIVEMOUNT_REPOSITORY)")
+                ->required()
+                ->envname("LIVEMOUNT_REPOSITORY");
+  const char* fallback = std::getenv("LIVEMOUNT_REPOSITORY");
+  if (existing && fallback && *fallback) {
+    // With a default repository REPO may be left out: an argument that names no
+    // repository is then taken as the next one ("list VM", "mount MOUNTPOINT"). The
+    // default itself passes (opening it says what is wrong with it).
+    std::string fallback_location = fallback;
+    o->check(CLI::Validator(
+        [fallback_location](std::string& s) -> std::string {
+          if (s == fallback_location || IsObjectStoreLocation(s) || PathExists(JoinPath(s, "config"))) return "";
+          return "'" + s + "' is not a livemount repository";
+        },
+        "REPO"));
+    c->validate_positionals();
+  }
+  return o;
+}
+
 void PrintJson(const nlohmann::json& j) {
   fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
 }
@@ -361,7 +384,7 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
     auto* c = app.add_subcommand("init", "Create a backup repository");
     auto repo = std::make_shared<std::string>();
     auto cs = std::make_shared<std::string>("128K");
-    c->add_option("REPO", *repo, "Repository directory (new or empty)")->required();
+    AddRepoArgument(c, repo.get(), /*existing=*/false);
     c->add_option("--chunk-size", *cs, "Chunk size, a power of two from 4K to 16M")
         ->capture_default_str();
     auto enc = std::make_shared<std::string>("aes-256-gcm");
@@ -374,7 +397,7 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
     auto* c = app.add_subcommand("backup", "Back up a VM directory as a new backup copy");
     auto repo = std::make_shared<std::string>();
     auto o = std::make_shared<BackupOptions>();
-    c->add_option("REPO", *repo, "Repository")->required();
+    AddRepoArgument(c, repo);
     c->add_option("VMDIR", o->vmdir, "The VM's directory")->required();
     c->add_option("--vm", o->vm, "VM name")->required();
     c->add_option("--profile", o->profile_path, "Profile JSON to attach to the backup copy");
@@ -395,7 +418,7 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
     auto repo = std::make_shared<std::string>();
     auto vm = std::make_shared<std::string>();
     auto as_json = std::make_shared<bool>(false);
-    c->add_option("REPO", *repo, "Repository")->required();
+    AddRepoArgument(c, repo);
     c->add_option("VM", *vm, "Only this VM");
     c->add_flag("--json", *as_json, "Machine-readable output");
     auto state = std::make_shared<std::string>();
@@ -407,7 +430,7 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
     auto repo = std::make_shared<std::string>();
     auto read_data = std::make_shared<bool>(false);
     auto as_json = std::make_shared<bool>(false);
-    c->add_option("REPO", *repo, "Repository")->required();
+    AddRepoArgument(c, repo);
     c->add_flag("--read-data", *read_data, "Read and check every chunk");
     c->add_flag("--json", *as_json, "Machine-readable output");
     c->callback([=] { *exit_code = Verify(*repo, *read_data, *as_json); });
@@ -415,7 +438,7 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
   {
     auto* c = app.add_subcommand("restore", "Restore a backup copy to a directory");
     auto a = std::make_shared<RestoreArgs>();
-    c->add_option("REPO", a->repo, "Repository")->required();
+    AddRepoArgument(c, &a->repo);
     c->add_option("VM@BACKUP", a->spec, "VM, optionally @BACKUP (default latest)")->required();
     c->add_option("DESTDIR", a->dest, "Destination directory (new or empty)")->required();
     c->add_flag("--no-sync", a->no_sync, "Do not fsync restored files (faster, not crash-safe)");
