@@ -3,8 +3,9 @@
 #  1. backup and restore of one disk image, livemount (encrypted) against restic's S3
 #     backend on the same RGW, two alternating rounds, the faster of each;
 #  2. through a latency-injecting proxy at 0, 20 and 50 ms per request: a cold sequential
-#     read of the disk through the live mount, and a pre-stage of the whole disk (--all),
-#     with the local read of the same image as the limit.
+#     read of the disk through the live mount, against `restic mount` of the same image in
+#     a restic repository on the same RGW, and a pre-stage of the whole disk (--all), with
+#     the local read of the same image as the limit.
 #   tools/bench/s3_bench.sh [SIZE_MIB=1024] [WORKDIR=/var/tmp/lm-s3-bench] [READ_MIB=256]
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -61,9 +62,11 @@ done
 repo=s3:$LM_S3_ENDPOINT/lm-read
 "$LM" init "$repo" >/dev/null 2>&1
 "$LM" backup "$repo" "$W/small" --vm small >/dev/null
+restic -r "s3:$LM_S3_ENDPOINT/restic-read" init >/dev/null 2>&1
+restic -r "s3:$LM_S3_ENDPOINT/restic-read" backup "$W/small/disk.raw" >/dev/null 2>&1
 timeit local_read cat "$W/small/disk.raw"
 port=${LM_S3_ENDPOINT##*:}
-declare -A cold prestage
+declare -A cold prestage rcold
 for ms in 0 20 50; do
   pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   python3 "$SRC/tools/bench/latency_proxy.py" "$pport" "127.0.0.1:$port" "$ms" >"$W/proxy.out" &
@@ -80,7 +83,16 @@ for ms in 0 20 50; do
   prestage[$ms]=$t
   "$LM" umount "$W/mnt-$ms" >/dev/null
   rm -rf "$W/cache-$ms" "$W/state-$ms"
-  kill "${PIDS[-1]}"
+  # restic mount of the same image through the same proxy, its cache empty.
+  mkdir -p "$W/mnt-restic"
+  rm -rf "$W/restic-cache"
+  restic -r "s3:http://127.0.0.1:$pport/restic-read" mount "$W/mnt-restic" >"$W/restic-mount.out" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 300); do [ -d "$W/mnt-restic/snapshots/latest" ] && break; sleep 0.1; done
+  timeit t cat "$W/mnt-restic/snapshots/latest$W/small/disk.raw"; rcold[$ms]=$t
+  kill -INT "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+  fusermount3 -u -z "$W/mnt-restic" 2>/dev/null || true
+  kill "${PIDS[-2]}"
 done
 
 echo
@@ -93,8 +105,8 @@ echo "| restore (page cache) | $(mbs $lm_r $MIB) MB/s ($lm_r s) | $(mbs $r_r $MI
 echo
 echo "Through the latency proxy ($READ_MIB MiB image; local read $(mbs $local_read $READ_MIB) MB/s):"
 echo
-echo "| added latency | cold sequential read through the mount | prestage --all (16 threads) |"
-echo "|---|---|---|"
+echo "| added latency | livemount cold sequential read | restic mount cold read | livemount / restic | prestage --all (16 threads) |"
+echo "|---|---|---|---|---|"
 for ms in 0 20 50; do
-  echo "| $ms ms | $(mbs ${cold[$ms]} $READ_MIB) MB/s (${cold[$ms]} s) | $(mbs ${prestage[$ms]} $READ_MIB) MB/s (${prestage[$ms]} s) |"
+  echo "| $ms ms | $(mbs ${cold[$ms]} $READ_MIB) MB/s (${cold[$ms]} s) | $(mbs ${rcold[$ms]} $READ_MIB) MB/s (${rcold[$ms]} s) | $(echo "scale=1; ${rcold[$ms]} / ${cold[$ms]}" | bc)x | $(mbs ${prestage[$ms]} $READ_MIB) MB/s (${prestage[$ms]} s) |"
 done
