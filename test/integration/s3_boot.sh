@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End to end on a real Ceph RGW: the sample VM, backed up into an encrypted S3 repository,
 # boots in QEMU (TCG) from the live mount, both flavours. A cold boot makes no more GETs
-# than chunks it fetched; a boot after a pre-stage makes no GET for a chunk at all; and a
-# boot during which radosgw is stopped for 30 s waits, then goes on, without an I/O error.
+# than chunks it fetched; a boot after a pre-stage makes no GET for a chunk at all; a boot
+# during which radosgw is stopped for 30 s waits, then goes on, without an I/O error; and a
+# boot during which radosgw restarts goes on too.
 LM=$1
 CLUSTER="bash $(cd "$(dirname "$0")" && pwd)/ceph/cluster.sh"
 source "$(dirname "$0")/lib.sh"
@@ -63,6 +64,22 @@ grep -q "LIVEMOUNT-GUEST: wrote /data/boot-log.txt" boot3.out || { cat boot3.out
 grep -qi "I/O error" boot3.out && { cat boot3.out; fail "the guest saw an I/O error"; }
 [ "$(STATE_DIR=$WORK/state3 stat_of mnt3 'j["reads"]["errors"]')" = 0 ] || fail "reads failed across the stop"
 $LM umount mnt3 >/dev/null
+
+note "radosgw restarted during a cold boot: the guest boots, no read fails"
+CACHE_DIR=$WORK/cache4 STATE_DIR=$WORK/state4 mount_repo "$R" mnt4 --readahead 0
+( BOOT_TIMEOUT=300 "$SRC/tools/boot-sample-vm.sh" mnt4/guest-kvm/latest/guest.qcow2 -snapshot >boot4.out 2>&1 ) & qemu=$!
+for _ in $(seq 100); do
+  [ "$(stat_of mnt4 "$chunk_gets")" -gt 5 ] && break
+  sleep 0.1
+done
+kill -0 $qemu 2>/dev/null || { cat boot4.out; fail "the boot ended before the restart"; }
+$CLUSTER restart-rgw "$LM_CEPH_DIR"
+wait $qemu || { cat boot4.out; fail "the boot failed across a radosgw restart"; }
+grep -q "LIVEMOUNT-GUEST: wrote /data/boot-log.txt" boot4.out || { cat boot4.out; fail "the guest did not finish"; }
+grep -qi "I/O error" boot4.out && { cat boot4.out; fail "the guest saw an I/O error across the restart"; }
+[ "$(stat_of mnt4 'j["reads"]["errors"]')" = 0 ] || fail "reads failed across the restart"
+$LM umount mnt4 >/dev/null
 check_log
 STATE_DIR=$WORK/state2 check_log
 STATE_DIR=$WORK/state3 check_log
+STATE_DIR=$WORK/state4 check_log "could not refresh|retry"

@@ -110,6 +110,27 @@ $LM forget "$R" raw --keep-last 1 --prune --max-unused 0% >forget.out || { cat f
   fail "forget removed the copy a media agent holds"
 cmp -s <(cat <&3) restored/raw/disk.raw || fail "the held copy reads differ after prune"
 exec 3<&-
+
+note "prune while a backup writes and a mount reads: prune refuses at once, nothing is lost"
+mkdir -p big && head -c $((192 << 20)) /dev/urandom >big/disk.raw
+$LM backup "$R" big --vm big >big.out 2>&1 & bk=$!
+python3 - "$LM_S3_ENDPOINT" "$(s3_bucket_of "$R")" <<'PY' || fail "the backup took no lock within 20 s"
+import sys, time, boto3
+s3 = boto3.client("s3", endpoint_url=sys.argv[1])
+for _ in range(200):
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=sys.argv[2], Prefix="repo/locks/").get("Contents", [])]
+    if any("/shared-" in k for k in keys):
+        sys.exit(0)
+    time.sleep(0.1)
+sys.exit(1)
+PY
+( cmp -s "mnt2/raw/$first/disk.raw" restored/raw/disk.raw ) & rd=$!
+expect_fail "the repository is in use" $LM prune "$R" --max-unused 0%
+wait $bk || { cat big.out; fail "the backup failed while prune was refused"; }
+wait $rd || fail "the mount read wrong bytes while prune was refused"
+$LM prune "$R" --max-unused 0% >prune2.out || { cat prune2.out; fail "prune after the backup"; }
+$LM restore "$R" big r-big >/dev/null && cmp -s r-big/disk.raw big/disk.raw || fail "the copy backed up during the refused prune"
+cmp -s "mnt2/raw/$first/disk.raw" restored/raw/disk.raw || fail "the mount reads wrong bytes after prune"
 $LM stats "$R" --json >rs.json || fail "stats REPO on S3"
 $LM verify "$R" --read-data >v2.out || { cat v2.out; fail "verify after prune on S3"; }
 $LM umount mnt2 >/dev/null
