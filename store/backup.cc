@@ -461,6 +461,9 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
     LM_RETURN_IF_ERROR(copy.Write(f.fidx, EncodeFidx(fc)));
     m.files.push_back(std::move(f));
   }
+  // A lock that may have been taken over (an object store unreachable for minutes) means a
+  // prune may have removed packs this copy needs: nothing is committed then.
+  LM_RETURN_IF_ERROR(lock->Check());
   LM_RETURN_IF_ERROR(writer.Finish());
 
   m.new_raw_bytes = writer.new_raw;
@@ -474,6 +477,7 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
   }
   m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
+  LM_RETURN_IF_ERROR(lock->Check());
   LM_RETURN_IF_ERROR(copy.Commit(m));
   if (o.progress) {
     progress.done_bytes = progress.total_bytes;

@@ -234,6 +234,9 @@ Result<PruneReport> RunPrune(Repository& repo, const PruneOptions& o) {
     index.packs.push_back({id, p.live});
     r.bytes_after += p.size;
   }
+  // Past this point prune replaces the index and deletes: only while its lock surely holds
+  // (a backup may have started if it lapsed).
+  LM_RETURN_IF_ERROR(lock->Check());
   if (!gone.empty()) {
     step("writing the index");
     std::string new_index = "index/" + RandomHex(16) + ".idx";
@@ -247,6 +250,7 @@ Result<PruneReport> RunPrune(Repository& repo, const PruneOptions& o) {
 
   // 4. The packs nothing names any more, then the leftovers.
   step("deleting " + std::to_string(gone.size()) + " packs");
+  LM_RETURN_IF_ERROR(lock->Check());
   for (const PackId& id : gone) LM_RETURN_IF_ERROR(be.Delete(PackRelPath(id)));
   for (const std::string& name : leftovers) LM_RETURN_IF_ERROR(be.Delete(name));
   for (const std::string& name : partial) LM_RETURN_IF_ERROR(be.DeletePartial(name));

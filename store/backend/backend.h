@@ -46,6 +46,10 @@ class ObjectWriter {
 class BackendLock {
  public:
   virtual ~BackendLock() = default;
+  // Ok while the lock is surely still this process's. A lock that lives in the store (an
+  // object store's) and could not be refreshed for long may be taken over by another
+  // process: then an error, and the holder must stop before it commits or deletes anything.
+  virtual Status Check() const { return Status::Ok(); }
 };
 
 enum class LockMode { kShared, kExclusive };

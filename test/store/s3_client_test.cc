@@ -287,3 +287,63 @@ TEST_CASE("HTTP client: the request rate limit holds", "[s3]") {
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   CHECK(s >= 0.35);  // 10 requests at 20/s with a burst of 2: at least 8/20 s
 }
+
+namespace {
+// Just enough of S3 for locks: create, read, delete, list with LastModified; and an outage.
+struct FakeStore {
+  std::mutex mu;
+  std::map<std::string, std::string> objects;  // target -> body
+  std::atomic<bool> down{false};
+  FakeReply Handle(const FakeRequest& r) {
+    if (down) return FakeReply{503, {}, "<Error><Code>ServiceUnavailable</Code></Error>", 0, false};
+    std::lock_guard<std::mutex> lock(mu);
+    std::string path = r.target.substr(0, r.target.find('?'));
+    if (r.method == "PUT") {
+      if (objects.count(path)) return FakeReply{412, {}, "<Error><Code>PreconditionFailed</Code></Error>", 0, false};
+      objects[path] = r.body;
+      return FakeReply{200, {}, "", 0, false};
+    }
+    if (r.method == "DELETE") {
+      objects.erase(path);
+      return FakeReply{204, {}, "", 0, false};
+    }
+    if (r.method == "GET" && r.target.find("list-type=2") != std::string::npos) {
+      std::string xml = "<ListBucketResult><IsTruncated>false</IsTruncated>";
+      char now[32];
+      time_t t = time(nullptr);
+      std::strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&t));
+      for (auto& [k, v] : objects) {
+        xml += "<Contents><Key>" + k.substr(std::strlen("/bucket/")) + "</Key><Size>" + std::to_string(v.size()) +
+               "</Size><LastModified>" + now + "</LastModified></Contents>";
+      }
+      return FakeReply{200, {}, xml + "</ListBucketResult>", 0, false};
+    }
+    if (r.method == "GET" && objects.count(path)) return FakeReply{200, {}, objects[path], 0, false};
+    return FakeReply{404, {}, "<Error><Code>NoSuchKey</Code></Error>", 0, false};
+  }
+};
+}  // namespace
+
+TEST_CASE("S3 lock: one not refreshed for long counts as lost, for good", "[s3]") {
+  FakeStore store;
+  FakeHttpServer server([&](const FakeRequest& r) { return store.Handle(r); });
+  std::string loc = "s3:" + server.endpoint() + "/bucket/pre";
+  S3BackendOptions o;
+  o.retry = FastRetries(0.3);
+  o.http.stall_timeout_s = 2;
+  o.lock.refresh_s = 1;
+  o.lock.stale_s = 3;  // lost after 2 s without a refresh
+  S3Backend be(loc, ParseLocation(loc).value(), Credentials{"AK", "SECRET", ""}, "us-east-1", o);
+  auto lock = be.Lock(LockMode::kShared);
+  REQUIRE(lock.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  CHECK((*lock)->Check().ok());  // refreshed meanwhile
+  store.down = true;
+  std::this_thread::sleep_for(std::chrono::milliseconds(3000));
+  Status s = (*lock)->Check();
+  CHECK(s.code() == Code::kIoError);
+  CHECK(s.message().find("without a refresh") != std::string::npos);
+  store.down = false;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // refreshed again, but
+  CHECK_FALSE((*lock)->Check().ok());                             // someone may have acted meanwhile
+}

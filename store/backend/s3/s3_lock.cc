@@ -39,8 +39,9 @@ std::string HolderOf(const std::string& name) {
 
 class S3Lock : public BackendLock {
  public:
-  S3Lock(S3Backend& backend, std::string holder, std::string body, int64_t refresh_s)
-      : backend_(backend), holder_(std::move(holder)), body_(std::move(body)), refresh_s_(refresh_s) {
+  S3Lock(S3Backend& backend, std::string holder, std::string body, const LockOptions& o)
+      : backend_(backend), holder_(std::move(holder)), body_(std::move(body)), refresh_s_(o.refresh_s),
+        stale_s_(o.stale_s), last_refresh_(std::chrono::steady_clock::now()) {
     thread_ = std::thread([this] { Refresh(); });
   }
   ~S3Lock() override {
@@ -55,28 +56,57 @@ class S3Lock : public BackendLock {
   }
   std::string Current() const { return holder_ + "-" + SeqHex(seq_); }
 
+  Status Check() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    NoteLapseLocked();
+    if (!lost_) return Status::Ok();
+    return Status::IoError(backend_.location() + ": the repository lock went " + std::to_string(lost_for_s_) +
+                           " s without a refresh (the object store did not answer), so another process may "
+                           "have taken it; stopping");
+  }
+
  private:
+  // Others see the lock stale `stale_s` after its newest object; it counts as lost a
+  // refresh period before that, and stays lost (someone may have acted meanwhile).
+  void NoteLapseLocked() const {
+    double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_refresh_).count();
+    if (since > double(stale_s_ - refresh_s_) && !lost_) {
+      lost_ = true;
+      lost_for_s_ = int64_t(since);
+    }
+  }
+
   // Publishes the next <seq>, then deletes the previous: a live lock always has an object.
+  // After a failure it tries again within seconds, not a whole period later.
   void Refresh() {
     std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::seconds(refresh_s_), [this] { return stop_; })) {
+    int64_t wait_s = refresh_s_;
+    while (!cv_.wait_for(lock, std::chrono::seconds(wait_s), [this] { return stop_; })) {
       lock.unlock();
       std::string old = Current();
       Status s = backend_.Put(holder_ + "-" + SeqHex(seq_ + 1), body_);
       if (s.ok()) {
         seq_++;
-        s = backend_.Delete(old);
+        Status d = backend_.Delete(old);  // a leftover older seq is harmless: the newest counts
+        if (!d.ok()) LogWarn("could not delete the previous repository lock object: " + d.ToString());
+      } else {
+        LogWarn("could not refresh the repository lock: " + s.ToString());
       }
-      if (!s.ok()) LogWarn("could not refresh the repository lock: " + s.ToString());
       lock.lock();
+      NoteLapseLocked();
+      if (s.ok()) last_refresh_ = std::chrono::steady_clock::now();
+      wait_s = s.ok() ? refresh_s_ : std::min<int64_t>(refresh_s_, 5);
     }
   }
 
   S3Backend& backend_;
   std::string holder_, body_;
-  int64_t refresh_s_;
+  int64_t refresh_s_, stale_s_;
+  std::chrono::steady_clock::time_point last_refresh_;  // of the newest object (under mu_)
+  mutable bool lost_ = false;
+  mutable int64_t lost_for_s_ = 0;
   uint32_t seq_ = 0;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
   std::thread thread_;
@@ -98,6 +128,14 @@ Result<std::map<std::string, Holder>> LiveLocks(S3Backend& backend, S3Client& cl
   for (auto& [h, obj] : newest) {
     if (obj.last_modified > 0 && now - obj.last_modified > o.stale_s) continue;  // stale by server time
     Holder who;
+    who.mode = h.rfind("locks/shared-", 0) == 0 ? "shared" : "exclusive";
+    who.host = h.substr(h.find('-') + 1);  // "<host>-<pid>-<rand>" for messages
+    // Only a lock of this host can be judged by its process: only then is its body needed.
+    if (h.rfind("locks/" + who.mode + "-" + HostName() + "-", 0) != 0) {
+      live[h] = who;
+      continue;
+    }
+    who.mode.clear();
     auto body = backend.ReadAll(obj.key);
     if (body.ok()) {
       json j = json::parse(*body, nullptr, false);
@@ -134,12 +172,12 @@ Result<std::unique_ptr<BackendLock>> AcquireLock(S3Backend& backend, S3Client& c
   for (;;) {
     std::string first = holder + "-" + SeqHex(0);
     LM_RETURN_IF_ERROR(backend.Put(first, body.dump()));
-    auto lock = std::make_unique<S3Lock>(backend, holder, body.dump(), o.refresh_s);
+    auto lock = std::make_unique<S3Lock>(backend, holder, body.dump(), o);
     LM_ASSIGN_OR_RETURN(auto others, LiveLocks(backend, client, holder, o));
     std::string conflict;
     for (auto& [h, who] : others) {
       if (mode == LockMode::kExclusive || who.mode == "exclusive") {
-        conflict = who.mode + " lock of " + who.host + " (pid " + std::to_string(who.pid) + ")";
+        conflict = who.mode + " lock of " + who.host + (who.pid ? " (pid " + std::to_string(who.pid) + ")" : "");
         if (who.mode == "exclusive") break;
       }
     }
