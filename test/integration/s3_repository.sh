@@ -17,6 +17,7 @@ expect_fail "expected s3:http" $LM list "s3:ftp://127.0.0.1/bucket"
 expect_fail "not a valid bucket name" $LM list "s3:$LM_S3_ENDPOINT/Bad_Bucket!"
 expect_fail "does not exist" $LM list "$(s3_repo missing)"
 AWS_SECRET_ACCESS_KEY=wrong expect_fail "access denied" $LM list "$R"
+LIVEMOUNT_S3_CONNECTIONS=0 expect_fail "LIVEMOUNT_S3_CONNECTIONS: expected a number from 1 to 256" $LM list "$R"
 (unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY; HOME=$WORK expect_fail "no S3 credentials" $LM list "$R")
 
 note "credentials from a profile in ~/.aws/credentials"

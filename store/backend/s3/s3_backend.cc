@@ -3,6 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdlib>
 
 #include "base/json_bytes.h"
@@ -186,11 +187,36 @@ Result<std::unique_ptr<BackendLock>> S3Backend::Lock(LockMode mode) {
   return AcquireLock(*this, client_, mode, options_.lock);
 }
 
+Status ApplyEnvironmentTuning(const EnvLookup& getenv_fn, S3BackendOptions* options) {
+  auto number = [&](const char* name, double lo, double hi, double* out) -> Status {
+    const char* v = getenv_fn(name);
+    if (!v || !*v) return Status::Ok();
+    char* end = nullptr;
+    errno = 0;
+    double d = std::strtod(v, &end);
+    if (errno != 0 || *end != '\0' || !(d >= lo && d <= hi)) {
+      return Status::Invalid(std::string(name) + ": expected a number from " + std::to_string(int64_t(lo)) + " to " +
+                             std::to_string(int64_t(hi)) + ", got '" + v + "'");
+    }
+    *out = d;
+    return Status::Ok();
+  };
+  double connections = options->http.max_in_flight;
+  LM_RETURN_IF_ERROR(number("LIVEMOUNT_S3_CONNECTIONS", 1, 256, &connections));
+  if (connections != double(unsigned(connections))) {
+    return Status::Invalid("LIVEMOUNT_S3_CONNECTIONS: expected a whole number of requests in flight");
+  }
+  options->http.max_in_flight = unsigned(connections);
+  LM_RETURN_IF_ERROR(number("LIVEMOUNT_S3_MAX_RATE", 0, 1e6, &options->http.max_requests_per_second));
+  return number("LIVEMOUNT_S3_RETRY_FOR", 0, 86400, &options->retry.give_up_after_s);
+}
+
 Result<std::unique_ptr<Backend>> OpenS3Backend(const std::string& location, S3BackendOptions options) {
   LM_ASSIGN_OR_RETURN(Location where, ParseLocation(location));
   auto env = [](const char* n) { return static_cast<const char*>(std::getenv(n)); };
   auto creds = LoadCredentials(env);
   if (!creds.ok()) return creds.status().Context(location);
+  LM_RETURN_IF_ERROR(ApplyEnvironmentTuning(env, &options));
   LM_RETURN_IF_ERROR(options.http.validate());
   LM_RETURN_IF_ERROR(options.retry.validate());
   return std::unique_ptr<Backend>(

@@ -55,7 +55,14 @@ class S3Backend : public Backend {
   S3BackendOptions options_;
 };
 
-// Opens `location` (s3:...) with credentials and region from the environment.
+// Limits an administrator sets for a provider, from the environment (every command and the
+// media agent read them): LIVEMOUNT_S3_CONNECTIONS (requests in flight, 1-256, default 16),
+// LIVEMOUNT_S3_MAX_RATE (requests per second, 0 for none, the default) and
+// LIVEMOUNT_S3_RETRY_FOR (seconds a failing request is retried, default 180). A value that
+// is not a number in range is Invalid, naming the variable.
+Status ApplyEnvironmentTuning(const EnvLookup& getenv_fn, S3BackendOptions* options);
+
+// Opens `location` (s3:...) with credentials, region and tuning from the environment.
 Result<std::unique_ptr<Backend>> OpenS3Backend(const std::string& location, S3BackendOptions options = {});
 
 }  // namespace lm::s3
