@@ -118,3 +118,37 @@ TEST_CASE("leftovers of an interrupted backup are notes, not damage", "[verify]"
   CHECK(r.notes.size() == 2);
   CHECK(f.Open()->ListBackupIds("vm1")->size() == 1);
 }
+
+namespace {
+class PackReadCounter : public LocalBackend {
+ public:
+  using LocalBackend::LocalBackend;
+  Status ReadRange(const std::string& name, uint64_t offset, size_t length, std::string* out) override {
+    if (name.rfind("packs/", 0) == 0) pack_reads++;
+    return LocalBackend::ReadRange(name, offset, length, out);
+  }
+  std::atomic<int> pack_reads{0};
+};
+}  // namespace
+
+TEST_CASE("read-data reads neighbouring records of a pack together; damage is still per record",
+          "[verify]") {
+  Fixture f;
+  auto* counting = new PackReadCounter(f.repo_path, Env::Default());
+  auto repo = Repository::Open(std::unique_ptr<Backend>(counting), test::DefaultRepoOptions());
+  REQUIRE(repo.ok());
+  int before = counting->pack_reads;
+  REQUIRE(RunVerify(**repo, VerifyOptions{false}).ok());
+  int structure = counting->pack_reads - before;  // the pack's footer and table
+  before = counting->pack_reads;
+  auto r = RunVerify(**repo, VerifyOptions{true});
+  REQUIRE(r.ok());
+  CHECK(r->chunks_read == 80);
+  // One pack of 80 records, under 8 MiB: one read for all of them (80 one by one).
+  CHECK(counting->pack_reads - before == structure + 1);
+
+  test::FlipByte(f.OnlyPack(), 300);  // inside the first record
+  VerifyReport damaged = f.Verify(true);
+  CHECK(damaged.chunks_read == 80);
+  CHECK(damaged.damaged_chunks.size() == 1);
+}
