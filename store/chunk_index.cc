@@ -1,10 +1,13 @@
 #include "store/chunk_index.h"
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
 #include "base/bytes.h"
+#include "base/env.h"
 
 namespace lm {
 
@@ -108,9 +111,55 @@ void ChunkIndex::Add(const PackId& pack, const std::vector<PackEntry>& entries) 
   }
 }
 
+namespace {
+int64_t WallNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+std::string NewIndexName(int64_t now_ns) {
+  char t[17];
+  std::snprintf(t, sizeof t, "%016llx", static_cast<unsigned long long>(now_ns));
+  return "index/" + std::string(t) + RandomHex(8) + ".idx";
+}
+
+int64_t IndexNameTime(const std::string& name, int64_t now_ns) {
+  constexpr int64_t k2020 = 1577836800LL * 1000000000LL, kDay = 86400LL * 1000000000LL;
+  if (name.size() != 6 + 32 + 4 || name.rfind("index/", 0) != 0) return 0;
+  uint64_t t = 0;
+  for (size_t i = 6; i < 6 + 16; i++) {
+    char c = name[i];
+    int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (v < 0) return 0;
+    t = t << 4 | uint64_t(v);
+  }
+  if (t < uint64_t(k2020) || t > uint64_t(now_ns + kDay)) return 0;
+  return int64_t(t);
+}
+
+Status ChunkIndex::LoadNewest(Backend& backend, const RepoCrypto& crypto, int64_t now_ns, bool* found_bad) {
+  int64_t newest;
+  {
+    std::shared_lock lock(mu_);
+    newest = newest_name_ns_;
+  }
+  if (newest == 0) return LoadNew(backend, crypto, found_bad);
+  constexpr int64_t kHour = 3600LL * 1000000000LL;
+  char t[17];
+  std::snprintf(t, sizeof t, "%016llx", static_cast<unsigned long long>(newest - kHour));
+  LM_ASSIGN_OR_RETURN(auto objects, backend.ListAfter("index/", "index/" + std::string(t)));
+  return LoadListed(backend, crypto, objects, now_ns, found_bad);
+}
+
 Status ChunkIndex::LoadNew(Backend& backend, const RepoCrypto& crypto, bool* found_bad) {
-  if (found_bad) *found_bad = false;
   LM_ASSIGN_OR_RETURN(auto objects, backend.List("index/"));
+  return LoadListed(backend, crypto, objects, WallNowNs(), found_bad);
+}
+
+Status ChunkIndex::LoadListed(Backend& backend, const RepoCrypto& crypto, const std::vector<ObjectInfo>& objects,
+                              int64_t now_ns, bool* found_bad) {
+  if (found_bad) *found_bad = false;
   std::vector<std::string> names;
   {
     std::shared_lock lock(mu_);
@@ -137,6 +186,7 @@ Status ChunkIndex::LoadNew(Backend& backend, const RepoCrypto& crypto, bool* fou
       }
       std::unique_lock lock(mu_);
       loaded_files_.insert(name);
+      newest_name_ns_ = std::max(newest_name_ns_, IndexNameTime(name, now_ns));
       if (!c.ok()) {
         bad_files_.push_back(c.status().message());
         bad = true;
@@ -160,6 +210,7 @@ Status ChunkIndex::Reload(Backend& backend, const RepoCrypto& crypto, bool* foun
   packs_ = std::move(fresh.packs_);
   pack_nos_ = std::move(fresh.pack_nos_);
   loaded_files_ = std::move(fresh.loaded_files_);
+  newest_name_ns_ = fresh.newest_name_ns_;
   bad_files_ = std::move(fresh.bad_files_);
   return Status::Ok();
 }

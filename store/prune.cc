@@ -239,7 +239,7 @@ Result<PruneReport> RunPrune(Repository& repo, const PruneOptions& o) {
   LM_RETURN_IF_ERROR(lock->Check());
   if (!gone.empty()) {
     step("writing the index");
-    std::string new_index = "index/" + RandomHex(16) + ".idx";
+    std::string new_index = NewIndexName(repo.env()->NowMicros() * 1000);
     LM_RETURN_IF_ERROR(repo.WriteObject(new_index, EncodeIndexFile(index)));
     r.index_written = 1;
     for (const ObjectInfo& obj : old_index) {

@@ -173,6 +173,12 @@ Status Repository::Refresh() {
   return found_bad ? IndexUnindexedPacks() : Status::Ok();
 }
 
+Status Repository::RefreshNewest() {
+  bool found_bad = false;
+  LM_RETURN_IF_ERROR(index_.LoadNewest(*backend_, *crypto_, env()->NowMicros() * 1000, &found_bad));
+  return found_bad ? IndexUnindexedPacks() : Status::Ok();
+}
+
 Status Repository::Reload() {
   std::lock_guard lock(reload_mu_);  // one rebuild at a time; readers keep using the old map
   bool found_bad = false;
@@ -301,7 +307,10 @@ Status Repository::ReadChunk(const Digest& d, std::string* raw) {
   ChunkLocation loc;
   PackId pack;
   if (!index_.Find(d, &loc, &pack)) {
-    LM_RETURN_IF_ERROR(Refresh());
+    // A new backup's chunks: the index objects written since the newest one known (one
+    // short listing), then, if that was not enough, all of them.
+    LM_RETURN_IF_ERROR(RefreshNewest());
+    if (!index_.Find(d, &loc, &pack)) LM_RETURN_IF_ERROR(Refresh());
     if (!index_.Find(d, &loc, &pack)) {
       return Status::NotFound(path() + ": chunk " + d.ShortHex() + " is in no index");
     }

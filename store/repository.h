@@ -123,6 +123,8 @@ class Repository : public ChunkReader {
   // Picks up index files written since Open (by a backup that finished meanwhile).
   // A corrupt index file is skipped; the packs no index names are then read directly.
   Status Refresh();
+  // Refresh for the index objects named after the newest one known (ChunkIndex::LoadNewest).
+  Status RefreshNewest();
   // Rebuilds the index from scratch (after a prune replaced index objects and packs).
   Status Reload();
   // Every pack in the repository, by id (for verify and recovery).

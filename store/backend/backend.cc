@@ -2,6 +2,15 @@
 
 namespace lm {
 
+Result<std::vector<ObjectInfo>> Backend::ListAfter(const std::string& prefix, const std::string& start_after) {
+  LM_ASSIGN_OR_RETURN(auto all, List(prefix));
+  std::vector<ObjectInfo> out;
+  for (ObjectInfo& o : all) {
+    if (o.name > start_after) out.push_back(std::move(o));
+  }
+  return out;
+}
+
 Status Backend::Create(const std::string& name, std::string_view data) {
   LM_ASSIGN_OR_RETURN(auto writer, NewWriter(name));
   LM_RETURN_IF_ERROR(writer->Append(data));

@@ -68,6 +68,9 @@ class Backend {
   // Every complete object whose name starts with `prefix` ("" or a folder ending in '/'),
   // sorted by name. A prefix with nothing under it is an empty list, not NotFound.
   virtual Result<std::vector<ObjectInfo>> List(const std::string& prefix) = 0;
+  // Those of List(prefix) whose name sorts after `start_after` (an object store lists only
+  // those: one request for what is new when names grow with time).
+  virtual Result<std::vector<ObjectInfo>> ListAfter(const std::string& prefix, const std::string& start_after);
   // What interrupted writers left under `prefix` (temporary files, unfinished uploads):
   // invisible to List, reported by verify, deleted by maintenance.
   virtual Result<std::vector<std::string>> ListPartial(const std::string& prefix) = 0;

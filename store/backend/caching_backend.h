@@ -52,6 +52,9 @@ class CachingBackend : public Backend {
   std::string Describe(const std::string& name) const override { return inner_->Describe(name); }
   Status PrepareNew() override { return inner_->PrepareNew(); }
   Result<std::vector<ObjectInfo>> List(const std::string& prefix) override;
+  Result<std::vector<ObjectInfo>> ListAfter(const std::string& prefix, const std::string& start_after) override {
+    return inner_->ListAfter(prefix, start_after);  // a partial listing says nothing about what is gone
+  }
   Result<std::vector<std::string>> ListPartial(const std::string& prefix) override {
     return inner_->ListPartial(prefix);
   }

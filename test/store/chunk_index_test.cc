@@ -78,3 +78,63 @@ TEST_CASE("ChunkIndex loads new files, skips damaged ones and reports them", "[i
   CHECK(pack == b.packs[0].first);
   CHECK(idx.Packs().size() == 4);
 }
+
+TEST_CASE("index object names carry their time; older random ids and future times do not count", "[index]") {
+  const int64_t now = 1764150000LL * 1000000000LL;  // 2025-11-26
+  std::string name = NewIndexName(now);
+  CHECK(name.size() == 6 + 32 + 4);
+  CHECK(IndexNameTime(name, now) == now);
+  CHECK(NewIndexName(now + 1) > name);  // names grow with time
+  CHECK(IndexNameTime("index/" + RandomHex(16).replace(0, 1, "f") + ".idx", now) == 0);  // a random id
+  CHECK(IndexNameTime(NewIndexName(now + 2 * 86400LL * 1000000000LL), now) == 0);     // two days ahead
+  CHECK(IndexNameTime(NewIndexName(1000), now) == 0);                                  // before 2020
+  CHECK(IndexNameTime("index/" + std::string(32, 'g') + ".idx", now) == 0);
+}
+
+namespace {
+// Records how index objects are listed.
+class ListRecorder : public LocalBackend {
+ public:
+  using LocalBackend::LocalBackend;
+  Result<std::vector<ObjectInfo>> List(const std::string& prefix) override {
+    if (prefix == "index/") full_lists++;
+    return LocalBackend::List(prefix);
+  }
+  Result<std::vector<ObjectInfo>> ListAfter(const std::string& prefix, const std::string& start_after) override {
+    after.push_back(start_after);
+    auto all = LocalBackend::List(prefix);  // not List(): counted as a full listing
+    std::vector<ObjectInfo> out;
+    for (auto& o : *all)
+      if (o.name > start_after) out.push_back(o);
+    return out;
+  }
+  int full_lists = 0;
+  std::vector<std::string> after;
+};
+}  // namespace
+
+TEST_CASE("LoadNewest lists only what is named after the newest index known, less an hour", "[index]") {
+  test::TempDir dir;
+  REQUIRE(MkdirAll(dir / "index").ok());
+  const int64_t hour = 3600LL * 1000000000LL, now = 1764150000LL * 1000000000LL;
+  IndexFileContents a = Sample(), b = Sample(), c = Sample();
+  for (auto* x : {&b, &c}) x->packs.resize(1);
+  b.packs[0].second = {PackEntry{Digest::Of("new"), 16, 1, 1, Codec::kNone}};
+  c.packs[0].second = {PackEntry{Digest::Of("clock-behind"), 16, 1, 1, Codec::kNone}};
+  test::WriteFile(dir / NewIndexName(now - 5 * hour), EncodeIndexFile(a));
+  ListRecorder backend(dir.path(), Env::Default());
+  ChunkIndex idx;
+  REQUIRE(idx.LoadNew(backend, *RepoCrypto::None()).ok());
+  CHECK(idx.size() == 30);
+  test::WriteFile(dir / NewIndexName(now), EncodeIndexFile(b));
+  test::WriteFile(dir / NewIndexName(now - 7 * hour), EncodeIndexFile(c));  // a writer whose clock lags
+  int full = backend.full_lists;
+  REQUIRE(idx.LoadNewest(backend, *RepoCrypto::None(), now).ok());
+  CHECK(backend.full_lists == full);
+  REQUIRE(backend.after.size() == 1);
+  CHECK(backend.after[0] == NewIndexName(now - 6 * hour).substr(0, 6 + 16));
+  CHECK(idx.Contains(Digest::Of("new")));
+  CHECK_FALSE(idx.Contains(Digest::Of("clock-behind")));  // named before the start: a full listing finds it
+  REQUIRE(idx.LoadNew(backend, *RepoCrypto::None()).ok());
+  CHECK(idx.Contains(Digest::Of("clock-behind")));
+}

@@ -69,7 +69,7 @@ Status S3Backend::PrepareNew() {
   return Status::Ok();
 }
 
-Result<std::vector<ListedObject>> S3Backend::ListDetailed(const std::string& prefix) {
+Result<std::vector<ListedObject>> S3Backend::ListDetailed(const std::string& prefix, const std::string& start_after) {
   if (!prefix.empty() && prefix.back() != '/') return Status::Invalid("list: prefix must end in '/': " + prefix);
   const std::string& loc_prefix = client_.location().prefix;
   std::string key_prefix = loc_prefix.empty() ? prefix : loc_prefix + "/" + prefix;
@@ -78,6 +78,7 @@ Result<std::vector<ListedObject>> S3Backend::ListDetailed(const std::string& pre
   for (;;) {
     S3Request r{"GET", "", {{"list-type", "2"}, {"prefix", key_prefix}, {"max-keys", "1000"}}, {}, ""};
     if (!token.empty()) r.query.push_back({"continuation-token", token});
+    else if (!start_after.empty()) r.query.push_back({"start-after", loc_prefix.empty() ? start_after : loc_prefix + "/" + start_after});
     LM_ASSIGN_OR_RETURN(auto resp, client_.Send(r));
     if (resp.status != 200) return client_.ErrorFor(resp, location_ + ": list " + (prefix.empty() ? "objects" : prefix));
     auto page = ParseListPage(resp.body);
@@ -96,8 +97,10 @@ Result<std::vector<ListedObject>> S3Backend::ListDetailed(const std::string& pre
   return out;
 }
 
-Result<std::vector<ObjectInfo>> S3Backend::List(const std::string& prefix) {
-  LM_ASSIGN_OR_RETURN(auto listed, ListDetailed(prefix));
+Result<std::vector<ObjectInfo>> S3Backend::List(const std::string& prefix) { return ListAfter(prefix, ""); }
+
+Result<std::vector<ObjectInfo>> S3Backend::ListAfter(const std::string& prefix, const std::string& start_after) {
+  LM_ASSIGN_OR_RETURN(auto listed, ListDetailed(prefix, start_after));
   std::vector<ObjectInfo> out;
   out.reserve(listed.size());
   for (auto& o : listed) out.push_back({std::move(o.key), o.size});

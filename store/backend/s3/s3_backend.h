@@ -31,6 +31,7 @@ class S3Backend : public Backend {
   std::string Describe(const std::string& name) const override;
   Status PrepareNew() override;
   Result<std::vector<ObjectInfo>> List(const std::string& prefix) override;
+  Result<std::vector<ObjectInfo>> ListAfter(const std::string& prefix, const std::string& start_after) override;
   Result<std::vector<std::string>> ListPartial(const std::string& prefix) override;
   Status DeletePartial(const std::string& name) override;
   Result<uint64_t> Size(const std::string& name) override;
@@ -41,8 +42,9 @@ class S3Backend : public Backend {
   Result<std::unique_ptr<BackendLock>> Lock(LockMode mode) override;
   std::optional<RequestStats> Requests() const override { return client_.Stats(); }
 
-  // The listing with each object's LastModified (server time), for locks.
-  Result<std::vector<ListedObject>> ListDetailed(const std::string& prefix);
+  // The listing with each object's LastModified (server time), for locks; from after
+  // `start_after` (a name) if given.
+  Result<std::vector<ListedObject>> ListDetailed(const std::string& prefix, const std::string& start_after = "");
   // Creates `name` with `data` unless it exists (Exists then).
   Status Put(const std::string& name, const std::string& data);
   S3Client& client() { return client_; }
