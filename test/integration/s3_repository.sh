@@ -97,6 +97,12 @@ wait $p2 || { cat c2.out; fail "concurrent backup 2"; }
 wait $reader || fail "a media agent read wrong bytes during the backups"
 $LM restore "$R" c1 r-c1 >/dev/null && cmp -s r-c1/disk.qcow2 vms/qcow2/disk.qcow2 || fail "restore of concurrent backup 1"
 $LM restore "$R" c2 r-c2 >/dev/null && same_tree vms/vmdk-flat r-c2
+# New data backed up after the mount started: its chunks are in index objects the mount
+# finds with a listing of what is newer than it knows (start-after).
+mkdir -p fresh && head -c $((4 << 20)) /dev/urandom >fresh/disk.raw
+$LM backup "$R" fresh --vm fresh >/dev/null
+for _ in $(seq 50); do [ -e mnt/fresh/latest/disk.raw ] && break; sleep 0.2; done
+cmp -s mnt/fresh/latest/disk.raw fresh/disk.raw || fail "a running mount reads new data backed up after it started"
 
 note "forget and prune while a mount holds a copy"
 head -c $((2 << 20)) /dev/urandom | dd of=vms/raw/disk.raw bs=1M seek=3 conv=notrunc status=none
