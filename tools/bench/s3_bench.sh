@@ -5,7 +5,10 @@
 #  2. through a latency-injecting proxy at 0, 20 and 50 ms per request: a cold sequential
 #     read of the disk through the live mount, against `restic mount` of the same image in
 #     a restic repository on the same RGW, and a pre-stage of the whole disk (--all), with
-#     the local read of the same image as the limit.
+#     the local read of the same image as the limit;
+#  3. the recorded read trace of a real boot of the sample VM from the mount, replayed
+#     through the proxy at 20 and 50 ms: cold, after a pre-stage from the learned profile,
+#     and with `mount --prestage` (the replay starting at once), against the local files.
 #   tools/bench/s3_bench.sh [SIZE_MIB=1024] [WORKDIR=/var/tmp/lm-s3-bench] [READ_MIB=256]
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -95,6 +98,44 @@ for ms in 0 20 50; do
   kill "${PIDS[-2]}"
 done
 
+# 3. the sample VM's boot trace, replayed through the proxy.
+"$SRC/tools/make-sample-vm.sh" "$W/sample" --flavour kvm --name sample >/dev/null
+brepo=s3:$LM_S3_ENDPOINT/lm-boot
+"$LM" init "$brepo" >/dev/null 2>&1
+"$LM" backup "$brepo" "$W/sample" --vm sample >/dev/null
+mkdir -p "$W/mnt-rec"
+"$LM" mount "$brepo" "$W/mnt-rec" --cache-dir "$W/c-rec" --state-dir "$W/st" --record-reads "$W/boot.reads" >/dev/null
+"$SRC/tools/boot-sample-vm.sh" "$W/mnt-rec/sample/latest/sample.qcow2" -snapshot >/dev/null
+"$LM" umount "$W/mnt-rec" >/dev/null
+"$LM" profile learn sample --state-dir "$W/st" >/dev/null
+trace_reads=$(wc -l <"$W/boot.reads")
+trace_mib=$(awk '{s+=$3} END {printf "%.0f", s / 1048576}' "$W/boot.reads")
+replay_local=$(python3 "$SRC/tools/bench/replay.py" "$W/boot.reads" local "$W/sample")
+declare -A rp
+for ms in 20 50; do
+  pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  python3 "$SRC/tools/bench/latency_proxy.py" "$pport" "127.0.0.1:$port" "$ms" >"$W/proxy.out" &
+  PIDS+=($!)
+  for _ in $(seq 50); do grep -q ready "$W/proxy.out" && break; sleep 0.1; done
+  via=s3:http://127.0.0.1:$pport/lm-boot
+  m=$W/mnt-boot
+  mkdir -p "$m"
+  replay() { REPEAT=1 python3 "$SRC/tools/bench/replay.py" "$W/boot.reads" mount "$m"; }
+  rm -rf "$W/c-b"; "$LM" mount "$via" "$m" --cache-dir "$W/c-b" --state-dir "$W/st" --readahead 0 >/dev/null
+  rp[cold$ms]=$(replay); "$LM" umount "$m" >/dev/null
+  rm -rf "$W/c-b"; "$LM" mount "$via" "$m" --cache-dir "$W/c-b" --state-dir "$W/st" --readahead 0 >/dev/null
+  timeit t "$LM" prestage "$via" sample --mount "$m" --state-dir "$W/st"; rp[pre$ms]=$t
+  rp[after$ms]=$(replay); "$LM" umount "$m" >/dev/null
+  rm -rf "$W/c-b"; drop
+  t0=$(date +%s.%N)
+  "$LM" mount "$via" "$m" --cache-dir "$W/c-b" --state-dir "$W/st" --readahead 0 --prestage sample >/dev/null
+  replay >/dev/null
+  rp[during$ms]=$(printf '%.3f' "$(echo "$(date +%s.%N) - $t0" | bc)")
+  "$LM" umount "$m" >/dev/null
+  kill "${PIDS[-1]}"
+done
+ratio() { echo "scale=2; $1 / $replay_local" | bc; }
+
 echo
 echo "Image: $MIB MiB (half random, half text); $(nproc) cores; Ceph $(ceph --version | awk '{print $3}') RGW on this host; $(date -u +%Y-%m-%d)"
 echo
@@ -110,3 +151,11 @@ echo "|---|---|---|---|---|"
 for ms in 0 20 50; do
   echo "| $ms ms | $(mbs ${cold[$ms]} $READ_MIB) MB/s (${cold[$ms]} s) | $(mbs ${rcold[$ms]} $READ_MIB) MB/s (${rcold[$ms]} s) | $(echo "scale=1; ${rcold[$ms]} / ${cold[$ms]}" | bc)x | $(mbs ${prestage[$ms]} $READ_MIB) MB/s (${prestage[$ms]} s) |"
 done
+echo
+echo "Boot trace of the sample VM ($trace_reads reads, $trace_mib MiB), replayed with O_DIRECT; local files $replay_local s:"
+echo
+echo "| replay | 20 ms | 50 ms |"
+echo "|---|---|---|"
+echo "| cold live mount | ${rp[cold20]} s ($(ratio ${rp[cold20]})x) | ${rp[cold50]} s ($(ratio ${rp[cold50]})x) |"
+echo "| pre-staged (prestage took ${rp[pre20]} s / ${rp[pre50]} s) | ${rp[after20]} s ($(ratio ${rp[after20]})x) | ${rp[after50]} s ($(ratio ${rp[after50]})x) |"
+echo "| mount --prestage, replay at once (from mount) | ${rp[during20]} s ($(ratio ${rp[during20]})x) | ${rp[during50]} s ($(ratio ${rp[during50]})x) |"
