@@ -170,6 +170,13 @@ Status LeaseWriter::Add(const std::string& backup, const std::string& why) {
   if (it != holds_.end() && std::find(it->second.begin(), it->second.end(), why) != it->second.end()) {
     return Status::Ok();
   }
+  if (it != holds_.end() && !it->second.empty()) {
+    // Already held (a pin): the published lease protects it, and the reason is only shown.
+    // No request now, so the hypervisor's first open of a pre-staged copy waits on nothing;
+    // the next Set() publishes the reason.
+    added_[backup].push_back(why);
+    return Status::Ok();
+  }
   auto holds = holds_;
   holds[backup].push_back(why);
   added_[backup].push_back(why);

@@ -59,7 +59,8 @@ class LeaseWriter {
   // Holds added by Add() since the previous Set() are kept too (the caller computed
   // `holds` before them); the next Set() may drop them.
   Status Set(std::map<std::string, std::vector<std::string>> holds);
-  // Adds one hold now if the current lease lacks it (first open of a copy, a pin).
+  // Adds one hold now if the current lease lacks it (first open of a copy, a pin); a copy
+  // the lease already holds for another reason costs no request.
   Status Add(const std::string& backup, const std::string& why);
   void Release();
   int64_t ttl_s() const { return ttl_s_; }

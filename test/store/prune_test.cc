@@ -356,3 +356,22 @@ TEST_CASE("a lease keeps holds added while a refresh was computed, and knows its
   w.Release();
   CHECK(HeldCopies(backend, Env::Default())->empty());
 }
+
+TEST_CASE("a second reason to hold a copy already held costs no request until the next refresh", "[lease]") {
+  test::TempDir dir;
+  LocalBackend backend(dir.path(), Env::Default());
+  REQUIRE(backend.PrepareNew().ok());
+  LeaseWriter w(backend, Env::Default());
+  REQUIRE(w.Add("vm1@a", "pinned").ok());
+  auto before = backend.List("leases/");
+  REQUIRE(before->size() == 1);
+  REQUIRE(w.Add("vm1@a", "open files").ok());  // the hypervisor opens a pre-staged copy
+  auto after = backend.List("leases/");
+  REQUIRE(after->size() == 1);
+  CHECK(after->front().name == before->front().name);  // nothing written
+  REQUIRE(w.Set({{"vm1@a", {"pinned"}}}).ok());        // the keeper's next refresh
+  auto leases = ReadLeases(backend);
+  REQUIRE(leases->size() == 1);
+  auto why = leases->front().holds["vm1@a"];
+  CHECK(std::find(why.begin(), why.end(), "open files") != why.end());
+}
