@@ -47,6 +47,13 @@ struct Fixture {
     fc = *f;
   }
   uint64_t fetched() const { return repo->counters().chunks_read.load(); }
+  // The repository again, its pack reads counted in *counter.
+  std::unique_ptr<Repository> OpenCounting(test::PackReadCounter** counter) {
+    *counter = new test::PackReadCounter(dir / "repo", Env::Default());
+    auto r = Repository::Open(std::unique_ptr<Backend>(*counter), test::DefaultRepoOptions());
+    REQUIRE(r.ok());
+    return std::move(r).value();
+  }
 };
 }  // namespace
 
@@ -118,48 +125,33 @@ TEST_CASE("a damaged chunk is an error for its range only, never zeros", "[chunk
   CHECK(src.Stats().fetch_errors == 2);
 }
 
-namespace {
-// Counts pack reads on their way to the disk.
-class CountingReadEnv : public EnvWrapper {
- public:
-  explicit CountingReadEnv(Env* target) : EnvWrapper(target) {}
-  Status PRead(int fd, void* buf, size_t n, uint64_t off, size_t* got, const std::string& path) override {
-    if (path.find("/packs/") != std::string::npos) pack_reads++;
-    return EnvWrapper::PRead(fd, buf, n, off, got, path);
-  }
-  std::atomic<int> pack_reads{0};
-};
-}  // namespace
 
 TEST_CASE("a batch of neighbouring chunks is fetched with one read, and a damaged one fails alone",
           "[chunk_source]") {
   Fixture f;
-  CountingReadEnv counting(Env::Default());
-  RepoOptions o = test::DefaultRepoOptions();
-  o.env = &counting;
-  auto repo = Repository::Open(f.dir / "repo", o);
-  REQUIRE(repo.ok());
-  ChunkSource src(**repo, *f.cache);
-  int before = counting.pack_reads;
+  test::PackReadCounter* counting = nullptr;
+  auto repo = f.OpenCounting(&counting);
+  ChunkSource src(*repo, *f.cache);
+  int before = counting->pack_reads;
   auto r = src.EnsureBatch(f.fc.digests, "t", true);
   CHECK(r.fetched == 14);  // 16 chunks, two of them zero
   CHECK(r.failed == 0);
-  CHECK(counting.pack_reads - before == 1);
+  CHECK(counting->pack_reads - before == 1);
   src.Drain();
   std::string out(f.disk.size(), 'x');
-  int after = counting.pack_reads;
+  int after = counting->pack_reads;
   REQUIRE(src.Read(f.fc, "t", 0, f.disk.size(), out.data()).ok());
   CHECK(out == f.disk);
-  CHECK(counting.pack_reads == after);  // all from the cache
+  CHECK(counting->pack_reads == after);  // all from the cache
 
   // A damaged chunk in a fresh cache: the batch falls back to single reads, and only the
   // damaged chunk fails.
-  auto packs = (*repo)->ListPacks();
+  auto packs = repo->ListPacks();
   REQUIRE(packs->size() == 1);
   test::TempDir other;
   auto c2 = ReadCache::Open(CacheOptions{Env::Default(), other / "cache", 64 * kChunk, kChunk});
   REQUIRE(c2.ok());
-  ChunkSource src2(**repo, **c2);
+  ChunkSource src2(*repo, **c2);
   test::FlipByte(f.dir / ("repo/" + PackRelPath((*packs)[0])), 100);  // inside the first record
   auto r2 = src2.EnsureBatch(f.fc.digests, "t", false);
   CHECK(r2.failed == 1);
@@ -169,26 +161,23 @@ TEST_CASE("a batch of neighbouring chunks is fetched with one read, and a damage
 TEST_CASE("a read over several missing chunks fetches them with one read; a damaged one fails the read",
           "[chunk_source]") {
   Fixture f;
-  CountingReadEnv counting(Env::Default());
-  RepoOptions o = test::DefaultRepoOptions();
-  o.env = &counting;
-  auto repo = Repository::Open(f.dir / "repo", o);
-  REQUIRE(repo.ok());
-  ChunkSource src(**repo, *f.cache);
-  int before = counting.pack_reads;
+  test::PackReadCounter* counting = nullptr;
+  auto repo = f.OpenCounting(&counting);
+  ChunkSource src(*repo, *f.cache);
+  int before = counting->pack_reads;
   std::string out(5 * kChunk, 'x');
   REQUIRE(src.Read(f.fc, "t", kChunk + 3, out.size(), out.data()).ok());  // touches chunks 1-6
   CHECK(out == f.disk.substr(kChunk + 3, out.size()));
-  CHECK(counting.pack_reads - before == 1);  // one per chunk was 6
+  CHECK(counting->pack_reads - before == 1);  // one per chunk was 6
 
   // A damaged chunk among them fails the read (never zeros), naming the file's offset.
   test::TempDir other;
   auto c2 = ReadCache::Open(CacheOptions{Env::Default(), other / "cache", 64 * kChunk, kChunk});
   REQUIRE(c2.ok());
-  ChunkSource src2(**repo, **c2);
+  ChunkSource src2(*repo, **c2);
   ChunkLocation loc;
-  REQUIRE((*repo)->index().Find(f.fc.digests[4], &loc, nullptr));
-  auto packs = (*repo)->ListPacks();
+  REQUIRE(repo->index().Find(f.fc.digests[4], &loc, nullptr));
+  auto packs = repo->ListPacks();
   test::FlipByte(f.dir / ("repo/" + PackRelPath((*packs)[0])), loc.offset + kRecordHeaderSize + 10);
   Status s = src2.Read(f.fc, "vm@1:disk.raw", 0, 6 * kChunk, out.data());
   CHECK(s.code() == Code::kCorrupt);
@@ -199,33 +188,27 @@ TEST_CASE("a read over several missing chunks fetches them with one read; a dama
 
 TEST_CASE("read-ahead fetches a run of queued chunks with one read", "[chunk_source]") {
   Fixture f;
-  CountingReadEnv counting(Env::Default());
-  RepoOptions o = test::DefaultRepoOptions();
-  o.env = &counting;
-  auto repo = Repository::Open(f.dir / "repo", o);
-  REQUIRE(repo.ok());
+  test::PackReadCounter* counting = nullptr;
+  auto repo = f.OpenCounting(&counting);
   ChunkSourceOptions so;
   so.fetch_threads = 1;
-  ChunkSource src(**repo, *f.cache, so);
-  int before = counting.pack_reads;
+  ChunkSource src(*repo, *f.cache, so);
+  int before = counting->pack_reads;
   src.Prefetch(f.fc.digests, "t");
   src.Drain();
   CHECK(src.Stats().readahead_fetched == 14);
-  CHECK(counting.pack_reads - before == 1);  // 14 chunks, all of them < kReadAheadBatch
+  CHECK(counting->pack_reads - before == 1);  // 14 chunks, all of them < kReadAheadBatch
 }
 
 TEST_CASE("chunks a short gap apart in a pack are read with one read", "[chunk_source]") {
   Fixture f;
-  CountingReadEnv counting(Env::Default());
-  RepoOptions o = test::DefaultRepoOptions();
-  o.env = &counting;
-  auto repo = Repository::Open(f.dir / "repo", o);
-  REQUIRE(repo.ok());
+  test::PackReadCounter* counting = nullptr;
+  auto repo = f.OpenCounting(&counting);
   std::vector<Digest> every_other{f.fc.digests[0], f.fc.digests[2], f.fc.digests[4], f.fc.digests[9]};
   std::vector<std::string> raws;
-  int before = counting.pack_reads;
-  REQUIRE((*repo)->ReadChunks(every_other, &raws).ok());
-  CHECK(counting.pack_reads - before == 1);
+  int before = counting->pack_reads;
+  REQUIRE(repo->ReadChunks(every_other, &raws).ok());
+  CHECK(counting->pack_reads - before == 1);
   CHECK(raws[1] == f.disk.substr(2 * kChunk, kChunk));
   CHECK(raws[3] == f.disk.substr(9 * kChunk, kChunk));
 }

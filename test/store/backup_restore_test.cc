@@ -193,18 +193,6 @@ TEST_CASE("restore of a damaged chunk fails loudly and leaves no partial file", 
   CHECK_FALSE(PathExists(dir / "out/disk.raw"));
 }
 
-namespace {
-// Counts the ranged reads of packs, passing everything to a directory.
-class CountingBackend : public LocalBackend {
- public:
-  using LocalBackend::LocalBackend;
-  Status ReadRange(const std::string& name, uint64_t offset, size_t length, std::string* out) override {
-    if (name.rfind("packs/", 0) == 0) pack_reads++;
-    return LocalBackend::ReadRange(name, offset, length, out);
-  }
-  std::atomic<int> pack_reads{0};
-};
-}  // namespace
 
 TEST_CASE("restore reads neighbouring chunks of a pack with one request", "[restore]") {
   test::TempDir dir;
@@ -212,7 +200,7 @@ TEST_CASE("restore reads neighbouring chunks of a pack with one request", "[rest
   test::WriteFile(dir / "vm/disk.raw", test::RandomBytes(1 << 20, 9));  // 256 chunks of 4 KiB
   auto repo = MakeRepo(dir);
   Backup(*repo, "vm1", dir / "vm");
-  auto* counting = new CountingBackend(dir / "repo", Env::Default());
+  auto* counting = new test::PackReadCounter(dir / "repo", Env::Default());
   RepoOptions o;
   o.env = Env::Default();
   auto fresh = Repository::Open(std::unique_ptr<Backend>(counting), o);

@@ -119,22 +119,11 @@ TEST_CASE("leftovers of an interrupted backup are notes, not damage", "[verify]"
   CHECK(f.Open()->ListBackupIds("vm1")->size() == 1);
 }
 
-namespace {
-class PackReadCounter : public LocalBackend {
- public:
-  using LocalBackend::LocalBackend;
-  Status ReadRange(const std::string& name, uint64_t offset, size_t length, std::string* out) override {
-    if (name.rfind("packs/", 0) == 0) pack_reads++;
-    return LocalBackend::ReadRange(name, offset, length, out);
-  }
-  std::atomic<int> pack_reads{0};
-};
-}  // namespace
 
 TEST_CASE("read-data reads neighbouring records of a pack together; damage is still per record",
           "[verify]") {
   Fixture f;
-  auto* counting = new PackReadCounter(f.repo_path, Env::Default());
+  auto* counting = new test::PackReadCounter(f.repo_path, Env::Default());
   auto repo = Repository::Open(std::unique_ptr<Backend>(counting), test::DefaultRepoOptions());
   REQUIRE(repo.ok());
   int before = counting->pack_reads;
