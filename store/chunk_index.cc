@@ -152,6 +152,11 @@ Status ChunkIndex::LoadNewest(Backend& backend, const RepoCrypto& crypto, int64_
   return LoadListed(backend, crypto, objects, now_ns, found_bad);
 }
 
+Status ChunkIndex::LoadNamed(Backend& backend, const RepoCrypto& crypto, const std::vector<ObjectInfo>& objects,
+                             bool* found_bad) {
+  return LoadListed(backend, crypto, objects, WallNowNs(), found_bad);
+}
+
 Status ChunkIndex::LoadNew(Backend& backend, const RepoCrypto& crypto, bool* found_bad) {
   LM_ASSIGN_OR_RETURN(auto objects, backend.List("index/"));
   return LoadListed(backend, crypto, objects, WallNowNs(), found_bad);

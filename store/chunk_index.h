@@ -58,6 +58,10 @@ class ChunkIndex {
   // writers whose clocks lag (one short listing on an object store). It may miss an object
   // of a writer whose clock lags more: a reader that still lacks a digest calls LoadNew.
   Status LoadNewest(Backend& backend, const RepoCrypto& crypto, int64_t now_ns, bool* found_bad = nullptr);
+  // Loads these index objects (not loaded yet) without listing: a media agent's local
+  // copies, so it starts without asking the store what there is.
+  Status LoadNamed(Backend& backend, const RepoCrypto& crypto, const std::vector<ObjectInfo>& objects,
+                   bool* found_bad = nullptr);
   // Rebuilds the index from the index objects there are now (after prune replaced some).
   Status Reload(Backend& backend, const RepoCrypto& crypto, bool* found_bad = nullptr);
   std::vector<std::string> BadFiles() const;  // "path: what is wrong"

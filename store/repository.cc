@@ -119,6 +119,17 @@ Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<Backend> ba
     auto caching = std::make_unique<CachingBackend>(std::move(repo->backend_), *options.object_cache, ns);
     repo->caching_ = caching.get();
     repo->backend_ = std::move(caching);
+    // A media agent starts from the index objects it has copies of, without a listing:
+    // a backup made since is found when a read meets one of its chunks (RefreshNewest),
+    // and a copy of an index prune replaced only costs a reload when it is used.
+    std::vector<ObjectInfo> cached = repo->caching_->CachedNames("index/");
+    if (!cached.empty()) {
+      bool found_bad = false;
+      LM_RETURN_IF_ERROR(repo->index_.LoadNamed(*repo->backend_, *repo->crypto_, cached, &found_bad));
+      if (!found_bad) return repo;
+      LM_RETURN_IF_ERROR(repo->Reload());  // a damaged copy: start from what the store has
+      return repo;
+    }
   }
   LM_RETURN_IF_ERROR(repo->Refresh());
   return repo;

@@ -175,7 +175,7 @@ class Repository : public ChunkReader {
   ChunkIndex index_;
   std::mutex reload_mu_;
   RepoCounters counters_;
-  const CachingBackend* caching_ = nullptr;  // backend_ itself, when it keeps local copies
+  CachingBackend* caching_ = nullptr;  // backend_ itself, when it keeps local copies
 };
 
 // The backend for a location: a directory (the only kind so far).

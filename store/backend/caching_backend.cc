@@ -55,6 +55,12 @@ Result<std::vector<ObjectInfo>> CachingBackend::List(const std::string& prefix) 
   return objects;
 }
 
+std::vector<ObjectInfo> CachingBackend::CachedNames(const std::string& prefix) {
+  std::vector<ObjectInfo> out;
+  for (const std::string& key : cache_.Keys(Key(prefix))) out.push_back({key.substr(ns_.size()), 0});
+  return out;
+}
+
 Status CachingBackend::Delete(const std::string& name) {
   LM_RETURN_IF_ERROR(inner_->Delete(name));
   if (Cacheable(name)) cache_.Erase({Key(name)});

@@ -47,6 +47,8 @@ class CachingBackend : public Backend {
   // backup.json.sha256,profile.json,files/*.fidx}.
   static bool Cacheable(std::string_view name);
   ObjectCacheStats Stats() const { return {hits_, misses_, dropped_}; }
+  // The names under `prefix` this cache holds copies of (sizes unknown: 0), sorted.
+  std::vector<ObjectInfo> CachedNames(const std::string& prefix);
 
   const std::string& location() const override { return inner_->location(); }
   std::string Describe(const std::string& name) const override { return inner_->Describe(name); }
