@@ -59,7 +59,15 @@ MountStats AgentControl::Stats() {
   m.writes = {f.write_requests.load(), f.write_bytes.load()};
   m.overlays = Overlays(p_.options.state_dir);
   m.readahead = {s.readahead_queued, s.readahead_fetched};
-  m.prestage = {staged_chunks_.load(), staged_bytes_.load(), running_.load(), s.background_yields};
+  m.prestage = {staged_chunks_.load(), staged_bytes_.load(), running_.load(), s.background_yields,
+                remaining_chunks_.load(), remaining_bytes_.load(), 0};
+  {
+    std::lock_guard lock(busy_mu_);
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - busy_since_).count();
+    uint64_t moved = m.prestage.bytes - busy_bytes_;
+    if (m.prestage.running > 0 && elapsed > 0.5 && moved > 0)
+      m.prestage.seconds_left = static_cast<double>(m.prestage.remaining_bytes) / (moved / elapsed);
+  }
   if (auto rq = p_.repo.backend().Requests()) {
     for (int k = 0; k < kIoKinds; k++) {
       const KindStats& q = rq->kinds[k];
@@ -89,6 +97,8 @@ Result<PrestageReply> AgentControl::Prestage(const PrestageRequest& r) {
   po.pin_until = r.pin_until;
   po.staged_chunks = &staged_chunks_;
   po.staged_bytes = &staged_bytes_;
+  po.remaining_chunks = &remaining_chunks_;
+  po.remaining_bytes = &remaining_bytes_;
   po.cancel = &stopping_;
   {
     // Held before the first chunk is fetched: forget must not take the copy meanwhile.
@@ -96,7 +106,10 @@ Result<PrestageReply> AgentControl::Prestage(const PrestageRequest& r) {
     pinned_.insert(ref.Name());
   }
   Hold(ref, "pinned");
-  running_++;
+  {
+    std::lock_guard lock(busy_mu_);
+    if (running_++ == 0) busy_since_ = std::chrono::steady_clock::now(), busy_bytes_ = staged_bytes_.load();
+  }
   auto sum = lm::Prestage(p_.repo, p_.source, ref, *p, po);
   running_--;
   LM_RETURN_IF_ERROR(sum.status());

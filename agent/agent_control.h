@@ -61,6 +61,11 @@ class AgentControl {
   std::mutex pinned_mu_;
   std::set<std::string> pinned_;  // "vm@id" pre-staged with pins for the mount's life
   std::atomic<uint64_t> staged_chunks_{0}, staged_bytes_{0}, running_{0};
+  std::atomic<uint64_t> remaining_chunks_{0}, remaining_bytes_{0};
+  // Since when pre-stagings run without a pause, and staged_bytes_ then: their rate.
+  std::mutex busy_mu_;
+  std::chrono::steady_clock::time_point busy_since_;
+  uint64_t busy_bytes_ = 0;
   std::atomic<bool> stopping_{false};
 };
 

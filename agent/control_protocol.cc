@@ -209,7 +209,9 @@ json Encode(const MountStats& s) {
       {"readahead", {{"queued", s.readahead.queued}, {"fetched", s.readahead.fetched}}},
       {"prestage",
        {{"chunks", s.prestage.chunks}, {"bytes", s.prestage.bytes}, {"running", s.prestage.running},
-        {"yielded_to_guest_reads", s.prestage.yielded_to_guest_reads}}},
+        {"yielded_to_guest_reads", s.prestage.yielded_to_guest_reads},
+        {"remaining_chunks", s.prestage.remaining_chunks}, {"remaining_bytes", s.prestage.remaining_bytes},
+        {"seconds_left", s.prestage.seconds_left}}},
       {"requests", requests},
       {"metadata", {{"hits", s.metadata.hits}, {"misses", s.metadata.misses}, {"dropped", s.metadata.dropped}}},
       {"namespace", {{"nodes", s.namespace_nodes}}},
@@ -298,6 +300,9 @@ Result<MountStats> DecodeReply<MountStats>(const json& j) {
   ps.Read("bytes", &s.prestage.bytes);
   ps.Read("running", &s.prestage.running);
   ps.Read("yielded_to_guest_reads", &s.prestage.yielded_to_guest_reads);
+  ps.Read("remaining_chunks", &s.prestage.remaining_chunks);
+  ps.Read("remaining_bytes", &s.prestage.remaining_bytes);
+  ps.Read("seconds_left", &s.prestage.seconds_left);
   if (const json* rq = r.Raw("requests"); rq && rq->is_object()) {
     for (auto& [kind, v] : rq->items()) {
       FieldReader k(&v, "requests." + kind + ".");

@@ -37,7 +37,7 @@ struct PrestageRequest {
   std::string profile;  // absolute path of a profile file, "" for the agent's choice
   bool all = false;     // then every other chunk of the copy too
   int64_t pin_until = 0;  // unix seconds; 0: for as long as the mount lives
-  uint64_t threads = 4;   // parallel fetches (1-64)
+  uint64_t threads = 8;   // parallel fetches (1-64)
 };
 struct DiscardRequest {
   std::string backup;  // VM@BACKUP
@@ -86,6 +86,8 @@ struct MountStats {
   } readahead;
   struct Prestage {
     uint64_t chunks = 0, bytes = 0, running = 0, yielded_to_guest_reads = 0;
+    uint64_t remaining_chunks = 0, remaining_bytes = 0;  // of the pre-stagings running now
+    double seconds_left = 0;  // at their rate so far; 0 when none runs or no rate is known yet
   } prestage;
   // Object-store requests by kind of I/O ("guest", "prestage", "hydrate", "other"); empty
   // for a repository in a directory.

@@ -1,6 +1,9 @@
-// The pre-stager: copies the chunks a profile names, in profile order, from the repository
-// into the read-cache, with parallel fetches, so a boot finds them local. `all` goes on with
-// every other chunk of the backup copy afterwards (hydration).
+// The pre-stager: copies the chunks a profile names, in profile (boot) order, from the
+// repository into the read-cache, so a boot finds them local. It streams the profile window
+// by window, each fetch one ranged read of neighbouring chunks, many in flight; a guest
+// miss meanwhile is fetched at once beside them, or joins the fetch already bringing it.
+// `all` goes on with every other chunk of the backup copy afterwards (hydration), which
+// yields to guest reads.
 #pragma once
 
 #include <atomic>
@@ -14,12 +17,16 @@
 namespace lm {
 
 struct PrestageOptions {
-  unsigned threads = 4;
+  unsigned threads = 8;  // fetches in flight: an object store is latency-bound
   bool all = false;
   int64_t pin_until = 0;  // unix seconds; 0: no pin
   bool pin_session = false;  // pin until the owning process (the mount) ends
-  std::atomic<uint64_t>* staged_chunks = nullptr;  // counters to add to (a mount's stats)
-  std::atomic<uint64_t>* staged_bytes = nullptr;
+  std::atomic<uint64_t>* staged_chunks = nullptr;  // counters to add to as fetches end
+  std::atomic<uint64_t>* staged_bytes = nullptr;   // (a mount's stats)
+  // What is left to do (added when the plan is made, taken off as fetches end): a mount's
+  // stats show the bytes remaining and, from the rate so far, the time left.
+  std::atomic<uint64_t>* remaining_chunks = nullptr;
+  std::atomic<uint64_t>* remaining_bytes = nullptr;
   const std::atomic<bool>* cancel = nullptr;  // set: stop soon (the mount is ending)
   std::function<void(uint64_t done, uint64_t total)> progress;  // chunks
 };

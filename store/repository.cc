@@ -347,8 +347,8 @@ void Repository::CountChunkRead(const ChunkLocation& loc) {
   counters_.raw_bytes_read.fetch_add(loc.raw_len, std::memory_order_relaxed);
 }
 
-Status Repository::ReadChunks(const std::vector<Digest>& digests, std::vector<std::string>* raws) {
-  raws->assign(digests.size(), std::string());
+std::vector<Repository::ReadRun> Repository::PlanRuns(const std::vector<Digest>& digests,
+                                                     std::vector<size_t>* unknown) const {
   struct Item {
     size_t i;
     PackId pack;
@@ -357,42 +357,64 @@ Status Repository::ReadChunks(const std::vector<Digest>& digests, std::vector<st
   std::vector<Item> located;
   for (size_t i = 0; i < digests.size(); i++) {
     Item it{i, {}, {}};
-    if (!index_.Find(digests[i], &it.loc, &it.pack)) {
-      LM_RETURN_IF_ERROR(ReadChunk(digests[i], &(*raws)[i]));  // refreshes the index
-      continue;
-    }
-    located.push_back(it);
+    if (index_.Find(digests[i], &it.loc, &it.pack)) located.push_back(it);
+    else unknown->push_back(i);
   }
   // Records of one pack in offset order; a run of records close to each other is one read.
   std::sort(located.begin(), located.end(), [](const Item& a, const Item& b) {
     return a.pack != b.pack ? a.pack < b.pack : a.loc.offset < b.loc.offset;
   });
   auto record_end = [](const Item& it) { return it.loc.offset + kRecordHeaderSize + it.loc.stored_len; };
+  std::vector<ReadRun> runs;
   for (size_t start = 0; start < located.size();) {
-    size_t end = start + 1;
-    uint64_t begin = located[start].loc.offset;
-    uint64_t stop = record_end(located[start]);
-    while (end < located.size() && located[end].pack == located[start].pack && located[end].loc.offset >= stop &&
-           located[end].loc.offset - stop <= kMaxCoalescedGap && record_end(located[end]) - begin <= kMaxCoalescedRead) {
-      stop = record_end(located[end]);
-      end++;
+    ReadRun run{located[start].pack, located[start].loc.offset, record_end(located[start]), {}};
+    run.items.emplace_back(located[start].i, located[start].loc);
+    size_t next = start + 1;
+    while (next < located.size() && located[next].pack == run.pack && located[next].loc.offset >= run.end &&
+           located[next].loc.offset - run.end <= kMaxCoalescedGap &&
+           record_end(located[next]) - run.begin <= kMaxCoalescedRead) {
+      run.end = record_end(located[next]);
+      run.items.emplace_back(located[next].i, located[next].loc);
+      next++;
     }
-    std::string name = PackRelPath(located[start].pack);
-    std::string run;
-    Status s = backend_->ReadRange(name, begin, stop - begin, &run);
-    for (size_t k = start; s.ok() && k < end; k++) {
-      const Item& it = located[k];
-      PackEntry e{digests[it.i], it.loc.offset, it.loc.stored_len, it.loc.raw_len, it.loc.codec};
-      std::string_view record(run.data() + (it.loc.offset - begin), kRecordHeaderSize + it.loc.stored_len);
-      s = DecodePackRecord(*backend_, *crypto_, name, record, e, &(*raws)[it.i]);
-      if (s.ok()) CountChunkRead(it.loc);
+    runs.push_back(std::move(run));
+    start = next;
+  }
+  return runs;
+}
+
+std::vector<std::vector<size_t>> Repository::GroupByRead(const std::vector<Digest>& digests) const {
+  std::vector<size_t> unknown;
+  std::vector<std::vector<size_t>> groups;
+  for (const ReadRun& run : PlanRuns(digests, &unknown)) {
+    groups.emplace_back();
+    for (auto& [i, loc] : run.items) groups.back().push_back(i);
+  }
+  for (size_t i : unknown) groups.push_back({i});
+  return groups;
+}
+
+Status Repository::ReadChunks(const std::vector<Digest>& digests, std::vector<std::string>* raws) {
+  raws->assign(digests.size(), std::string());
+  std::vector<size_t> unknown;
+  std::vector<ReadRun> runs = PlanRuns(digests, &unknown);
+  for (size_t i : unknown) LM_RETURN_IF_ERROR(ReadChunk(digests[i], &(*raws)[i]));  // refreshes the index
+  for (const ReadRun& run : runs) {
+    std::string name = PackRelPath(run.pack);
+    std::string bytes;
+    Status s = backend_->ReadRange(name, run.begin, run.end - run.begin, &bytes);
+    for (size_t k = 0; s.ok() && k < run.items.size(); k++) {
+      auto& [i, loc] = run.items[k];
+      PackEntry e{digests[i], loc.offset, loc.stored_len, loc.raw_len, loc.codec};
+      std::string_view record(bytes.data() + (loc.offset - run.begin), kRecordHeaderSize + loc.stored_len);
+      s = DecodePackRecord(*backend_, *crypto_, name, record, e, &(*raws)[i]);
+      if (s.ok()) CountChunkRead(loc);
     }
     if (!s.ok()) {
       // Gone (a prune moved it) or damaged: chunk by chunk, with ReadChunk's reloads and
       // its error naming the one damaged chunk.
-      for (size_t k = start; k < end; k++) LM_RETURN_IF_ERROR(ReadChunk(digests[located[k].i], &(*raws)[located[k].i]));
+      for (auto& [i, loc] : run.items) LM_RETURN_IF_ERROR(ReadChunk(digests[i], &(*raws)[i]));
     }
-    start = end;
   }
   return Status::Ok();
 }

@@ -159,8 +159,19 @@ class Repository : public ChunkReader {
   Status ReadChunks(const std::vector<Digest>& digests, std::vector<std::string>* raws) override;
   static constexpr uint64_t kMaxCoalescedRead = 8ull << 20;
   static constexpr uint64_t kMaxCoalescedGap = 256ull << 10;
+  // How ReadChunks would read these chunks: groups of indices into digests, one group per
+  // ranged read, in pack order. Unknown digests come alone. The pre-stager plans with it,
+  // so each of its fetches is one request and many are in flight.
+  std::vector<std::vector<size_t>> GroupByRead(const std::vector<Digest>& digests) const;
 
  private:
+  struct ReadRun {  // records of one pack read with one ranged read
+    PackId pack;
+    uint64_t begin = 0, end = 0;
+    std::vector<std::pair<size_t, ChunkLocation>> items;  // index into the digests, where
+  };
+  // Groups the located digests into runs; the indices of unknown ones go to *unknown.
+  std::vector<ReadRun> PlanRuns(const std::vector<Digest>& digests, std::vector<size_t>* unknown) const;
   Repository(std::unique_ptr<Backend> backend, RepoOptions o)
       : backend_(std::move(backend)), options_(o) {}
   void CountChunkRead(const ChunkLocation& loc);

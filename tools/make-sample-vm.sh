@@ -9,19 +9,41 @@
 #     kvm:    OUTDIR/NAME.qcow2 and OUTDIR/NAME.xml (libvirt domain)
 #     vmware: OUTDIR/NAME.vmx, NAME.vmdk + NAME-flat.vmdk (monolithicFlat), NAME.nvram
 #   Boot it: tools/boot-sample-vm.sh DISK [qemu options...]
+#
+# --distro debian makes the real guest instead (tools/sample-vm/debian.sh): Debian 12 with
+# systemd, an application of --app-mib MiB (256) read at start, and a data disk of
+# --data-size (16G) of random data, its contents repeatable from --seed.
+#   Boot it: tools/boot-sample-vm.sh SYSTEM-DISK DATA-DISK [qemu options...]
 set -euo pipefail
-OUT=${1:?usage: make-sample-vm.sh OUTDIR [--flavour kvm|vmware] [--name NAME]}
+USAGE="usage: make-sample-vm.sh OUTDIR [--flavour kvm|vmware] [--name NAME] [--distro busybox|debian] [--app-mib N] [--data-size SIZE] [--seed S]"
+OUT=${1:?$USAGE}
 shift
 FLAVOUR=kvm
 NAME=sample
+DISTRO=busybox
+APP_MIB=256
+DATA_SIZE=16G
+SEED=livemount
 while [ $# -gt 0 ]; do
+  [ $# -ge 2 ] || { echo "make-sample-vm: $1 needs a value" >&2; exit 2; }
   case "$1" in
     --flavour) FLAVOUR=$2; shift 2 ;;
     --name) NAME=$2; shift 2 ;;
+    --distro) DISTRO=$2; shift 2 ;;
+    --app-mib) APP_MIB=$2; shift 2 ;;
+    --data-size) DATA_SIZE=$2; shift 2 ;;
+    --seed) SEED=$2; shift 2 ;;
     *) echo "make-sample-vm: unknown option $1" >&2; exit 2 ;;
   esac
 done
 case "$FLAVOUR" in kvm|vmware) ;; *) echo "make-sample-vm: flavour must be kvm or vmware" >&2; exit 2 ;; esac
+case "$NAME" in ''|*[!A-Za-z0-9_.-]*|.*) echo "make-sample-vm: bad --name '$NAME'" >&2; exit 2 ;; esac
+case "$APP_MIB" in ''|*[!0-9]*) echo "make-sample-vm: --app-mib must be a number of MiB" >&2; exit 2 ;; esac
+case "$DISTRO" in
+  busybox) ;;
+  debian) exec "$(dirname "$0")/sample-vm/debian.sh" "$OUT" "$FLAVOUR" "$NAME" "$APP_MIB" "$DATA_SIZE" "$SEED" ;;
+  *) echo "make-sample-vm: --distro must be busybox or debian" >&2; exit 2 ;;
+esac
 
 KVER=$(ls /lib/modules | grep cloud-amd64 | sort -V | tail -1 || true)
 [ -n "$KVER" ] && [ -f "/boot/vmlinuz-$KVER" ] || {

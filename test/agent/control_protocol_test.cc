@@ -24,7 +24,7 @@ MountStats SampleStats(bool exported) {
   s.writes = {21, 22};
   s.overlays = {{"vm1@20261126T000000Z", 23, 24}, {"vm2@20261126T000001Z", 25, 26}};
   s.readahead = {27, 28};
-  s.prestage = {29, 30, 1, 31};
+  s.prestage = {29, 30, 1, 31, 33, 34, 2.5};
   s.namespace_nodes = 32;
   if (exported) {
     s.export_ = ExportInfo{true, 99, "/mnt/lm", "/livemount", "0.0.0.0", 2049, 20048, {"10.0.0.0/24"}, true,
@@ -73,6 +73,8 @@ TEST_CASE("every control reply round-trips", "[control]") {
   CHECK(j["repo"]["chunks_fetched"] == 12);
   CHECK(j["repo"]["bytes_fetched"] == 13);
   CHECK(j["prestage"]["chunks"] == 29);
+  CHECK(j["prestage"]["remaining_bytes"] == 34);
+  CHECK(j["prestage"]["seconds_left"] == 2.5);
   CHECK(j["export"].is_null());
 }
 
@@ -132,7 +134,7 @@ TEST_CASE("control decoders refuse what they cannot trust", "[control]") {
     auto r = DecodeRequest(json{{"cmd", "prestage"}, {"backup", "vm@x"}, {"profile", ""}, {"all", "yes"}, {"pin_until", 0}});
     CHECK(r.status().message().find("'all'") != std::string::npos);
     json pre = {{"cmd", "prestage"}, {"backup", "vm@x"}, {"profile", ""}, {"all", true}, {"pin_until", 0}};
-    CHECK(std::get<PrestageRequest>(*DecodeRequest(pre)).threads == 4);  // an older client's request
+    CHECK(std::get<PrestageRequest>(*DecodeRequest(pre)).threads == 8);  // an older client's request
     pre["threads"] = 16u;
     CHECK(std::get<PrestageRequest>(*DecodeRequest(pre)).threads == 16);
     pre["threads"] = 0u;

@@ -81,14 +81,14 @@ $LM umount mnt >/dev/null
 note "guest reads are not starved by a long prestage"
 mkdir big && head -c $((128 << 20)) /dev/urandom >big/disk.raw && echo cfg >big/vm.vmx
 $LM backup repo big --vm big >/dev/null
-# A slow repository (100 ms per read) makes the hydration of 1,024 chunks, fetched in 32
-# batches of neighbours with one read each, one at a time, last over 3 s.
-CACHE_DIR=$WORK/cache7 LIVEMOUNT_REPO_LATENCY_MS=100 mount_repo repo mnt --readahead 0
+# A slow repository (200 ms per read) makes the hydration of 1,024 chunks, fetched in 16
+# runs of neighbours with one read each, one at a time, last over 3 s.
+CACHE_DIR=$WORK/cache7 LIVEMOUNT_REPO_LATENCY_MS=200 mount_repo repo mnt --readahead 0
 $LM prestage repo big --cache-dir "$WORK/cache7" --state-dir state --all --threads 1 >/dev/null &
 pre=$!
 for _ in $(seq 100); do [ "$(stat_of mnt 'j["prestage"]["running"]')" = 1 ] && break; sleep 0.05; done
 [ "$(stat_of mnt 'j["prestage"]["running"]')" = 1 ] || fail "prestage did not start"
-# Guest reads of chunks the prestage has not reached: each waits 100 ms on the repository,
+# Guest reads of chunks the prestage has not reached: each waits 200 ms on the repository,
 # and the pre-stager must hold back meanwhile (it counts each time it does).
 for i in $(seq 0 4); do
   dd if=mnt/big/latest/disk.raw of=/dev/null bs=4K skip=$(( (127 << 8) - i * 32 )) count=1 \
@@ -96,7 +96,15 @@ for i in $(seq 0 4); do
 done
 [ "$(stat_of mnt 'j["prestage"]["running"]')" = 1 ] || fail "the guest reads waited for the whole prestage"
 [ "$(stat_of mnt 'j["prestage"]["yielded_to_guest_reads"]')" -gt 0 ] || fail "the pre-stager never yielded to guest reads"
+note "stats show what is left of a running prestage, and the time left"
+left=$(stat_of mnt 'j["prestage"]["remaining_bytes"]')
+[ "$left" -gt 0 ] && [ "$left" -lt $((128 << 20)) ] || fail "remaining bytes during the prestage: $left"
+python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)" "$(stat_of mnt 'j["prestage"]["seconds_left"]')" ||
+  fail "no estimate of the time left"
+$LM stats mnt | grep -Eq "^prestage .* running, .* remaining \([0-9]+ chunks\), about [0-9]+ s left" ||
+  { $LM stats mnt; fail "stats does not show what is left"; }
 wait $pre || fail "prestage --all through the mount"
+[ "$(stat_of mnt 'j["prestage"]["remaining_bytes"]')" = 0 ] || fail "bytes remain after the prestage ended"
 $LM umount mnt >/dev/null
 
 check_log

@@ -84,7 +84,13 @@ int Stats(const std::string& mountpoint, bool as_json) {
   fmt::print("repository  {} chunks fetched, {} read, {} errors\n", r.chunks_fetched,
              FormatBytes(r.bytes_fetched), r.errors);
   fmt::print("read-ahead  {} queued, {} fetched\n", j.readahead.queued, j.readahead.fetched);
-  fmt::print("prestage    {} chunks\n", j.prestage.chunks);
+  fmt::print("prestage    {} chunks, {}", j.prestage.chunks, FormatBytes(j.prestage.bytes));
+  if (j.prestage.running > 0) {
+    fmt::print("; {} running, {} remaining ({} chunks)", j.prestage.running, FormatBytes(j.prestage.remaining_bytes),
+               j.prestage.remaining_chunks);
+    if (j.prestage.seconds_left > 0) fmt::print(", about {:.0f} s left", j.prestage.seconds_left);
+  }
+  fmt::print("\n");
   fmt::print("metadata    {} objects from the local copies, {} read from the repository\n", j.metadata.hits,
              j.metadata.misses);
   fmt::print("writes      {} requests, {}\n", j.writes.requests, FormatBytes(j.writes.bytes));

@@ -124,7 +124,7 @@ int Export(const std::string& repo_path, const std::string& spec, const std::str
 struct PrestageArgs {
   std::string repo, spec, profile, cache_dir, state_dir, cache_size = "10G", pin_for, mount;
   bool all = false, json = false;
-  unsigned threads = 4;
+  unsigned threads = 8;
 };
 
 // The livemount mount whose media agent owns `cache_dir`, from /proc/self/mountinfo.
