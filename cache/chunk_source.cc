@@ -139,17 +139,31 @@ Status ChunkSource::Read(const FileChunks& fc, const std::string& what, uint64_t
   }));
   if (misses.empty()) return Status::Ok();
   // A read spanning several missing chunks fetches them together: neighbours in a pack
-  // come with one request instead of one round trip each.
+  // come with one request instead of one round trip each. So do the rest of a pre-stager's
+  // planned fetch that one of them belongs to (after the guest's own chunks).
   std::vector<Digest> wanted;
   for (const ChunkSlice& s : misses) {
     if (std::find(wanted.begin(), wanted.end(), *s.digest) == wanted.end()) wanted.push_back(*s.digest);
+  }
+  const size_t own = wanted.size();
+  {
+    std::lock_guard lock(planners_mu_);
+    for (const MissPlanner& plan : planners_) {
+      for (size_t i = 0; i < own; i++) {
+        std::vector<Digest> run = plan(wanted[i]);
+        if (!run.empty()) runs_taken_++;
+        for (const Digest& d : run) {
+          if (std::find(wanted.begin(), wanted.end(), d) == wanted.end()) wanted.push_back(d);
+        }
+      }
+    }
   }
   std::vector<std::shared_ptr<std::string>> data;
   std::vector<Status> status;
   foreground_fetches_++;
   {
     ScopedIoKind kind(IoKind::kGuest);  // first in the object store's queue
-    FetchMany(wanted, what, /*background=*/false, &data, &status);
+    FetchMany(wanted, what, /*background=*/false, &data, &status, own);
   }
   foreground_fetches_--;
   for (const ChunkSlice& s : misses) {
@@ -163,6 +177,16 @@ Status ChunkSource::Read(const FileChunks& fc, const std::string& what, uint64_t
     std::memcpy(out + s.out_offset, data[i]->data() + s.in_chunk, s.n);
   }
   return Status::Ok();
+}
+
+ChunkSource::PlannerRegistration::PlannerRegistration(ChunkSource& source, MissPlanner planner) : source_(source) {
+  std::lock_guard lock(source_.planners_mu_);
+  it_ = source_.planners_.insert(source_.planners_.end(), std::move(planner));
+}
+
+ChunkSource::PlannerRegistration::~PlannerRegistration() {
+  std::lock_guard lock(source_.planners_mu_);
+  source_.planners_.erase(it_);
 }
 
 Status ChunkSource::ReadChunk(const Digest& d, std::string* raw) {
@@ -202,7 +226,7 @@ ChunkSource::BatchResult ChunkSource::EnsureBatch(const std::vector<Digest>& dig
 
 ChunkSource::BatchResult ChunkSource::FetchMany(const std::vector<Digest>& digests, const std::string& what,
                                                 bool background, std::vector<std::shared_ptr<std::string>>* data,
-                                                std::vector<Status>* status) {
+                                                std::vector<Status>* status, size_t needed) {
   BatchResult r;
   const bool wait = data != nullptr;
   enum class Role { kCached, kLead, kJoin };
@@ -258,7 +282,7 @@ ChunkSource::BatchResult ChunkSource::FetchMany(const std::vector<Digest>& diges
   if (!wait) return r;
   // Only after completing the fetches this call leads: two callers joining each other's
   // chunks never wait on each other.
-  for (size_t i = 0; i < digests.size(); i++) {
+  for (size_t i = 0; i < std::min(needed, digests.size()); i++) {
     if (role[i] == Role::kJoin) {
       std::unique_lock lock(flight[i]->mu);
       flight[i]->cv.wait(lock, [&] { return flight[i]->done; });
@@ -321,6 +345,7 @@ ChunkSourceStats ChunkSource::Stats() const {
   s.readahead_queued = ra_queued_;
   s.readahead_fetched = ra_fetched_;
   s.background_yields = yields_;
+  s.planned_runs_taken = runs_taken_;
   return s;
 }
 

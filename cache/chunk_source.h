@@ -15,7 +15,10 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
+#include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -39,6 +42,7 @@ struct ChunkSourceStats {
   uint64_t fetches = 0, fetch_errors = 0, joined_fetches = 0;
   uint64_t readahead_queued = 0, readahead_fetched = 0;
   uint64_t background_yields = 0;  // background fetches that waited for guest reads first
+  uint64_t planned_runs_taken = 0;  // pre-stager fetches a guest miss took over
 };
 
 class ChunkSource : public ChunkReader {
@@ -73,6 +77,23 @@ class ChunkSource : public ChunkReader {
   Status ReadChunk(const Digest& d, std::string* raw) override;
   uint32_t chunk_size() const override { return origin_.chunk_size(); }
 
+  // A running pre-stager's plan, as a guest miss sees it: given a chunk the guest misses,
+  // the chunks of the planned fetch it belongs to, if the pre-stager has not started that
+  // fetch (it then leaves it to the guest), else nothing. The guest's miss then brings the
+  // whole run with one request: it jumps the queue, and what it reads next comes along.
+  using MissPlanner = std::function<std::vector<Digest>(const Digest&)>;
+  class PlannerRegistration {
+   public:
+    PlannerRegistration(ChunkSource& source, MissPlanner planner);
+    ~PlannerRegistration();
+    PlannerRegistration(const PlannerRegistration&) = delete;
+    PlannerRegistration& operator=(const PlannerRegistration&) = delete;
+
+   private:
+    ChunkSource& source_;
+    std::list<MissPlanner>::iterator it_;
+  };
+
   ChunkSourceStats Stats() const;
   ReadCache& cache() { return cache_; }
 
@@ -93,10 +114,11 @@ class ChunkSource : public ChunkReader {
                 std::shared_ptr<std::string> raw, bool cached, const std::string& what);
   // Fetches these distinct, non-zero chunks together: leads the fetch of those nobody is
   // fetching (one joint read, chunk by chunk if it fails) and joins the others. With
-  // data/status, waits for every chunk and returns its bytes; without, leaves joined and
-  // cached chunks alone.
+  // data/status, waits for the first `needed` chunks and returns their bytes (the rest
+  // only come along in the same read); without, leaves joined and cached chunks alone.
   BatchResult FetchMany(const std::vector<Digest>& digests, const std::string& what, bool background,
-                        std::vector<std::shared_ptr<std::string>>* data, std::vector<Status>* status);
+                        std::vector<std::shared_ptr<std::string>>* data, std::vector<Status>* status,
+                        size_t needed = SIZE_MAX);
   void YieldToGuestReads();
   void FetchLoop();
   void InsertLoop();
@@ -114,10 +136,12 @@ class ChunkSource : public ChunkReader {
   std::condition_variable insert_cv_;
   std::deque<std::pair<Digest, std::shared_ptr<std::string>>> inserts_;
   std::thread inserter_;
+  std::mutex planners_mu_;
+  std::list<MissPlanner> planners_;  // of the pre-stagers running now
   std::atomic<int> foreground_fetches_{0};  // guest reads waiting on the repository now
   std::atomic<uint64_t> yields_{0};
   std::atomic<uint64_t> reads_{0}, bytes_read_{0}, zero_bytes_{0}, fetches_{0}, fetch_errors_{0},
-      joined_{0}, ra_queued_{0}, ra_fetched_{0};
+      joined_{0}, ra_queued_{0}, ra_fetched_{0}, runs_taken_{0};
 };
 
 }  // namespace lm

@@ -63,17 +63,20 @@ struct FetchTask {
   uint64_t bytes = 0;          // the chunks' decompressed sizes
 };
 
-// The order of the fetches: the list in windows of kWindow chunks (boot order, window by
-// window), each window's chunks grouped as the repository reads them together, groups in
-// the order of their first chunk. Close enough to boot order that the guest finds what it
-// reads next, and each fetch one request: with many in flight, an object store's round
-// trip is paid once per run of neighbours, not once per chunk.
+// The order of the fetches: the list in windows (boot order, window by window), each
+// window's chunks grouped as the repository reads them together, groups in the order of
+// their first chunk. Close enough to boot order that the guest finds what it reads next,
+// and each fetch one request: with many in flight, an object store's round trip is paid
+// once per run of neighbours, not once per chunk. Windows grow from 32 chunks to 512
+// (64 MiB of 128 KiB chunks): what a boot reads first comes first.
 std::vector<FetchTask> PlanFetches(Repository& repo, const std::vector<Digest>& digests, size_t profile_chunks) {
-  constexpr size_t kWindow = 512;  // 64 MiB of 128 KiB chunks
+  constexpr size_t kFirstWindow = 32, kWindow = 512;
   std::vector<FetchTask> tasks;
+  size_t window_size = kFirstWindow;
   for (size_t first = 0; first < digests.size();) {
     size_t boundary = first < profile_chunks ? profile_chunks : digests.size();
-    size_t last = std::min({digests.size(), first + kWindow, boundary});
+    size_t last = std::min({digests.size(), first + window_size, boundary});
+    window_size = std::min(kWindow, window_size * 2);
     std::vector<Digest> window(digests.begin() + first, digests.begin() + last);
     auto groups = repo.GroupByRead(window);
     std::sort(groups.begin(), groups.end(), [](const std::vector<size_t>& a, const std::vector<size_t>& b) {
@@ -109,6 +112,17 @@ Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const Ba
   for (const FetchTask& t : tasks) planned_bytes += t.bytes;
   if (o.remaining_chunks) *o.remaining_chunks += digests.size();
   if (o.remaining_bytes) *o.remaining_bytes += planned_bytes;
+  // A guest miss on a chunk of a fetch no worker has taken yet takes that whole fetch (one
+  // request, led by the guest's read); the workers then skip it.
+  std::unordered_map<Digest, size_t, DigestHash> task_of;
+  for (size_t t = 0; t < tasks.size(); t++)
+    for (const Digest& d : tasks[t].chunks) task_of.emplace(d, t);
+  std::vector<std::atomic<bool>> taken(tasks.size());
+  ChunkSource::PlannerRegistration planner(source, [&](const Digest& d) -> std::vector<Digest> {
+    auto it = task_of.find(d);
+    if (it == task_of.end() || taken[it->second].exchange(true)) return {};
+    return tasks[it->second].chunks;
+  });
   auto finished = [&](const FetchTask& t) {
     done += t.chunks.size();
     if (o.remaining_chunks) *o.remaining_chunks -= t.chunks.size();
@@ -118,7 +132,7 @@ Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const Ba
     std::vector<Digest> batch;
     for (size_t t; (t = next++) < tasks.size();) {
       const FetchTask& task = tasks[t];
-      if (o.cancel && o.cancel->load()) {
+      if (taken[t].exchange(true) || (o.cancel && o.cancel->load())) {
         finished(task);
         continue;
       }

@@ -3,7 +3,8 @@
 # mmdebstrap (systemd, its application, a data disk) is backed up, boots from the live
 # mount to its application-ready line, and finds after a remount what it wrote before. The
 # profile learned from its boots carries over to a newer backup copy taken after the guest
-# changed: pre-staged, the next boot misses the cache for no more than the changed chunks.
+# changed: pre-staged, the next boot fetches only chunks the profile does not cover (and
+# the test prints them beside the changed chunks).
 # The VMware flavour of the same guest boots from the mount too.
 LM=$1
 source "$(dirname "$0")/lib.sh"
@@ -48,15 +49,35 @@ $LM profile learn deb --state-dir state >/dev/null
 boot local.out vm/deb.qcow2 vm/deb-data.qcow2  # the guest changes: its logs, its journal
 $LM backup repo vm --vm deb --json >b2.json
 new_bytes=$(json_get b2.json 'j["new_bytes"]')
-changed=$(( (new_bytes + 131071) / 131072 + 3 ))  # at most one partial chunk per file
+changed=$(( (new_bytes + 131071) / 131072 ))
 $LM prestage repo deb --cache-dir "$WORK/cache2" --state-dir state >pre.out
 grep -q "from profile .*state/profiles/deb.json" pre.out || { cat pre.out; fail "prestage did not use the learned profile"; }
-CACHE_DIR=$WORK/cache2 mount_repo repo mnt --readahead 0
+CACHE_DIR=$WORK/cache2 STATE_DIR=$WORK/state2 mount_repo repo mnt --readahead 0 --record-reads "$WORK/boot3.reads"
 boot boot3.out mnt/deb/latest/deb.qcow2 mnt/deb/latest/deb-data.qcow2 -snapshot
 misses=$(stat_of mnt 'j["repo"]["chunks_fetched"]')
 hits=$(stat_of mnt 'j["cache"]["hits"]')
-echo "pre-staged boot of the newer copy: $misses chunks fetched, $hits cache hits; $changed chunks changed"
-[ "$hits" -gt 0 ] || fail "the pre-staged boot found nothing in the cache"
-[ "$misses" -le "$changed" ] || fail "the pre-staged boot fetched $misses chunks, more than the $changed changed"
 $LM umount mnt >/dev/null
+# The chunks this boot read outside the profile learned on the older copy: a guest does not
+# boot the same way twice (journald, allocations), so some reads are new whatever changed.
+outside=$(python3 - state/profiles/deb.json boot3.reads <<'PY'
+import json, sys
+C = 131072
+profile = json.load(open(sys.argv[1]))
+covered = {(e["file"], i) for e in profile["entries"] for off, n in e["ranges"]
+           for i in range(off // C, (off + n - 1) // C + 1)}
+read = set()
+for line in open(sys.argv[2]):
+    what, off, n = line.rsplit(" ", 2)
+    off, n = int(off), int(n)
+    if n:
+        read |= {(what.split(":", 1)[1], i) for i in range(off // C, (off + n - 1) // C + 1)}
+print(len(read - covered))
+PY
+)
+echo "pre-staged boot of the newer copy: $misses chunks fetched, $hits cache hits; $changed chunks changed" \
+  "since the copy the profile was learned on, $outside chunks read outside the profile"
+[ "$hits" -gt 0 ] || fail "the pre-staged boot found nothing in the cache"
+# Carried over, the profile brought every chunk it covers, changed or not: what the boot
+# fetched lies outside it.
+[ "$misses" -le "$outside" ] || fail "the boot fetched $misses chunks, more than the $outside it read outside the profile"
 check_log

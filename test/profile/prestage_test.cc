@@ -131,3 +131,30 @@ TEST_CASE("prestage streams the profile in boot order, one request per run, runs
   for (size_t i : {0, 1, 2, 3, 24, 27, 48, 51}) CHECK(f.cache->Contains(f.fc.digests[i]));
   CHECK_FALSE(f.cache->Contains(f.fc.digests[10]));
 }
+
+TEST_CASE("a guest miss takes over the pre-stager's planned fetch of its chunk", "[prestage]") {
+  Fixture f;
+  Profile p = Fixture::ProfileOf({{48, 4}, {0, 4}, {24, 4}});
+  ChunkSource source(*f.repo, *f.cache);
+  PrestageOptions o;
+  o.threads = 1;  // the three runs one after the other
+  Result<PrestageSummary> sum = Status::Invalid("not run");
+  std::thread prestager([&] { sum = Prestage(*f.repo, source, f.ref, p, o); });
+  for (int i = 0; i < 400; i++) {
+    {
+      std::lock_guard lock(f.backend->mu);
+      if (!f.backend->offsets.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  // The pre-stager is reading its first run (chunks 48-51); the guest misses chunk 25, of
+  // the third run: its read brings the whole run, and the pre-stager does not fetch it again.
+  std::string out(100, '\0');
+  REQUIRE(source.Read(f.fc, "t", 25 * kChunk + 7, out.size(), out.data()).ok());
+  prestager.join();
+  REQUIRE(sum.ok());
+  source.Drain();
+  CHECK(source.Stats().planned_runs_taken == 1);
+  CHECK(f.backend->offsets.size() == 3);
+  for (size_t i : {24, 25, 26, 27, 0, 3, 48, 51}) CHECK(f.cache->Contains(f.fc.digests[i]));
+}
