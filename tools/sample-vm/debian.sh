@@ -18,8 +18,9 @@ set -euo pipefail
 OUT=$1 FLAVOUR=$2 NAME=$3 APP_MIB=$4 DATA_SIZE=$5 SEED=$6
 command -v mmdebstrap >/dev/null || { echo "make-sample-vm: needs mmdebstrap (tools/install-deps.sh guest)" >&2; exit 1; }
 [ -f /usr/lib/syslinux/mbr/mbr.bin ] || { echo "make-sample-vm: needs syslinux" >&2; exit 1; }
-DATA_BYTES=$(numfmt --from=iec "$DATA_SIZE") || { echo "make-sample-vm: bad --data-size '$DATA_SIZE'" >&2; exit 2; }
+DATA_BYTES=$(numfmt --from=iec "$DATA_SIZE" 2>/dev/null) || { echo "make-sample-vm: bad --data-size '$DATA_SIZE'" >&2; exit 2; }
 [ "$DATA_BYTES" -ge $((64 << 20)) ] || { echo "make-sample-vm: --data-size must be at least 64M" >&2; exit 2; }
+[ "$APP_MIB" -ge 8 ] || { echo "make-sample-vm: --app-mib must be at least 8" >&2; exit 2; }
 mkdir -p "$OUT"
 T=$(mktemp -d "${TMPDIR:-/var/tmp}/lm-debian.XXXXXX")
 trap 'rm -rf "$T"' EXIT
