@@ -105,70 +105,17 @@ seq 1 200000 >"$D/app/numbers.txt"
 (cd "$D" && find app -type f | sort | xargs sha256sum >SHA256SUMS)
 
 # --- the disk: MBR + syslinux, FAT boot partition, ext4 data partition ---------------------
-BOOT_MIB=40
-DATA_MIB=24
+source "$(dirname "$0")/sample-vm/lib.sh"
+mkfs.ext4 -q -F -L data -d "$D" "$T/data.img" 24M >/dev/null
 DISK=$T/disk.raw
-truncate -s $(( (1 + BOOT_MIB + DATA_MIB) << 20 )) "$DISK"
-sfdisk -q "$DISK" <<PART
-label: dos
-start=2048, size=$((BOOT_MIB * 2048)), type=6, bootable
-start=$(( (1 + BOOT_MIB) * 2048 )), type=83
-PART
-mkfs.fat -F 16 -n BOOT -C "$T/boot.img" $((BOOT_MIB * 1024)) >/dev/null
-cat >"$T/syslinux.cfg" <<CFG
-SERIAL 0 115200
-DEFAULT linux
-PROMPT 0
-TIMEOUT 0
-LABEL linux
-  KERNEL vmlinuz
-  INITRD initrd.gz
-  APPEND console=ttyS0 quiet panic=-1 rdinit=/init
-CFG
-mcopy -i "$T/boot.img" "/boot/vmlinuz-$KVER" ::vmlinuz
-mcopy -i "$T/boot.img" "$T/initrd.gz" ::initrd.gz
-mcopy -i "$T/boot.img" "$T/syslinux.cfg" ::syslinux.cfg
-syslinux --install "$T/boot.img"
-mkfs.ext4 -q -F -L data -d "$D" "$T/data.img" "${DATA_MIB}M"
-dd if="$T/boot.img" of="$DISK" bs=1M seek=1 conv=notrunc status=none
-dd if="$T/data.img" of="$DISK" bs=1M seek=$((1 + BOOT_MIB)) conv=notrunc status=none
-dd if=/usr/lib/syslinux/mbr/mbr.bin of="$DISK" bs=440 count=1 conv=notrunc status=none
+make_boot_disk "$DISK" "$T" 40 "/boot/vmlinuz-$KVER" "$T/initrd.gz" initrd.gz \
+  "console=ttyS0 quiet panic=-1 rdinit=/init" "$T/data.img"
 
 if [ "$FLAVOUR" = kvm ]; then
   qemu-img convert -q -f raw -O qcow2 "$DISK" "$OUT/$NAME.qcow2"
-  cat >"$OUT/$NAME.xml" <<XML
-<domain type='kvm'>
-  <name>$NAME</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64'>hvm</type><boot dev='hd'/></os>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='$NAME.qcow2'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    <serial type='pty'/><console type='pty'/>
-  </devices>
-</domain>
-XML
+  write_libvirt_xml "$OUT" "$NAME" 256 "$NAME.qcow2"
 else
   qemu-img convert -q -f raw -O vmdk -o subformat=monolithicFlat "$DISK" "$OUT/$NAME.vmdk"
-  cat >"$OUT/$NAME.vmx" <<VMX
-.encoding = "UTF-8"
-config.version = "8"
-virtualHW.version = "14"
-displayName = "$NAME"
-guestOS = "other5xlinux-64"
-memSize = "256"
-numvcpus = "1"
-scsi0.present = "TRUE"
-scsi0.virtualDev = "pvscsi"
-scsi0:0.present = "TRUE"
-scsi0:0.fileName = "$NAME.vmdk"
-serial0.present = "TRUE"
-nvram = "$NAME.nvram"
-VMX
-  head -c 8684 /dev/zero >"$OUT/$NAME.nvram"
+  write_vmx "$OUT" "$NAME" 256 other5xlinux-64 "$NAME.vmdk"
 fi
 echo "made $FLAVOUR VM '$NAME' in $OUT"

@@ -133,90 +133,28 @@ mkdir -p "$R/etc/systemd/system/multi-user.target.wants"
 ln -sf /etc/systemd/system/livemount-app.service "$R/etc/systemd/system/multi-user.target.wants/"
 
 # --- the system disk: MBR + syslinux, FAT boot partition, ext4 root -----------------------
-BOOT_MIB=96
+source "$(dirname "$0")/lib.sh"
 ROOT_MIB=$(( $(du -sm "$R" | cut -f1) * 5 / 4 + 512 ))
-DISK=$T/system.raw
-truncate -s $(( (1 + BOOT_MIB + ROOT_MIB) << 20 )) "$DISK"
-sfdisk -q "$DISK" <<PART
-label: dos
-start=2048, size=$((BOOT_MIB * 2048)), type=6, bootable
-start=$(( (1 + BOOT_MIB) * 2048 )), type=83
-PART
-mkfs.fat -F 16 -n BOOT -C "$T/boot.img" $((BOOT_MIB * 1024)) >/dev/null
-cat >"$T/syslinux.cfg" <<CFG
-SERIAL 0 115200
-DEFAULT linux
-PROMPT 0
-TIMEOUT 0
-LABEL linux
-  KERNEL vmlinuz
-  INITRD initrd.img
-  APPEND root=LABEL=lm-root rw console=ttyS0 quiet panic=-1
-CFG
-mcopy -i "$T/boot.img" "$R/boot/vmlinuz-$KVER" ::vmlinuz
-mcopy -i "$T/boot.img" "$R/boot/initrd.img-$KVER" ::initrd.img
-mcopy -i "$T/boot.img" "$T/syslinux.cfg" ::syslinux.cfg
-syslinux --install "$T/boot.img"
 mkfs.ext4 -q -F -L lm-root -d "$R" "$T/root.img" "${ROOT_MIB}M" >/dev/null
-rm -rf "$R"
-dd if="$T/boot.img" of="$DISK" bs=1M seek=1 conv=notrunc,sparse status=none
-dd if="$T/root.img" of="$DISK" bs=1M seek=$((1 + BOOT_MIB)) conv=notrunc,sparse status=none
-rm -f "$T/boot.img" "$T/root.img"
-dd if=/usr/lib/syslinux/mbr/mbr.bin of="$DISK" bs=440 count=1 conv=notrunc status=none
+DISK=$T/system.raw
+make_boot_disk "$DISK" "$T" 96 "$R/boot/vmlinuz-$KVER" "$R/boot/initrd.img-$KVER" initrd.img \
+  "root=LABEL=lm-root rw console=ttyS0 quiet panic=-1" "$T/root.img"
+rm -rf "$R" "$T/root.img"
 
 # --- the data disk: ext4, no partition table ----------------------------------------------
 DATA=$T/data.raw
 mkfs.ext4 -q -F -L lm-data -m 0 -b 4096 -N 256 -J size=16 -d "$D" "$DATA" "$((DATA_BYTES >> 20))M" >/dev/null
 rm -rf "$D"
 
-MIB=$(( (DATA_BYTES >> 20) ))
 if [ "$FLAVOUR" = kvm ]; then
   qemu-img convert -q -f raw -O qcow2 "$DISK" "$OUT/$NAME.qcow2"
   rm -f "$DISK"
   qemu-img convert -q -f raw -O qcow2 "$DATA" "$OUT/$NAME-data.qcow2"
-  cat >"$OUT/$NAME.xml" <<XML
-<domain type='kvm'>
-  <name>$NAME</name>
-  <memory unit='MiB'>512</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64'>hvm</type><boot dev='hd'/></os>
-  <features><acpi/></features>
-  <devices>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='$NAME.qcow2'/>
-      <target dev='vda' bus='virtio'/>
-    </disk>
-    <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='$NAME-data.qcow2'/>
-      <target dev='vdb' bus='virtio'/>
-    </disk>
-    <serial type='pty'/><console type='pty'/>
-  </devices>
-</domain>
-XML
+  write_libvirt_xml "$OUT" "$NAME" 512 "$NAME.qcow2" "$NAME-data.qcow2"
 else
   qemu-img convert -q -f raw -O vmdk -o subformat=monolithicFlat "$DISK" "$OUT/$NAME.vmdk"
   rm -f "$DISK"
   qemu-img convert -q -f raw -O vmdk -o subformat=monolithicFlat "$DATA" "$OUT/${NAME}_1.vmdk"
-  cat >"$OUT/$NAME.vmx" <<VMX
-.encoding = "UTF-8"
-config.version = "8"
-virtualHW.version = "14"
-displayName = "$NAME"
-guestOS = "debian12-64"
-memSize = "512"
-numvcpus = "1"
-scsi0.present = "TRUE"
-scsi0.virtualDev = "pvscsi"
-scsi0:0.present = "TRUE"
-scsi0:0.fileName = "$NAME.vmdk"
-scsi0:1.present = "TRUE"
-scsi0:1.fileName = "${NAME}_1.vmdk"
-serial0.present = "TRUE"
-nvram = "$NAME.nvram"
-VMX
-  head -c 8684 /dev/zero >"$OUT/$NAME.nvram"
+  write_vmx "$OUT" "$NAME" 512 debian12-64 "$NAME.vmdk" "${NAME}_1.vmdk"
 fi
-echo "made $FLAVOUR Debian 12 VM '$NAME' in $OUT (application $APP_MIB MiB, data disk $MIB MiB)" >&2
+echo "made $FLAVOUR Debian 12 VM '$NAME' in $OUT (application $APP_MIB MiB, data disk $((DATA_BYTES >> 20)) MiB)" >&2
