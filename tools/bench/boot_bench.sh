@@ -8,6 +8,7 @@
 #     (d) `mount --prestage` with the replay started at once, (e) restore, then replay;
 #  2. with BOOTS=1 (default), real TCG boots timed to the application-ready line, for the
 #     same five cases.
+# Needs about 3.5x DATA_SIZE of free disk at its peak (the VM, its repository, a restore).
 #   tools/bench/boot_bench.sh [WORKDIR=/var/tmp/lm-bbench]
 #   env: DATA_SIZE=16G APP_MIB=256 LATENCIES="0 10 40" BOOTS=1 BOOT_LATENCIES=$LATENCIES BUILD_DIR
 set -euo pipefail
@@ -17,11 +18,8 @@ DATA_SIZE=${DATA_SIZE:-16G}
 APP_MIB=${APP_MIB:-256}
 LATENCIES=${LATENCIES:-0 10 40}
 BOOT_LATENCIES=${BOOT_LATENCIES:-$LATENCIES}
-"$SRC/tools/install-deps.sh" build demo guest
-BUILD=${BUILD_DIR:-$SRC/build}
-cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target livemount >/dev/null
-LM=$BUILD/tools/livemount
+source "$SRC/tools/bench/lib.sh"
+bench_build build demo guest
 BOOT=$SRC/tools/boot-sample-vm.sh
 REPLAY=$SRC/tools/bench/replay.py
 trap 'fusermount3 -u -z "$W/mnt" 2>/dev/null || true' EXIT
@@ -33,11 +31,7 @@ export LIVEMOUNT_DEBIAN_ROOTFS=${LIVEMOUNT_DEBIAN_ROOTFS:-$W.rootfs}  # kept bet
 "$LM" backup repo vm --vm deb >backup.out 2>&1
 DISKS=(deb.qcow2 deb-data.qcow2)
 on() { local d=$1; shift; for f in "${DISKS[@]}"; do echo "$d/$f"; done; }
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
-now() { date +%s.%N; }
-secs() { printf '%.2f' "$(echo "$2 - $1" | bc)"; }
 ratio() { printf '%.2fx' "$(echo "scale=4; $1 / $2" | bc)"; }
-fetched() { "$LM" stats mnt --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["repo"]["chunks_fetched"])'; }
 mnt() {  # mnt CACHE LATENCY [options]
   local cache=$1 lat=$2; shift 2
   LIVEMOUNT_REPO_LATENCY_MS=$lat "$LM" mount repo mnt --cache-dir "$W/$cache" --state-dir "$W/state" "$@" >/dev/null
@@ -115,3 +109,4 @@ for lat in $BOOT_LATENCIES; do
   t0=$(now); r=$(restore "$lat"); e=$(boot "$t0" restored -snapshot)
   echo "| $lat ms | $a s | $b s ($(ratio "$b" "$a")) | $c s ($(ratio "$c" "$a"); prestage $p s) | $d s ($(ratio "$d" "$a")) | $e s ($(ratio "$e" "$a"); restore $r s) |"
 done
+rm -rf restored

@@ -6,14 +6,12 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 W=${1:-/var/tmp/lm-bbench}
+source "$SRC/tools/bench/lib.sh"
 LM=${BUILD_DIR:-$SRC/build}/tools/livemount
 REPLAY=$SRC/tools/bench/replay.py
 cd "$W"
 [ -f boot.reads ] && [ -d repo ] || { echo "boot_replay_again: run boot_bench.sh first" >&2; exit 1; }
 trap 'fusermount3 -u -z "$W/mnt" 2>/dev/null || true' EXIT
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
-now() { date +%s.%N; }
-secs() { printf '%.2f' "$(echo "$2 - $1" | bc)"; }
 echo "| latency | prestage | replay after | prestage + replay | mount --prestage with the replay at once | chunks fetched / pre-staged |"
 echo "|---|---|---|---|---|---|"
 for lat in ${LATENCIES:-0 10 40}; do

@@ -14,21 +14,14 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 W=${1:-/var/tmp/lm-mbench}
 N=${N:-8}
 LAT=${LAT:-10}
-"$SRC/tools/install-deps.sh" build demo guest
-BUILD=${BUILD_DIR:-$SRC/build}
-cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target livemount >/dev/null
-LM=$BUILD/tools/livemount
+source "$SRC/tools/bench/lib.sh"
+bench_build build demo guest
 BOOT=$SRC/tools/boot-sample-vm.sh
 REPLAY=$SRC/tools/bench/replay.py
 trap 'fusermount3 -u -z "$W/mnt" 2>/dev/null || true' EXIT
 fusermount3 -u -z "$W/mnt" 2>/dev/null || true
 rm -rf "$W" && mkdir -p "$W/mnt" && cd "$W"
 export LIVEMOUNT_DEBIAN_ROOTFS=${LIVEMOUNT_DEBIAN_ROOTFS:-$W.rootfs}
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
-now() { date +%s.%N; }
-secs() { printf '%.2f' "$(echo "$2 - $1" | bc)"; }
-fetched() { "$LM" stats mnt --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["repo"]["chunks_fetched"])'; }
 mnt() {  # mnt CACHE [options]
   local cache=$1; shift
   LIVEMOUNT_REPO_LATENCY_MS=$LAT "$LM" mount repo mnt --cache-dir "$W/$cache" --state-dir "$W/state" --readahead 0 "$@" >/dev/null
