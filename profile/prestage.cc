@@ -1,8 +1,8 @@
 #include "profile/prestage.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <algorithm>
 #include <map>
 #include <thread>
 #include <unordered_set>
@@ -112,15 +112,17 @@ Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const Ba
   for (const FetchTask& t : tasks) planned_bytes += t.bytes;
   if (o.remaining_chunks) *o.remaining_chunks += digests.size();
   if (o.remaining_bytes) *o.remaining_bytes += planned_bytes;
-  // A guest miss on a chunk of a fetch no worker has taken yet takes that whole fetch (one
-  // request, led by the guest's read); the workers then skip it.
+  // A guest miss on a chunk of a profile fetch no worker has taken yet takes that whole
+  // fetch (one request, led by the guest's read: what it reads next comes along); the
+  // workers then skip it. Not a hydration fetch: a guest's random read there would wait
+  // for a run of chunks it will not read soon.
   std::unordered_map<Digest, size_t, DigestHash> task_of;
   for (size_t t = 0; t < tasks.size(); t++)
     for (const Digest& d : tasks[t].chunks) task_of.emplace(d, t);
   std::vector<std::atomic<bool>> taken(tasks.size());
   ChunkSource::PlannerRegistration planner(source, [&](const Digest& d) -> std::vector<Digest> {
     auto it = task_of.find(d);
-    if (it == task_of.end() || taken[it->second].exchange(true)) return {};
+    if (it == task_of.end() || tasks[it->second].hydrate || taken[it->second].exchange(true)) return {};
     return tasks[it->second].chunks;
   });
   auto finished = [&](const FetchTask& t) {
