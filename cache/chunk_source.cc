@@ -35,7 +35,7 @@ void ChunkSource::Drain() {
   for (;;) {
     {
       std::lock_guard lock(mu_);
-      if (queue_.empty() && inflight_.empty() && inserts_.empty()) return;
+      if (queue_.empty() && taken_batches_ == 0 && inflight_.empty() && inserts_.empty()) return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
@@ -327,10 +327,13 @@ void ChunkSource::FetchLoop() {
         if (!inflight_.count(queue_.front().first)) batch.push_back(queue_.front().first);
         queue_.pop_front();
       }
+      if (batch.empty()) continue;
+      taken_batches_++;  // off the queue and not yet in flight: Drain must still wait
     }
-    if (batch.empty()) continue;
     ScopedIoKind kind(IoKind::kHydrate);  // read-ahead: behind guest reads and the pre-stager
     ra_fetched_ += EnsureBatch(batch, *what, false).fetched;
+    std::lock_guard lock(mu_);
+    taken_batches_--;
   }
 }
 

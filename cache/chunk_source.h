@@ -131,6 +131,7 @@ class ChunkSource : public ChunkReader {
   std::unordered_map<Digest, std::shared_ptr<Inflight>, DigestHash> inflight_;
   std::condition_variable queue_cv_;
   std::deque<std::pair<Digest, std::shared_ptr<const std::string>>> queue_;  // digest, user
+  int taken_batches_ = 0;  // read-ahead runs off the queue, not yet done (under mu_)
   bool stopping_ = false;
   std::vector<std::thread> fetchers_;
   std::condition_variable insert_cv_;
