@@ -69,7 +69,7 @@ struct FetchTask {
 // and each fetch one request: with many in flight, an object store's round trip is paid
 // once per run of neighbours, not once per chunk. Windows grow from 32 chunks to 512
 // (64 MiB of 128 KiB chunks): what a boot reads first comes first.
-std::vector<FetchTask> PlanFetches(Repository& repo, const std::vector<Digest>& digests, size_t profile_chunks) {
+std::vector<FetchTask> PlanFetches(const Repository& repo, const std::vector<Digest>& digests, size_t profile_chunks) {
   constexpr size_t kFirstWindow = 32, kWindow = 512;
   std::vector<FetchTask> tasks;
   size_t window_size = kFirstWindow;
@@ -78,17 +78,16 @@ std::vector<FetchTask> PlanFetches(Repository& repo, const std::vector<Digest>& 
     size_t last = std::min({digests.size(), first + window_size, boundary});
     window_size = std::min(kWindow, window_size * 2);
     std::vector<Digest> window(digests.begin() + first, digests.begin() + last);
-    auto groups = repo.GroupByRead(window);
-    std::sort(groups.begin(), groups.end(), [](const std::vector<size_t>& a, const std::vector<size_t>& b) {
-      return *std::min_element(a.begin(), a.end()) < *std::min_element(b.begin(), b.end());
-    });
-    for (auto& g : groups) {
-      FetchTask t{{}, first >= profile_chunks, 0};
-      for (size_t i : g) {
-        t.chunks.push_back(window[i]);
-        ChunkLocation loc;
-        t.bytes += repo.index().Find(window[i], &loc, nullptr) ? loc.raw_len : repo.chunk_size();
-      }
+    std::vector<uint64_t> raw_bytes;
+    auto groups = repo.GroupByRead(window, &raw_bytes);
+    std::vector<size_t> order(groups.size());  // groups by their first chunk in the window
+    for (size_t g = 0; g < groups.size(); g++) order[g] = g;
+    auto first_of = [&](size_t g) { return *std::min_element(groups[g].begin(), groups[g].end()); };
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return first_of(a) < first_of(b); });
+    for (size_t g : order) {
+      // An unknown chunk (a newer index will place it) counts as a whole chunk.
+      FetchTask t{{}, first >= profile_chunks, raw_bytes[g] ? raw_bytes[g] : repo.chunk_size()};
+      for (size_t i : groups[g]) t.chunks.push_back(window[i]);
       tasks.push_back(std::move(t));
     }
     first = last;
@@ -116,13 +115,13 @@ Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const Ba
   // fetch (one request, led by the guest's read: what it reads next comes along); the
   // workers then skip it. Not a hydration fetch: a guest's random read there would wait
   // for a run of chunks it will not read soon.
-  std::unordered_map<Digest, size_t, DigestHash> task_of;
-  for (size_t t = 0; t < tasks.size(); t++)
+  std::unordered_map<Digest, size_t, DigestHash> task_of;  // the profile's fetches only
+  for (size_t t = 0; t < tasks.size() && !tasks[t].hydrate; t++)
     for (const Digest& d : tasks[t].chunks) task_of.emplace(d, t);
   std::vector<std::atomic<bool>> taken(tasks.size());
   ChunkSource::PlannerRegistration planner(source, [&](const Digest& d) -> std::vector<Digest> {
     auto it = task_of.find(d);
-    if (it == task_of.end() || tasks[it->second].hydrate || taken[it->second].exchange(true)) return {};
+    if (it == task_of.end() || taken[it->second].exchange(true)) return {};
     return tasks[it->second].chunks;
   });
   auto finished = [&](const FetchTask& t) {

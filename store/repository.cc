@@ -383,14 +383,18 @@ std::vector<Repository::ReadRun> Repository::PlanRuns(const std::vector<Digest>&
   return runs;
 }
 
-std::vector<std::vector<size_t>> Repository::GroupByRead(const std::vector<Digest>& digests) const {
+std::vector<std::vector<size_t>> Repository::GroupByRead(const std::vector<Digest>& digests,
+                                                          std::vector<uint64_t>* raw_bytes) const {
   std::vector<size_t> unknown;
   std::vector<std::vector<size_t>> groups;
+  std::vector<uint64_t> raw;
   for (const ReadRun& run : PlanRuns(digests, &unknown)) {
     groups.emplace_back();
-    for (auto& [i, loc] : run.items) groups.back().push_back(i);
+    raw.push_back(0);
+    for (auto& [i, loc] : run.items) groups.back().push_back(i), raw.back() += loc.raw_len;
   }
-  for (size_t i : unknown) groups.push_back({i});
+  for (size_t i : unknown) groups.push_back({i}), raw.push_back(0);
+  if (raw_bytes) *raw_bytes = std::move(raw);
   return groups;
 }
 

@@ -161,8 +161,10 @@ class Repository : public ChunkReader {
   static constexpr uint64_t kMaxCoalescedGap = 256ull << 10;
   // How ReadChunks would read these chunks: groups of indices into digests, one group per
   // ranged read, in pack order. Unknown digests come alone. The pre-stager plans with it,
-  // so each of its fetches is one request and many are in flight.
-  std::vector<std::vector<size_t>> GroupByRead(const std::vector<Digest>& digests) const;
+  // so each of its fetches is one request and many are in flight. With raw_bytes, also
+  // each group's decompressed size (0 for an unknown digest).
+  std::vector<std::vector<size_t>> GroupByRead(const std::vector<Digest>& digests,
+                                               std::vector<uint64_t>* raw_bytes = nullptr) const;
 
  private:
   struct ReadRun {  // records of one pack read with one ranged read
