@@ -2,7 +2,8 @@
 # The object store fails under a running data agent and media agent, on a real Ceph RGW:
 #  - radosgw restarted during a backup: the backup finishes, the copy restores byte for byte;
 #  - radosgw restarted during a pre-stage: the pre-stage finishes with no failed chunk;
-#  - radosgw stopped (SIGSTOP) for 30 s while a reader reads cold data through the mount:
+#  - radosgw stopped (SIGSTOP) for 30 s while a reader reads cold data through the mount
+#    (requests stalled for 5 s are sent again):
 #    the reader waits, then gets the right bytes (no EIO), and the retries are counted.
 LM=$1
 CLUSTER="bash $(cd "$(dirname "$0")" && pwd)/ceph/cluster.sh"
@@ -39,6 +40,9 @@ cmp -s mnt/vm1/latest/disk.raw vm/disk.raw || fail "reads after the pre-stage"
 $LM umount mnt >/dev/null
 
 note "radosgw stopped for 30 s while a reader reads through the mount"
+# A request that gets no byte for 5 s is sent again: a 30 s stop must then show retries,
+# where with the default 30 s the stalled request could as well just finish on resume.
+export LIVEMOUNT_S3_STALL_TIMEOUT=5
 CACHE_DIR=$WORK/cache2 STATE_DIR=$WORK/state2 mount_repo "$R" mnt2 --readahead 0
 ( dd if=mnt2/vm1/latest/disk.raw of=read.raw bs=64K status=none ) & reader=$!
 sleep 0.3

@@ -348,24 +348,28 @@ TEST_CASE("S3 lock: one not refreshed for long counts as lost, for good", "[s3]"
   CHECK_FALSE((*lock)->Check().ok());                             // someone may have acted meanwhile
 }
 
-TEST_CASE("S3 limits from the environment: in flight, rate, retry time; bad values named", "[s3]") {
+TEST_CASE("S3 limits from the environment: in flight, rate, retry time, stall timeout; bad values named", "[s3]") {
   S3BackendOptions o;
   REQUIRE(ApplyEnvironmentTuning(FakeEnv({}), &o).ok());
   CHECK(o.http.max_in_flight == 16);
   CHECK(o.http.max_requests_per_second == 0);
   CHECK(o.retry.give_up_after_s == 180);
+  CHECK(o.http.stall_timeout_s == 30);
   REQUIRE(ApplyEnvironmentTuning(FakeEnv({{"LIVEMOUNT_S3_CONNECTIONS", "4"},
                                           {"LIVEMOUNT_S3_MAX_RATE", "50.5"},
-                                          {"LIVEMOUNT_S3_RETRY_FOR", "600"}}),
+                                          {"LIVEMOUNT_S3_RETRY_FOR", "600"},
+                                          {"LIVEMOUNT_S3_STALL_TIMEOUT", "5"}}),
                                  &o)
               .ok());
   CHECK(o.http.max_in_flight == 4);
   CHECK(o.http.max_requests_per_second == 50.5);
   CHECK(o.retry.give_up_after_s == 600);
+  CHECK(o.http.stall_timeout_s == 5);
   for (auto [name, value] : std::vector<std::pair<std::string, std::string>>{
            {"LIVEMOUNT_S3_CONNECTIONS", "0"}, {"LIVEMOUNT_S3_CONNECTIONS", "2.5"},
            {"LIVEMOUNT_S3_CONNECTIONS", "many"}, {"LIVEMOUNT_S3_MAX_RATE", "-1"},
-           {"LIVEMOUNT_S3_RETRY_FOR", "1e9"}, {"LIVEMOUNT_S3_RETRY_FOR", "10s"}}) {
+           {"LIVEMOUNT_S3_RETRY_FOR", "1e9"}, {"LIVEMOUNT_S3_RETRY_FOR", "10s"},
+           {"LIVEMOUNT_S3_STALL_TIMEOUT", "0"}, {"LIVEMOUNT_S3_STALL_TIMEOUT", "1.5"}}) {
     S3BackendOptions bad;
     Status s = ApplyEnvironmentTuning(FakeEnv({{name, value}}), &bad);
     CHECK(s.code() == Code::kInvalid);

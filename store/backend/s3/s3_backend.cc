@@ -211,6 +211,12 @@ Status ApplyEnvironmentTuning(const EnvLookup& getenv_fn, S3BackendOptions* opti
   }
   options->http.max_in_flight = unsigned(connections);
   LM_RETURN_IF_ERROR(number("LIVEMOUNT_S3_MAX_RATE", 0, 1e6, &options->http.max_requests_per_second));
+  double stall = double(options->http.stall_timeout_s);
+  LM_RETURN_IF_ERROR(number("LIVEMOUNT_S3_STALL_TIMEOUT", 1, 3600, &stall));
+  if (stall != double(long(stall))) {
+    return Status::Invalid("LIVEMOUNT_S3_STALL_TIMEOUT: expected a whole number of seconds");
+  }
+  options->http.stall_timeout_s = long(stall);
   return number("LIVEMOUNT_S3_RETRY_FOR", 0, 86400, &options->retry.give_up_after_s);
 }
 

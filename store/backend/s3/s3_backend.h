@@ -60,8 +60,10 @@ class S3Backend : public Backend {
 // Limits an administrator sets for a provider, from the environment (every command and the
 // media agent read them): LIVEMOUNT_S3_CONNECTIONS (requests in flight, 1-256, default 16),
 // LIVEMOUNT_S3_MAX_RATE (requests per second, 0 for none, the default) and
-// LIVEMOUNT_S3_RETRY_FOR (seconds a failing request is retried, default 180). A value that
-// is not a number in range is Invalid, naming the variable.
+// LIVEMOUNT_S3_RETRY_FOR (seconds a failing request is retried, default 180) and
+// LIVEMOUNT_S3_STALL_TIMEOUT (seconds without a byte before a request is abandoned and
+// retried, 1-3600, default 30). A value that is not a number in range is Invalid, naming
+// the variable.
 Status ApplyEnvironmentTuning(const EnvLookup& getenv_fn, S3BackendOptions* options);
 
 // Opens `location` (s3:...) with credentials, region and tuning from the environment.
