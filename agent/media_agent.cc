@@ -20,6 +20,7 @@
 #include "base/log.h"
 #include "base/state_layout.h"
 #include "cache/chunk_source.h"
+#include "cache/chunk_table_db.h"
 #include "cache/metadata_cache.h"
 #include "fs/fuse_ops.h"
 #include "fs/live_fs.h"
@@ -69,6 +70,9 @@ int Serve(const MountOptions& o, int ready_fd) {
   ro.env = o.env;
   ro.password = o.password;
   ro.object_cache = metadata->get();
+  auto chunk_table = ChunkIndexFromEnvironment(o.cache_dir);
+  if (!chunk_table.ok()) return report(chunk_table.status()), 1;
+  ro.chunk_table = *chunk_table;
   auto repo = Repository::Open(o.repo, ro);
   if (!repo.ok()) return report(repo.status()), 1;
   auto cache = ReadCache::Open(CacheOptions{o.env, o.cache_dir, o.cache_size, (*repo)->chunk_size()});
@@ -174,7 +178,17 @@ std::string DefaultStateDir() {
 }
 
 std::string DefaultCacheDir() {
+  const char* dir = std::getenv("LIVEMOUNT_CACHE_DIR");
+  if (dir && *dir) return dir;
   return ::geteuid() == 0 ? "/var/cache/livemount" : HomeDir("/.cache/livemount");
+}
+
+Result<ChunkTableOpener> ChunkIndexFromEnvironment(const std::string& cache_dir) {
+  const char* how = std::getenv("LIVEMOUNT_CHUNK_INDEX");
+  std::string h = how ? how : "";
+  if (h.empty() || h == "disk") return DiskChunkTableOpener(cache_dir);
+  if (h == "memory") return ChunkTableOpener();
+  return Status::Invalid("LIVEMOUNT_CHUNK_INDEX: expected 'disk' or 'memory', got '" + h + "'");
 }
 
 ExportOptions CompleteExportOptions(Env* env, ExportOptions e, const std::string& mountpoint,
@@ -196,6 +210,7 @@ Status MountOptions::validate() {
   }
   if (!IsObjectStoreLocation(repo) && !IsDirectory(repo)) return Status::NotFound(repo + ": no such repository directory");
   if (cache_size < (1ull << 20)) return Status::Invalid("--cache-size must be at least 1M");
+  LM_RETURN_IF_ERROR(ChunkIndexFromEnvironment(cache_dir).status());  // said before the daemon starts
   // Never stack on another mount: a live one would be hidden, a dead one (its agent was
   // killed) must be cleaned up first, and its files would otherwise reappear later.
   if (auto m = FindMount(mountpoint)) {

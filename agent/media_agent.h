@@ -44,8 +44,14 @@ struct MountOptions {
 // The state directory used when none is given: /var/lib/livemount as root, else
 // ~/.local/state/livemount.
 std::string DefaultStateDir();
-// Likewise the read-cache: /var/cache/livemount as root, else ~/.cache/livemount.
+// Likewise the read-cache and the chunk index: $LIVEMOUNT_CACHE_DIR if set, else
+// /var/cache/livemount as root, else ~/.cache/livemount.
 std::string DefaultCacheDir();
+
+// Where a command keeps a repository's chunk index, from LIVEMOUNT_CHUNK_INDEX: "disk" (the
+// default: CACHE_DIR/chunk-index, cache/chunk_table_db.h) or "memory" (as before; fine for
+// small repositories, about 100 B per chunk). The opener for RepoOptions::chunk_table.
+Result<ChunkTableOpener> ChunkIndexFromEnvironment(const std::string& cache_dir);
 
 // The export options as the media agent completes them (mountpoint, STATE/export).
 ExportOptions CompleteExportOptions(Env* env, ExportOptions e, const std::string& mountpoint,

@@ -190,9 +190,9 @@ Status BackupWriter::FinishPack(PackWriter pack) {
 Status BackupWriter::WriteIndexFile(std::vector<std::pair<PackId, std::vector<PackEntry>>> packs) {
   if (packs.empty()) return Status::Ok();
   IndexFileContents c{std::move(packs)};
-  LM_RETURN_IF_ERROR(repo_.WriteObject(NewIndexName(repo_.env()->NowMicros() * 1000), EncodeIndexFile(c)));
-  for (auto& [id, entries] : c.packs) repo_.index().Add(id, entries);
-  return Status::Ok();
+  std::string name = NewIndexName(repo_.env()->NowMicros() * 1000);
+  LM_RETURN_IF_ERROR(repo_.WriteObject(name, EncodeIndexFile(c)));
+  return repo_.index().Add(name, c);
 }
 
 Status BackupWriter::Finish() {

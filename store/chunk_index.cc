@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "base/bytes.h"
@@ -13,6 +14,11 @@ namespace lm {
 
 namespace {
 constexpr size_t kIndexEntrySize = 64;
+
+int64_t WallNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 bool ParsePackId(const char* raw16, PackId* out) {
   static const char* kHex = "0123456789abcdef";
@@ -94,29 +100,20 @@ Result<IndexFileContents> DecodeIndexFile(std::string_view data, const std::stri
   return c;
 }
 
-uint32_t ChunkIndex::PackNoLocked(const PackId& id) {
-  auto it = pack_nos_.find(id);
-  if (it != pack_nos_.end()) return it->second;
-  uint32_t no = static_cast<uint32_t>(packs_.size());
-  packs_.push_back(id);
-  pack_nos_.emplace(id, no);
-  return no;
-}
+ChunkIndex::ChunkIndex() : table_(new MemoryChunkTable) {}
 
-void ChunkIndex::Add(const PackId& pack, const std::vector<PackEntry>& entries) {
+void ChunkIndex::Use(std::unique_ptr<ChunkTable> table) {
+  int64_t now = WallNowNs(), newest = 0;
+  for (const std::string& name : table->Sources()) newest = std::max(newest, IndexNameTime(name, now));
   std::unique_lock lock(mu_);
-  uint32_t no = PackNoLocked(pack);
-  for (const PackEntry& e : entries) {
-    map_.try_emplace(e.digest, ChunkLocation{no, e.stored_len, e.raw_len, e.codec, e.offset});
-  }
+  table_ = std::move(table);
+  newest_name_ns_ = newest;
 }
 
-namespace {
-int64_t WallNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+Status ChunkIndex::Add(const std::string& source, const IndexFileContents& contents) {
+  std::shared_lock lock(mu_);
+  return table_->AddSource(source, contents);
 }
-}  // namespace
 
 std::string NewIndexName(int64_t now_ns) {
   char t[17];
@@ -157,8 +154,17 @@ Status ChunkIndex::LoadNamed(Backend& backend, const RepoCrypto& crypto, const s
   return LoadListed(backend, crypto, objects, WallNowNs(), found_bad);
 }
 
-Status ChunkIndex::LoadNew(Backend& backend, const RepoCrypto& crypto, bool* found_bad) {
+Status ChunkIndex::LoadNew(Backend& backend, const RepoCrypto& crypto, bool* found_bad, bool* gone) {
   LM_ASSIGN_OR_RETURN(auto objects, backend.List("index/"));
+  if (gone) {
+    std::set<std::string> listed;
+    for (const ObjectInfo& o : objects) listed.insert(o.name);
+    std::shared_lock lock(mu_);
+    *gone = false;
+    for (const std::string& s : table_->Sources()) {
+      if (s.rfind("index/", 0) == 0 && !listed.count(s)) *gone = true;
+    }
+  }
   return LoadListed(backend, crypto, objects, WallNowNs(), found_bad);
 }
 
@@ -166,17 +172,18 @@ Status ChunkIndex::LoadListed(Backend& backend, const RepoCrypto& crypto, const 
                               int64_t now_ns, bool* found_bad) {
   if (found_bad) *found_bad = false;
   std::vector<std::string> names;
-  {
-    std::shared_lock lock(mu_);
-    for (const ObjectInfo& o : objects) {
-      const std::string& name = o.name;
-      if (name.size() < 4 || name.compare(name.size() - 4, 4, ".idx") != 0) continue;
-      if (!loaded_files_.count(name)) names.push_back(name);
-    }
+  std::shared_lock lock(mu_);  // the table stays while this loads into it (Reload waits)
+  for (const ObjectInfo& o : objects) {
+    const std::string& name = o.name;
+    if (name.size() < 4 || name.compare(name.size() - 4, 4, ".idx") != 0) continue;
+    if (!table_->HasSource(name)) names.push_back(name);
   }
   // Several reads at once: on an object store each is a round trip.
   std::atomic<size_t> next{0};
   std::atomic<bool> bad{false};
+  std::atomic<int64_t> newest{0};
+  std::mutex error_mu;
+  Status error;
   auto load = [&] {
     for (size_t i; (i = next++) < names.size();) {
       const std::string& name = names[i];
@@ -186,83 +193,87 @@ Status ChunkIndex::LoadListed(Backend& backend, const RepoCrypto& crypto, const 
       if (data.ok()) data = crypto.OpenObject(name, std::move(data).value(), path);
       Result<IndexFileContents> c = data.ok() ? DecodeIndexFile(*data, path)
                                               : Result<IndexFileContents>(data.status());
-      if (c.ok()) {
-        for (auto& [id, entries] : c->packs) Add(id, entries);
+      Status s = c.ok() ? table_->AddSource(name, *c) : table_->AddBadSource(name, c.status().message());
+      if (!s.ok()) {
+        std::lock_guard l(error_mu);
+        if (error.ok()) error = s;
+        next = names.size();  // the table cannot take more: stop
+        continue;
       }
-      std::unique_lock lock(mu_);
-      loaded_files_.insert(name);
-      newest_name_ns_ = std::max(newest_name_ns_, IndexNameTime(name, now_ns));
-      if (!c.ok()) {
-        bad_files_.push_back(c.status().message());
-        bad = true;
+      int64_t t = IndexNameTime(name, now_ns);
+      for (int64_t seen = newest; t > seen && !newest.compare_exchange_weak(seen, t);) {
       }
+      if (!c.ok()) bad = true;
     }
   };
   std::vector<std::thread> helpers;
   for (size_t t = 1; t < std::min<size_t>(kLoadThreads, names.size()); t++) helpers.emplace_back(load);
   load();
   for (auto& t : helpers) t.join();
+  lock.unlock();
+  {
+    std::unique_lock w(mu_);
+    newest_name_ns_ = std::max<int64_t>(newest_name_ns_, newest);
+  }
   if (found_bad) *found_bad = bad;
-  return Status::Ok();
+  return error;
 }
 
 Status ChunkIndex::Reload(Backend& backend, const RepoCrypto& crypto, bool* found_bad) {
+  std::unique_ptr<ChunkTable> table;
+  {
+    std::shared_lock lock(mu_);
+    LM_ASSIGN_OR_RETURN(table, table_->NewGeneration());
+  }
   ChunkIndex fresh;
+  fresh.Use(std::move(table));
   LM_RETURN_IF_ERROR(fresh.LoadNew(backend, crypto, found_bad));
   std::unique_lock lock(mu_);
-  std::shared_lock other(fresh.mu_);
-  map_ = std::move(fresh.map_);
-  packs_ = std::move(fresh.packs_);
-  pack_nos_ = std::move(fresh.pack_nos_);
-  loaded_files_ = std::move(fresh.loaded_files_);
+  LM_RETURN_IF_ERROR(fresh.table_->Commit());
+  table_ = std::move(fresh.table_);
   newest_name_ns_ = fresh.newest_name_ns_;
-  bad_files_ = std::move(fresh.bad_files_);
   return Status::Ok();
 }
 
 bool ChunkIndex::Find(const Digest& d, ChunkLocation* loc, PackId* pack) const {
   std::shared_lock lock(mu_);
-  auto it = map_.find(d);
-  if (it == map_.end()) return false;
-  if (loc) *loc = it->second;
-  if (pack) *pack = packs_[it->second.pack_no];
-  return true;
+  return table_->Find(d, loc, pack);
 }
 
 std::vector<std::string> ChunkIndex::BadFiles() const {
   std::shared_lock lock(mu_);
-  return bad_files_;
+  return table_->BadSources();
 }
 
 bool ChunkIndex::HasPack(const PackId& id) const {
   std::shared_lock lock(mu_);
-  return pack_nos_.count(id) != 0;
+  return table_->HasPack(id);
 }
 
-bool ChunkIndex::Contains(const Digest& d) const {
-  std::shared_lock lock(mu_);
-  return map_.count(d) != 0;
-}
+bool ChunkIndex::Contains(const Digest& d) const { return Find(d, nullptr, nullptr); }
 
 size_t ChunkIndex::size() const {
   std::shared_lock lock(mu_);
-  return map_.size();
+  return table_->size();
 }
 
-std::vector<PackId> ChunkIndex::Packs() const {
+void ChunkIndex::ForEach(const std::function<bool(const PackId&, const PackEntry&)>& fn) const {
   std::shared_lock lock(mu_);
-  return packs_;
+  table_->ForEach(fn);
 }
 
 std::vector<std::pair<PackId, PackEntry>> ChunkIndex::AllEntries() const {
-  std::shared_lock lock(mu_);
   std::vector<std::pair<PackId, PackEntry>> out;
-  out.reserve(map_.size());
-  for (auto& [d, loc] : map_) {
-    out.push_back({packs_[loc.pack_no], PackEntry{d, loc.offset, loc.stored_len, loc.raw_len,
-                                                  loc.codec}});
-  }
+  ForEach([&](const PackId& p, const PackEntry& e) {
+    out.emplace_back(p, e);
+    return true;
+  });
   return out;
+}
+
+std::string ChunkIndex::Describe() const {
+  std::shared_lock lock(mu_);
+  return table_->Describe();
 }
 
 }  // namespace lm

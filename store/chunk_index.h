@@ -1,37 +1,25 @@
 // The repository's chunk index: digest -> (pack, offset, lengths). In the repository it is a
 // set of immutable index objects (index/<id>.idx), each written after the packs it names are
-// durable; in memory one hash table merges them all. Readers reload it when they meet a
-// digest they do not know, so a mount sees backups that finished after it started.
+// durable; locally a ChunkTable merges them all (in memory, or on disk for large
+// repositories: store/chunk_table.h). Readers load what is new when they meet a digest they
+// do not know, so a mount sees backups that finished after it started.
 #pragma once
 
 #include <cstdint>
-#include <set>
+#include <memory>
 #include <shared_mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
-#include "store/digest.h"
 #include "store/backend/backend.h"
+#include "store/chunk_table.h"
 #include "store/crypto/repo_crypto.h"
+#include "store/digest.h"
 #include "store/pack.h"
 
 namespace lm {
 
 inline constexpr char kIndexMagic[8] = {'L', 'M', 'I', 'N', 'D', 'X', '0', '1'};
-
-struct ChunkLocation {
-  uint32_t pack_no = 0;  // into ChunkIndex's pack table
-  uint32_t stored_len = 0;
-  uint32_t raw_len = 0;
-  Codec codec = Codec::kNone;
-  uint64_t offset = 0;
-};
-
-// One index file's worth of entries, grouped by pack.
-struct IndexFileContents {
-  std::vector<std::pair<PackId, std::vector<PackEntry>>> packs;
-};
 
 std::string EncodeIndexFile(const IndexFileContents& c);
 // `path` is used in error messages only.
@@ -45,15 +33,21 @@ std::string NewIndexName(int64_t now_ns);
 // times before 2020 or more than a day after `now_ns`).
 int64_t IndexNameTime(const std::string& name, int64_t now_ns);
 
-// Thread-safe: lookups take a shared lock, loading an exclusive one.
+// Thread-safe: lookups and loads run at once; a rebuild swaps the table under an exclusive lock.
 class ChunkIndex {
  public:
   static constexpr size_t kLoadThreads = 8;  // index objects read at once
+  ChunkIndex();  // in memory until Use()
+  // Keeps the index in `table` from now on, with what it already holds (an on-disk table
+  // from an earlier run). Call before the first load.
+  void Use(std::unique_ptr<ChunkTable> table);
   // Reads the index objects (index/*.idx) that are not loaded yet. A corrupt one is skipped
   // and remembered in BadFiles() (the repository then reads its packs' own tables);
-  // *found_bad says whether this call met a new one.
+  // *found_bad says whether this call met a new one. *gone says whether a loaded object is
+  // no longer there (a prune replaced it): the table then names chunks that may be gone,
+  // and must be rebuilt (Reload) before anything relies on what it does not find missing.
   // Index objects are sealed in an encrypted repository: `crypto` opens them.
-  Status LoadNew(Backend& backend, const RepoCrypto& crypto, bool* found_bad = nullptr);
+  Status LoadNew(Backend& backend, const RepoCrypto& crypto, bool* found_bad = nullptr, bool* gone = nullptr);
   // The same for the index objects named after the newest one loaded, less an hour for
   // writers whose clocks lag (one short listing on an object store). It may miss an object
   // of a writer whose clock lags more: a reader that still lacks a digest calls LoadNew.
@@ -62,29 +56,29 @@ class ChunkIndex {
   // copies, so it starts without asking the store what there is.
   Status LoadNamed(Backend& backend, const RepoCrypto& crypto, const std::vector<ObjectInfo>& objects,
                    bool* found_bad = nullptr);
-  // Rebuilds the index from the index objects there are now (after prune replaced some).
+  // Rebuilds the index from the index objects there are now (after prune replaced some),
+  // in a new generation of the table; lookups use the old one until it is complete.
   Status Reload(Backend& backend, const RepoCrypto& crypto, bool* found_bad = nullptr);
   std::vector<std::string> BadFiles() const;  // "path: what is wrong"
   bool HasPack(const PackId& id) const;
-  void Add(const PackId& pack, const std::vector<PackEntry>& entries);
+  // A pack's own table (named "packs/<id>" among the sources), or an index object a backup
+  // just wrote (by its name).
+  Status Add(const std::string& source, const IndexFileContents& contents);
   bool Find(const Digest& d, ChunkLocation* loc, PackId* pack) const;
   bool Contains(const Digest& d) const;
   size_t size() const;
-  std::vector<PackId> Packs() const;
-  // Every (pack, entry) known; for verify.
-  std::vector<std::pair<PackId, PackEntry>> AllEntries() const;
+  // Each digest once with one of its locations (for verify, prune, stats); fn must not
+  // add to the index. Stops when fn returns false.
+  void ForEach(const std::function<bool(const PackId&, const PackEntry&)>& fn) const;
+  std::vector<std::pair<PackId, PackEntry>> AllEntries() const;  // ForEach, collected
+  std::string Describe() const;  // where the table lives
 
  private:
   Status LoadListed(Backend& backend, const RepoCrypto& crypto, const std::vector<ObjectInfo>& objects,
                     int64_t now_ns, bool* found_bad);
-  uint32_t PackNoLocked(const PackId& id);
-  mutable std::shared_mutex mu_;
-  std::unordered_map<Digest, ChunkLocation, DigestHash> map_;
-  std::vector<PackId> packs_;
-  std::unordered_map<PackId, uint32_t> pack_nos_;
-  std::set<std::string> loaded_files_;
+  mutable std::shared_mutex mu_;  // guards the table pointer and newest_name_ns_
+  std::unique_ptr<ChunkTable> table_;
   int64_t newest_name_ns_ = 0;  // the latest time among loaded names (IndexNameTime)
-  std::vector<std::string> bad_files_;
 };
 
 }  // namespace lm

@@ -112,10 +112,15 @@ Result<std::unique_ptr<Repository>> Repository::Open(std::unique_ptr<Backend> ba
     repo->crypto_ = std::move(key.crypto);
     repo->key_id_ = std::move(key.key_id);
   }
+  // Local copies (metadata, the chunk table) are the repository's at this location: another
+  // repository claiming the same id elsewhere never sees them.
+  std::string ns = Digest::Of(AbsoluteLocation(repo->path()) + '\n' + repo->config_.id).Hex().substr(0, 32);
+  if (options.chunk_table) {
+    auto table = options.chunk_table(ns);
+    if (!table.ok()) return table.status();
+    repo->index_.Use(std::move(table).value());
+  }
   if (options.object_cache) {  // the config (its id) and key slots are always read afresh
-    // Copies are the repository's at this location: another repository claiming the same
-    // id elsewhere never sees them.
-    std::string ns = Digest::Of(AbsoluteLocation(repo->path()) + '\n' + repo->config_.id).Hex().substr(0, 32);
     auto caching = std::make_unique<CachingBackend>(std::move(repo->backend_), *options.object_cache, ns);
     repo->caching_ = caching.get();
     repo->backend_ = std::move(caching);
@@ -179,8 +184,11 @@ Result<RepoConfig> DecodeRepoConfig(const std::string& text, const std::string& 
 }
 
 Status Repository::Refresh() {
-  bool found_bad = false;
-  LM_RETURN_IF_ERROR(index_.LoadNew(*backend_, *crypto_, &found_bad));
+  bool found_bad = false, gone = false;
+  LM_RETURN_IF_ERROR(index_.LoadNew(*backend_, *crypto_, &found_bad, &gone));
+  // A prune replaced index objects since the table was filled (an on-disk one, from an
+  // earlier run): it may name chunks that are gone, and a backup would skip storing them.
+  if (gone) return Reload();
   return found_bad ? IndexUnindexedPacks() : Status::Ok();
 }
 
@@ -203,7 +211,7 @@ Status Repository::IndexUnindexedPacks() {
   for (const PackId& id : packs) {
     if (index_.HasPack(id)) continue;
     auto table = ReadPackTable(*backend_, id);
-    if (table.ok()) index_.Add(id, *table);
+    if (table.ok()) LM_RETURN_IF_ERROR(index_.Add(PackRelPath(id), IndexFileContents{{{id, *table}}}));
   }
   return Status::Ok();
 }

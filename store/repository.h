@@ -50,6 +50,8 @@ struct RepoOptions {
   // A media agent's local copies of metadata objects (store/backend/caching_backend.h);
   // optional, must outlive the repository.
   ObjectCache* object_cache = nullptr;
+  // Where the chunk index lives (store/chunk_table.h); in memory without one.
+  ChunkTableOpener chunk_table;
   Status validate() const;
 };
 

@@ -241,7 +241,9 @@ class Verifier {
 
 Result<VerifyReport> RunVerify(Repository& repo, const VerifyOptions& o) {
   auto start = std::chrono::steady_clock::now();
-  LM_RETURN_IF_ERROR(repo.Refresh());
+  // Every index object is read afresh: what is checked is the repository, not a copy of
+  // its index kept in a cache directory from an earlier run.
+  LM_RETURN_IF_ERROR(repo.Reload());
   VerifyReport r;
   Verifier v(repo, o, &r);
   v.CheckIndexFiles();

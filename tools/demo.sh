@@ -25,6 +25,7 @@ LM=$SRC/build/tools/livemount
 DEMO=${LIVEMOUNT_DEMO_DIR:-/tmp/livemount-demo}
 fusermount3 -u -z "$DEMO/mnt" 2>/dev/null || true
 rm -rf "$DEMO" && mkdir -p "$DEMO" && cd "$DEMO"
+export LIVEMOUNT_CACHE_DIR=$DEMO/cache  # backup's chunk index too: nothing left outside $DEMO
 finish() {
   "$LM" umount "$DEMO/mnt" >/dev/null 2>&1 || fusermount3 -u -z "$DEMO/mnt" 2>/dev/null || true
   [ $S3 = 0 ] || bash "$SRC/test/integration/ceph/cluster.sh" stop "$DEMO/ceph" || true

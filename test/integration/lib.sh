@@ -3,6 +3,8 @@ set -euo pipefail
 
 LM=$(readlink -f "${LM:?set LM to the livemount binary}")
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lm-it-XXXXXX")
+# Commands keep a repository's chunk index in the cache directory: the test's own.
+export LIVEMOUNT_CACHE_DIR=$WORK/data-agent-cache
 cleanup_hooks=()
 on_exit() {
   local rc=$?

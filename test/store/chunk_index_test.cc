@@ -1,3 +1,5 @@
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 
 #include "store/backend/local_backend.h"
@@ -76,7 +78,21 @@ TEST_CASE("ChunkIndex loads new files, skips damaged ones and reports them", "[i
   PackId pack;
   REQUIRE(idx.Find(Digest::Of("only-in-b"), &loc, &pack));
   CHECK(pack == b.packs[0].first);
-  CHECK(idx.Packs().size() == 4);
+  for (auto* c : {&a, &b})
+    for (auto& [id, entries] : c->packs) CHECK(idx.HasPack(id));
+  CHECK_FALSE(idx.HasPack(RandomHex(16)));
+  // A prune deleted a loaded object: the next full listing says so, and a reload forgets it.
+  bool gone = false;
+  REQUIRE(idx.LoadNew(backend, *RepoCrypto::None(), &bad, &gone).ok());
+  CHECK_FALSE(gone);
+  REQUIRE(::unlink((dir / "index/a.idx").c_str()) == 0);
+  REQUIRE(idx.LoadNew(backend, *RepoCrypto::None(), &bad, &gone).ok());
+  CHECK(gone);
+  CHECK(idx.size() == 31);
+  REQUIRE(idx.Reload(backend, *RepoCrypto::None(), &bad).ok());
+  CHECK(idx.size() == 1);
+  CHECK_FALSE(idx.HasPack(a.packs[0].first));
+  CHECK(idx.BadFiles().size() == 1);  // bad.idx is still there, and still bad
 }
 
 TEST_CASE("index object names carry their time; older random ids and future times do not count", "[index]") {

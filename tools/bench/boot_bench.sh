@@ -14,6 +14,7 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 W=${1:-/var/tmp/lm-bbench}
+export LIVEMOUNT_CACHE_DIR=$W/data-agent-cache  # the chunk index of backup, restore, ...
 DATA_SIZE=${DATA_SIZE:-16G}
 APP_MIB=${APP_MIB:-256}
 LATENCIES=${LATENCIES:-0 10 40}

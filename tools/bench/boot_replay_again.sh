@@ -6,6 +6,7 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 W=${1:-/var/tmp/lm-bbench}
+export LIVEMOUNT_CACHE_DIR=$W/data-agent-cache  # the chunk index of backup, restore, ...
 source "$SRC/tools/bench/lib.sh"
 LM=${BUILD_DIR:-$SRC/build}/tools/livemount
 REPLAY=$SRC/tools/bench/replay.py

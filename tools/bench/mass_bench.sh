@@ -12,6 +12,7 @@
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 W=${1:-/var/tmp/lm-mbench}
+export LIVEMOUNT_CACHE_DIR=$W/data-agent-cache  # the chunk index of backup, restore, ...
 N=${N:-8}
 LAT=${LAT:-10}
 source "$SRC/tools/bench/lib.sh"

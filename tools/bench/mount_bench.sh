@@ -9,6 +9,7 @@ set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 MIB=${1:-1024}
 W=${2:-/var/tmp/lm-mbench}
+export LIVEMOUNT_CACHE_DIR=$W/data-agent-cache  # the chunk index of backup, restore, ...
 RAND_IOS=${RAND_IOS:-3000}
 "$SRC/tools/install-deps.sh" build bench
 cmake -S "$SRC" -B "$SRC/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -9,6 +9,7 @@ set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 MIB=${1:-512}
 W=${2:-/var/tmp/lm-nbench}
+export LIVEMOUNT_CACHE_DIR=$W/data-agent-cache  # the chunk index of backup, restore, ...
 RAND_IOS=${RAND_IOS:-2000}
 P=20590; MP=20548
 "$SRC/tools/install-deps.sh" build test

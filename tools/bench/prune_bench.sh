@@ -9,6 +9,7 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 MIB=${1:-1024}
 COPIES=${2:-30}
 W=${3:-/var/tmp/lm-prune-bench}
+export LIVEMOUNT_CACHE_DIR=$W/data-agent-cache  # the chunk index of backup, restore, ...
 CHANGE_PCT=2
 "$SRC/tools/install-deps.sh" build bench
 cmake -S "$SRC" -B "$SRC/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

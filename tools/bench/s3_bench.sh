@@ -14,6 +14,7 @@ set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 MIB=${1:-1024}
 W=${2:-/var/tmp/lm-s3-bench}
+export LIVEMOUNT_CACHE_DIR=$W/data-agent-cache  # the chunk index of backup, restore, ...
 READ_MIB=${3:-256}
 "$SRC/tools/install-deps.sh" build bench s3
 cmake -S "$SRC" -B "$SRC/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

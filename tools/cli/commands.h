@@ -43,8 +43,9 @@ CLI::Option* AddRepoArgument(CLI::App* c, std::string* repo, bool existing = tru
 inline CLI::Option* AddRepoArgument(CLI::App* c, const std::shared_ptr<std::string>& repo) {
   return AddRepoArgument(c, repo.get());
 }
-// Opens a repository with the CLI's Env.
-Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path);
+// Opens a repository with the CLI's Env, its chunk index kept in `cache_dir` (default:
+// DefaultCacheDir()) as LIVEMOUNT_CHUNK_INDEX says.
+Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, const std::string& cache_dir = "");
 
 // Prints `j` indented on stdout. Names are stored losslessly (base/json_bytes.h); this
 // last line of defence only keeps a stray invalid byte from aborting the output.

@@ -175,7 +175,7 @@ int RunPrestage(PrestageArgs a) {
     if (!seconds.ok()) return Report(seconds.status().Context("--pin-for"));
     pin_until = static_cast<int64_t>(::time(nullptr)) + *seconds;
   }
-  auto repo = OpenRepo(a.repo);
+  auto repo = OpenRepo(a.repo, a.cache_dir);
   if (!repo.ok()) return Report(repo.status());
   auto ref = (*repo)->ResolveSpec(a.spec);
   if (!ref.ok()) return Report(ref.status());

@@ -36,10 +36,11 @@ Env* CliEnv() {
   return env;
 }
 
-Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path) {
+Result<std::unique_ptr<Repository>> OpenRepo(const std::string& path, const std::string& cache_dir) {
   RepoOptions o;
   o.env = CliEnv();
   o.password = CliPasswordSource();
+  LM_ASSIGN_OR_RETURN(o.chunk_table, ChunkIndexFromEnvironment(cache_dir.empty() ? DefaultCacheDir() : cache_dir));
   return Repository::Open(path, o);
 }
 
@@ -147,8 +148,8 @@ Status ProfileForSelectedFiles(BackupOptions* o, const std::vector<std::string>&
 constexpr int kExitIncomplete = 3;
 
 int Backup(const std::string& repo_path, BackupOptions o, const std::vector<std::string>& select_files,
-           bool as_json) {
-  auto repo = OpenRepo(repo_path);
+           bool as_json, const std::string& cache_dir) {
+  auto repo = OpenRepo(repo_path, cache_dir);
   if (!repo.ok()) return Report(repo.status());
   if (!(*repo)->encrypted() && PasswordGiven()) {
     // Someone who can write the repository could have replaced an encrypted config with
@@ -340,12 +341,12 @@ int Verify(const std::string& repo_path, bool read_data, bool as_json) {
 }
 
 struct RestoreArgs {
-  std::string repo, spec, dest;
+  std::string repo, spec, dest, cache_dir;
   bool no_sync = false, overwrite = false, continue_on_error = false, json = false;
 };
 
 int Restore(const RestoreArgs& a) {
-  auto repo = OpenRepo(a.repo);
+  auto repo = OpenRepo(a.repo, a.cache_dir);
   if (!repo.ok()) return Report(repo.status());
   auto ref = (*repo)->ResolveSpec(a.spec);
   if (!ref.ok()) return Report(ref.status());
@@ -411,7 +412,10 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
                   "Leave out entries whose path or name matches this shell pattern (repeatable)");
     auto as_json = std::make_shared<bool>(false);
     c->add_flag("--json", *as_json, "Machine-readable output (the new backup id among it)");
-    c->callback([=] { *exit_code = Backup(*repo, *o, *select, *as_json); });
+    auto cache = std::make_shared<std::string>();
+    c->add_option("--cache-dir", *cache, "Where the repository's chunk index is kept (default: $LIVEMOUNT_CACHE_DIR, "
+                                         "/var/cache/livemount as root, ~/.cache/livemount)");
+    c->callback([=] { *exit_code = Backup(*repo, *o, *select, *as_json, *cache); });
   }
   {
     auto* c = app.add_subcommand("list", "List VMs and their backup copies");
@@ -446,6 +450,7 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
     c->add_flag("--continue-on-error", a->continue_on_error,
                 "Restore every file that can be, name the others, exit non-zero");
     c->add_flag("--json", a->json, "Machine-readable output");
+    c->add_option("--cache-dir", a->cache_dir, "Where the repository's chunk index is kept (as for backup)");
     c->callback([=] { *exit_code = Restore(*a); });
   }
 }
