@@ -27,6 +27,7 @@ ChunkSource::~ChunkSource() {
   }
   queue_cv_.notify_all();
   insert_cv_.notify_all();
+  insert_space_cv_.notify_all();
   for (auto& t : fetchers_) t.join();
   inserter_.join();  // drains the pending inserts first
 }
@@ -55,13 +56,22 @@ void ChunkSource::InsertLoop() {
     if (!ins.ok() && ins.code() != Code::kNoSpace) {
       LogOnce(LogLevel::kWarn, "cache-insert", "read-cache insert failed: " + ins.message());
     }
-    Inserted(job.first);
+    Inserted(job.first, job.second->size());
   }
 }
 
-void ChunkSource::Inserted(const Digest& d) {
-  std::lock_guard lock(mu_);
-  inflight_.erase(d);
+void ChunkSource::Inserted(const Digest& d, size_t bytes) {
+  {
+    std::lock_guard lock(mu_);
+    inflight_.erase(d);
+    queued_insert_bytes_ -= bytes;
+  }
+  insert_space_cv_.notify_all();
+}
+
+void ChunkSource::WaitForInsertSpace() {
+  std::unique_lock lock(mu_);
+  insert_space_cv_.wait(lock, [&] { return stopping_ || queued_insert_bytes_ <= options_.max_queued_insert_bytes; });
 }
 
 Status ChunkSource::Fetch(const Digest& d, const std::string& what,
@@ -113,6 +123,7 @@ void ChunkSource::Complete(const Digest& d, const std::shared_ptr<Inflight>& f, 
   {
     std::lock_guard lock(mu_);
     if (s.ok() && !cached && !stopping_) {
+      queued_insert_bytes_ += raw->size();
       inserts_.push_back({d, std::move(raw)});  // the in-flight entry goes when the insert is done
     } else {
       inflight_.erase(d);  // errors are not remembered: the next read tries again
@@ -278,6 +289,10 @@ ChunkSource::BatchResult ChunkSource::FetchMany(const std::vector<Digest>& diges
       if (wait) (*data)[i] = raw, (*status)[i] = s;
       Complete(digests[i], flight[i], s, std::move(raw), false, what);
     }
+    // A pre-stage or read-ahead goes no faster than the cache takes its chunks: without
+    // this, a hydration held most of the disk in memory, queued for the inserter. Guest
+    // reads never wait here.
+    if (background) WaitForInsertSpace();
   }
   if (!wait) return r;
   // Only after completing the fetches this call leads: two callers joining each other's

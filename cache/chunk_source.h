@@ -34,6 +34,8 @@ namespace lm {
 
 struct ChunkSourceOptions {
   unsigned fetch_threads = 4;  // background fetchers
+  // Fetched bytes waiting for the cache insert beyond which pre-stages and read-ahead wait.
+  size_t max_queued_insert_bytes = 64ull << 20;
   Status validate() const;
 };
 
@@ -122,7 +124,9 @@ class ChunkSource : public ChunkReader {
   void YieldToGuestReads();
   void FetchLoop();
   void InsertLoop();
-  void Inserted(const Digest& d);
+  void Inserted(const Digest& d, size_t bytes);
+  // Blocks while more than options_.max_queued_insert_bytes wait for the inserter.
+  void WaitForInsertSpace();
 
   ChunkReader& origin_;
   ReadCache& cache_;
@@ -136,6 +140,8 @@ class ChunkSource : public ChunkReader {
   std::vector<std::thread> fetchers_;
   std::condition_variable insert_cv_;
   std::deque<std::pair<Digest, std::shared_ptr<std::string>>> inserts_;
+  size_t queued_insert_bytes_ = 0;  // in inserts_ or being inserted (under mu_)
+  std::condition_variable insert_space_cv_;
   std::thread inserter_;
   std::mutex planners_mu_;
   std::list<MissPlanner> planners_;  // of the pre-stagers running now

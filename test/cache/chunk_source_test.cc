@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "base/env_wrapper.h"
@@ -211,4 +212,39 @@ TEST_CASE("chunks a short gap apart in a pack are read with one read", "[chunk_s
   CHECK(counting->pack_reads - before == 1);
   CHECK(raws[1] == f.disk.substr(2 * kChunk, kChunk));
   CHECK(raws[3] == f.disk.substr(9 * kChunk, kChunk));
+}
+
+namespace {
+// Cache writes that take their time, counted.
+class SlowWriteEnv : public EnvWrapper {
+ public:
+  using EnvWrapper::EnvWrapper;
+  Status PWrite(int fd, const void* buf, size_t n, uint64_t off, const std::string& path) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    writes++;
+    return EnvWrapper::PWrite(fd, buf, n, off, path);
+  }
+  std::atomic<int> writes{0};
+};
+}  // namespace
+
+TEST_CASE("a pre-stage waits for the cache to take what it fetched: memory stays bounded", "[chunk_source]") {
+  Fixture f;
+  SlowWriteEnv slow(Env::Default());
+  auto c = ReadCache::Open(CacheOptions{&slow, f.dir / "slow-cache", 64 * kChunk, kChunk});
+  REQUIRE(c.ok());
+  ChunkSourceOptions o;
+  o.max_queued_insert_bytes = 2 * kChunk;
+  ChunkSource src(*f.repo, **c, o);
+  std::vector<Digest> all;
+  for (const Digest& d : f.fc.digests)
+    if (!d.IsZero()) all.push_back(d);
+  REQUIRE(all.size() == 14);
+  auto r = src.EnsureBatch(all, "prestage", /*background=*/true);
+  CHECK(r.fetched == 14);
+  // Back only once no more than two chunks wait: the other twelve are in the cache. (The
+  // queue used to take all of them at once: a hydration held the disk in memory.)
+  CHECK(slow.writes >= 12);
+  src.Drain();
+  CHECK(slow.writes == 14);
 }
