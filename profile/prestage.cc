@@ -1,5 +1,8 @@
 #include "profile/prestage.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -68,9 +71,12 @@ struct FetchTask {
 // their first chunk. Close enough to boot order that the guest finds what it reads next,
 // and each fetch one request: with many in flight, an object store's round trip is paid
 // once per run of neighbours, not once per chunk. Windows grow from 32 chunks to 512
-// (64 MiB of 128 KiB chunks): what a boot reads first comes first.
+// (64 MiB of 128 KiB chunks): what a boot reads first comes first. Hydration fetches hold
+// at most 16 chunks (2 MiB), so a guest read that meets one waits little.
+constexpr int kHydrateNice = 10;  // about a tenth of a busy core against normal threads
+
 std::vector<FetchTask> PlanFetches(const Repository& repo, const std::vector<Digest>& digests, size_t profile_chunks) {
-  constexpr size_t kFirstWindow = 32, kWindow = 512;
+  constexpr size_t kFirstWindow = 32, kWindow = 512, kHydrateFetchChunks = 16;
   std::vector<FetchTask> tasks;
   size_t window_size = kFirstWindow;
   for (size_t first = 0; first < digests.size();) {
@@ -84,11 +90,19 @@ std::vector<FetchTask> PlanFetches(const Repository& repo, const std::vector<Dig
     for (size_t g = 0; g < groups.size(); g++) order[g] = g;
     auto first_of = [&](size_t g) { return *std::min_element(groups[g].begin(), groups[g].end()); };
     std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return first_of(a) < first_of(b); });
+    const bool hydrate = first >= profile_chunks;
     for (size_t g : order) {
       // An unknown chunk (a newer index will place it) counts as a whole chunk.
-      FetchTask t{{}, first >= profile_chunks, raw_bytes[g] ? raw_bytes[g] : repo.chunk_size()};
-      for (size_t i : groups[g]) t.chunks.push_back(window[i]);
-      tasks.push_back(std::move(t));
+      uint64_t group_bytes = raw_bytes[g] ? raw_bytes[g] : repo.chunk_size();
+      // Hydration reads the rest of the disk while the guest runs: a guest miss on a chunk
+      // of a hydration fetch under way waits for that whole fetch, so they are kept short.
+      size_t piece = hydrate ? kHydrateFetchChunks : groups[g].size();
+      for (size_t from = 0; from < groups[g].size(); from += piece) {
+        size_t to = std::min(groups[g].size(), from + piece);
+        FetchTask t{{}, hydrate, group_bytes * (to - from) / groups[g].size()};
+        for (size_t k = from; k < to; k++) t.chunks.push_back(window[groups[g][k]]);
+        tasks.push_back(std::move(t));
+      }
     }
     first = last;
   }
@@ -131,8 +145,16 @@ Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const Ba
   };
   auto worker = [&] {
     std::vector<Digest> batch;
+    bool lowered = false;
     for (size_t t; (t = next++) < tasks.size();) {
       const FetchTask& task = tasks[t];
+      if (task.hydrate && !lowered) {
+        // Hydration's checksums and copies take both cores of a small media agent: the
+        // guest's own misses, and the hypervisor beside it, come first. Every task after
+        // this one hydrates too (the profile's come first), so this thread stays lowered.
+        (void)::setpriority(PRIO_PROCESS, ::gettid(), kHydrateNice);
+        lowered = true;
+      }
       if (taken[t].exchange(true) || (o.cancel && o.cancel->load())) {
         finished(task);
         continue;
