@@ -1,6 +1,7 @@
 #include "profile/prestage.h"
 
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -74,6 +75,7 @@ struct FetchTask {
 // (64 MiB of 128 KiB chunks): what a boot reads first comes first. Hydration fetches hold
 // at most 16 chunks (2 MiB), so a guest read that meets one waits little.
 constexpr int kHydrateNice = 10;  // about a tenth of a busy core against normal threads
+constexpr int kIoprioWhoProcess = 1, kIoprioIdle = 3 << 13;  // linux/ioprio.h: IOPRIO_CLASS_IDLE
 
 std::vector<FetchTask> PlanFetches(const Repository& repo, const std::vector<Digest>& digests, size_t profile_chunks) {
   constexpr size_t kFirstWindow = 32, kWindow = 512, kHydrateFetchChunks = 16;
@@ -153,6 +155,9 @@ Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const Ba
         // guest's own misses, and the hypervisor beside it, come first. Every task after
         // this one hydrates too (the profile's come first), so this thread stays lowered.
         (void)::setpriority(PRIO_PROCESS, ::gettid(), kHydrateNice);
+        // Its pack reads likewise wait for other reads (the disk's scheduler permitting:
+        // mq-deadline and bfq order by I/O priority class).
+        (void)::syscall(SYS_ioprio_set, kIoprioWhoProcess, ::gettid(), kIoprioIdle);
         lowered = true;
       }
       if (taken[t].exchange(true) || (o.cancel && o.cancel->load())) {

@@ -132,6 +132,25 @@ TEST_CASE("prestage streams the profile in boot order, one request per run, runs
   CHECK_FALSE(f.cache->Contains(f.fc.digests[10]));
 }
 
+TEST_CASE("hydration reads the rest of the disk in fetches of at most 16 chunks", "[prestage]") {
+  Fixture f;
+  ChunkSource source(*f.repo, *f.cache);
+  PrestageOptions o;
+  o.threads = 1;
+  o.all = true;
+  auto sum = Prestage(*f.repo, source, f.ref, Fixture::ProfileOf({{48, 4}}), o);
+  REQUIRE(sum.ok());
+  CHECK(sum->fetched == 64);
+  // The profile's run whole; the rest (chunks 0-47 and 52-63, one run of the pack) in
+  // pieces, so a guest read that meets one waits for 16 chunks at most, not a whole run.
+  REQUIRE(f.backend->offsets.size() == 5);
+  CHECK(f.backend->offsets[0] == f.OffsetOf(48));
+  CHECK(f.backend->offsets[1] == f.OffsetOf(0));
+  CHECK(f.backend->offsets[2] == f.OffsetOf(16));
+  CHECK(f.backend->offsets[3] == f.OffsetOf(32));
+  CHECK(f.backend->offsets[4] == f.OffsetOf(52));
+}
+
 TEST_CASE("a guest miss takes over the pre-stager's planned fetch of its chunk", "[prestage]") {
   Fixture f;
   const bool hydrating = GENERATE(false, true);
