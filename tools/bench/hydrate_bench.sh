@@ -10,16 +10,13 @@
 #   env: SIZE=4G LATENCIES="0 10" PROBE_SECONDS=15 BUILD_DIR
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-W=${1:-/var/tmp/lm-hbench}
-export LIVEMOUNT_CACHE_DIR=$W/data-agent-cache  # the chunk index of backup, restore, ...
 SIZE=${SIZE:-4G}
 PROBE_SECONDS=${PROBE_SECONDS:-15}
 source "$SRC/tools/bench/lib.sh"
 bench_build build
 PROBE=$SRC/tools/bench/latency_probe.py
-trap 'fusermount3 -u -z "$W/mnt" 2>/dev/null || true' EXIT
-fusermount3 -u -z "$W/mnt" 2>/dev/null || true
-rm -rf "$W" && mkdir -p "$W/mnt" "$W/vm" && cd "$W"
+bench_workdir "${1:-/var/tmp/lm-hbench}"
+mkdir vm
 mib=$(python3 -c "import sys; s=sys.argv[1]; u={'M':1,'G':1024}[s[-1]]; print(int(s[:-1])*u)" "$SIZE")
 python3 -c "import random; r=random.Random(7); f=open('vm/disk.raw','wb'); [f.write(r.randbytes(1<<20)) for _ in range($mib)]"
 "$LM" init repo --encryption none >/dev/null 2>&1

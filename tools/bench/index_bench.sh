@@ -10,15 +10,12 @@
 #   tools/bench/index_bench.sh [WORKDIR=/var/tmp/lm-ibench]     env: N=20000000 BUILD_DIR
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-W=${1:-/var/tmp/lm-ibench}
 N=${N:-20000000}
 source "$SRC/tools/bench/lib.sh"
 bench_build build
 cmake --build "$BUILD" -j"$(nproc)" --target lm_index_bench >/dev/null
 IB=$BUILD/tools/lm_index_bench
-trap 'fusermount3 -u -z "$W/mnt" 2>/dev/null || true' EXIT
-fusermount3 -u -z "$W/mnt" 2>/dev/null || true
-rm -rf "$W" && mkdir -p "$W/mnt" && cd "$W"
+bench_workdir "${1:-/var/tmp/lm-ibench}"
 
 # peak COMMAND...: runs it, prints "<peak RSS MiB> <seconds>" (its own, children included).
 peak() {
@@ -36,7 +33,6 @@ vm() {  # vm DIR SEED: a 1 GiB VM of random data
   python3 -c "import random,sys; r=random.Random($2); f=open('$1/disk.raw','wb'); [f.write(r.randbytes(1<<20)) for _ in range(1024)]"
 }
 
-export LIVEMOUNT_CACHE_DIR=$W/unused  # each case names its cache directory
 "$LM" init repo --encryption none >/dev/null 2>&1
 vm base 1
 LIVEMOUNT_CHUNK_INDEX=memory "$LM" backup repo base --vm base >/dev/null 2>&1

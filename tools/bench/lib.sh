@@ -13,3 +13,12 @@ now() { date +%s.%N; }
 secs() { printf '%.2f' "$(echo "$2 - $1" | bc)"; }
 # The repository chunks the live mount at ./mnt has fetched so far.
 fetched() { "$LM" stats mnt --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["repo"]["chunks_fetched"])'; }
+# bench_workdir DIR: a fresh work directory with a mountpoint DIR/mnt (unmounted on exit,
+# and first if a killed run left it mounted); commands keep their chunk index inside it.
+bench_workdir() {
+  W=$1
+  export LIVEMOUNT_CACHE_DIR=$W/data-agent-cache
+  trap 'fusermount3 -u -z "$W/mnt" 2>/dev/null || true' EXIT
+  fusermount3 -u -z "$W/mnt" 2>/dev/null || true
+  rm -rf "$W" && mkdir -p "$W/mnt" && cd "$W"
+}
