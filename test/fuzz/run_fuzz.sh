@@ -31,6 +31,7 @@ seed() {  # seed SELECTOR FILE NAME
   { printf "\\x$(printf %02x "$1")"; cat "$2"; } >"$W/seeds/repo/$3"
 }
 LMBIN=${LM_BIN:-$SRC/build/tools/livemount}
+export LIVEMOUNT_CACHE_DIR=$W/cache  # the backup's chunk index: nothing outside $W
 if [ -x "$LMBIN" ]; then
   mkdir -p "$W/vm/sub" && head -c 300000 /dev/urandom >"$W/vm/disk.raw" && echo cfg >"$W/vm/sub/vm.vmx"
   ln -s disk.raw "$W/vm/link"
