@@ -28,34 +28,6 @@ std::string Prefix(char kind, uint32_t gen) {
   return k;
 }
 
-bool HexNibble(char c, uint8_t* v) {
-  if (c >= '0' && c <= '9') return *v = uint8_t(c - '0'), true;
-  if (c >= 'a' && c <= 'f') return *v = uint8_t(c - 'a' + 10), true;
-  return false;
-}
-
-// Pack ids are 32 lowercase hex characters (FORMAT.md); stored as their 16 bytes.
-bool PackBytes(const PackId& id, std::string* out) {
-  if (id.size() != 32) return false;
-  for (size_t i = 0; i < 32; i += 2) {
-    uint8_t hi, lo;
-    if (!HexNibble(id[i], &hi) || !HexNibble(id[i + 1], &lo)) return false;
-    out->push_back(char(hi << 4 | lo));
-  }
-  return true;
-}
-
-PackId PackFromBytes(const char* raw) {
-  static const char* kHex = "0123456789abcdef";
-  PackId id;
-  for (int i = 0; i < 16; i++) {
-    auto c = static_cast<unsigned char>(raw[i]);
-    id.push_back(kHex[c >> 4]);
-    id.push_back(kHex[c & 15]);
-  }
-  return id;
-}
-
 // What every generation of one database shares.
 struct Shared {
   std::unique_ptr<rocksdb::DB> db;
@@ -88,7 +60,7 @@ class DiskChunkTable : public ChunkTable {
     std::string key, value;
     for (auto& [id, entries] : contents.packs) {
       std::string pack;
-      if (!PackBytes(id, &pack)) return Status::Corrupt(source + ": pack id '" + id + "' is not 32 hex characters");
+      if (!AppendPackIdBytes(id, &pack)) return Status::Corrupt(source + ": pack id '" + id + "' is not 32 hex characters");
       batch.Put(Prefix('p', gen_) + pack, "");
       for (const PackEntry& e : entries) {
         key = Prefix('c', gen_);
@@ -144,7 +116,7 @@ class DiskChunkTable : public ChunkTable {
 
   bool HasPack(const PackId& id) const override {
     std::string raw;
-    return PackBytes(id, &raw) && Exists(Prefix('p', gen_) + raw);
+    return AppendPackIdBytes(id, &raw) && Exists(Prefix('p', gen_) + raw);
   }
 
   uint64_t size() const override {
@@ -215,7 +187,7 @@ class DiskChunkTable : public ChunkTable {
               "chunk index " + s_->dir + ": a damaged entry (remove the directory to rebuild it)");
       return false;
     }
-    if (pack) *pack = PackFromBytes(v.data());
+    if (pack) *pack = PackIdFromBytes(v.data());
     *e = PackEntry{d, GetU64(v.data() + 16), GetU32(v.data() + 24), GetU32(v.data() + 28), Codec(uint8_t(v[32]))};
     return true;
   }

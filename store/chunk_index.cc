@@ -20,22 +20,6 @@ int64_t WallNowNs() {
       .count();
 }
 
-bool ParsePackId(const char* raw16, PackId* out) {
-  static const char* kHex = "0123456789abcdef";
-  out->clear();
-  for (int i = 0; i < 16; i++) {
-    auto c = static_cast<unsigned char>(raw16[i]);
-    out->push_back(kHex[c >> 4]);
-    out->push_back(kHex[c & 15]);
-  }
-  return true;
-}
-
-void PutPackId(std::string* s, const PackId& id) {
-  Digest tmp;  // reuse hex decoding: pad the 32 hex characters to 64
-  Digest::FromHex(id + std::string(32, '0'), &tmp);
-  PutBytes(s, tmp.bytes.data(), 16);
-}
 }  // namespace
 
 std::string EncodeIndexFile(const IndexFileContents& c) {
@@ -47,7 +31,7 @@ std::string EncodeIndexFile(const IndexFileContents& c) {
   PutU32(&s, 1);
   PutU32(&s, static_cast<uint32_t>(c.packs.size()));
   PutU64(&s, n);
-  for (auto& [id, entries] : c.packs) PutPackId(&s, id);
+  for (auto& [id, entries] : c.packs) AppendPackIdBytes(id, &s);  // ids of PackWriter: always well-formed
   for (uint32_t p = 0; p < c.packs.size(); p++) {
     for (const PackEntry& e : c.packs[p].second) {
       PutBytes(&s, e.digest.bytes.data(), 32);
@@ -83,7 +67,7 @@ Result<IndexFileContents> DecodeIndexFile(std::string_view data, const std::stri
   }
   IndexFileContents c;
   c.packs.resize(npacks);
-  for (auto& [id, entries] : c.packs) ParsePackId(r.Take(16), &id);
+  for (auto& [id, entries] : c.packs) id = PackIdFromBytes(r.Take(16));
   for (uint64_t i = 0; i < n; i++) {
     PackEntry e;
     r.Copy(e.digest.bytes.data(), 32);

@@ -12,6 +12,30 @@ std::string PackRelPath(const PackId& id) {
   return "packs/" + id.substr(0, 2) + "/" + id + ".pack";
 }
 
+bool AppendPackIdBytes(const PackId& id, std::string* out) {
+  auto nibble = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+  std::string raw(16, '\0');
+  bool ok = id.size() == 32;
+  for (size_t i = 0; ok && i < 16; i++) {
+    int hi = nibble(id[2 * i]), lo = nibble(id[2 * i + 1]);
+    ok = hi >= 0 && lo >= 0;
+    raw[i] = char(ok ? hi << 4 | lo : 0);
+  }
+  out->append(ok ? raw : std::string(16, '\0'));
+  return ok;
+}
+
+PackId PackIdFromBytes(const char* raw16) {
+  static const char* kHex = "0123456789abcdef";
+  PackId id;
+  for (int i = 0; i < 16; i++) {
+    auto c = static_cast<unsigned char>(raw16[i]);
+    id.push_back(kHex[c >> 4]);
+    id.push_back(kHex[c & 15]);
+  }
+  return id;
+}
+
 bool ParsePackName(const std::string& name, PackId* id) {
   // packs/<aa>/<32 hex>.pack, <aa> the id's first two characters
   if (name.size() != 6 + 3 + 32 + 5 || name.compare(0, 6, "packs/") != 0 || name[8] != '/' ||

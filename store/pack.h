@@ -39,6 +39,11 @@ struct PackEntry {
   Codec codec = Codec::kNone;
 };
 
+// A pack id as its 16 bytes (index files, the chunk index on disk), appended to *out; false
+// (and 16 zero bytes) unless it is 32 lowercase hex characters. PackIdFromBytes: the inverse.
+bool AppendPackIdBytes(const PackId& id, std::string* out);
+PackId PackIdFromBytes(const char* raw16);
+
 // "packs/ab/ab12....pack": the pack's object name.
 std::string PackRelPath(const PackId& id);
 // The inverse: true (and *id) for a well-formed pack object name.
