@@ -56,7 +56,7 @@ class ChunkTable {
   virtual bool HasSource(const std::string& source) const = 0;
   // Every source held, good or bad, sorted.
   virtual std::vector<std::string> Sources() const = 0;
-  // The errors of the bad ones, in the order they were added.
+  // The errors of the bad ones (memory: in the order added; disk: by source name).
   virtual std::vector<std::string> BadSources() const = 0;
   virtual bool Find(const Digest& d, ChunkLocation* loc, PackId* pack) const = 0;
   virtual bool HasPack(const PackId& id) const = 0;
