@@ -67,6 +67,9 @@ struct FetchTask {
   uint64_t bytes = 0;          // the chunks' decompressed sizes
 };
 
+constexpr int kHydrateNice = 10;  // about a tenth of a busy core against normal threads
+constexpr int kIoprioWhoProcess = 1, kIoprioIdle = 3 << 13;  // linux/ioprio.h: IOPRIO_CLASS_IDLE
+
 // The order of the fetches: the list in windows (boot order, window by window), each
 // window's chunks grouped as the repository reads them together, groups in the order of
 // their first chunk. Close enough to boot order that the guest finds what it reads next,
@@ -74,9 +77,6 @@ struct FetchTask {
 // once per run of neighbours, not once per chunk. Windows grow from 32 chunks to 512
 // (64 MiB of 128 KiB chunks): what a boot reads first comes first. Hydration fetches hold
 // at most 16 chunks (2 MiB), so a guest read that meets one waits little.
-constexpr int kHydrateNice = 10;  // about a tenth of a busy core against normal threads
-constexpr int kIoprioWhoProcess = 1, kIoprioIdle = 3 << 13;  // linux/ioprio.h: IOPRIO_CLASS_IDLE
-
 std::vector<FetchTask> PlanFetches(const Repository& repo, const std::vector<Digest>& digests, size_t profile_chunks) {
   constexpr size_t kFirstWindow = 32, kWindow = 512, kHydrateFetchChunks = 16;
   std::vector<FetchTask> tasks;
