@@ -82,6 +82,7 @@ class BackupWriter {
   std::unordered_set<Digest, DigestHash> claimed_;  // new this run, maybe not in a pack yet
   std::mutex pack_mu_;
   std::optional<PackWriter> pack_;
+  std::optional<PackWriter> spare_;  // made by a worker that lost the race to make pack_
   std::mutex index_mu_;
   std::vector<std::pair<PackId, std::vector<PackEntry>>> unindexed_;
   std::mutex queue_mu_;
@@ -151,12 +152,21 @@ Result<bool> BackupWriter::PrepareChunk(const Digest& d, std::string_view raw, R
 Status BackupWriter::AppendRecords(std::vector<Record>& records, size_t n) {
   std::vector<PackWriter> full;
   {
-    std::lock_guard lock(pack_mu_);
+    std::unique_lock lock(pack_mu_);
     for (size_t i = 0; i < n; i++) {
       const Record& r = records[i];
-      if (!pack_) {
-        LM_ASSIGN_OR_RETURN(PackWriter w, PackWriter::Create(repo_.backend()));
-        pack_.emplace(std::move(w));
+      while (!pack_) {
+        if (spare_) {
+          pack_.swap(spare_);
+          break;
+        }
+        // Creating a pack may make its folder and fsync the parent: tens of milliseconds
+        // that other workers must not wait for behind the lock.
+        lock.unlock();
+        auto made = PackWriter::Create(repo_.backend());
+        lock.lock();
+        if (!made.ok()) return made.status();
+        (pack_ ? spare_ : pack_).emplace(std::move(*made));
       }
       LM_RETURN_IF_ERROR(pack_->Append(r.digest, r.codec, r.raw_len, r.payload));
       new_stored += kRecordHeaderSize + r.payload.size();
@@ -201,6 +211,7 @@ Status BackupWriter::Finish() {
   {
     std::lock_guard lock(pack_mu_);
     last.swap(pack_);
+    spare_.reset();  // never committed: its temporary object goes
   }
   if (last) {
     LM_RETURN_IF_ERROR(last->Finish());
@@ -246,6 +257,12 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
       off_t data = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
       bool hole = (data < 0 && errno == ENXIO) || (data >= 0 && uint64_t(data) >= end);
       uint64_t avail = end - off;  // bytes of this batch that exist
+      // Ask the disk now for the batch a worker takes after this round, so that reads
+      // overlap hashing and compressing instead of stalling a core.
+      if (uint64_t ahead = b + threads; ahead < nbatches) {
+        ::posix_fadvise(fd, static_cast<off_t>(ahead * kBatchChunks * cs),
+                        static_cast<off_t>(kBatchChunks * cs), POSIX_FADV_WILLNEED);
+      }
       Status s;
       if (hole) {
         struct stat st;

@@ -1,8 +1,10 @@
 #include <catch2/catch.hpp>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "store/backend/local_backend.h"
@@ -153,6 +155,46 @@ TEST_CASE("a backup that fails part way leaves no backup copy and a clean reposi
       CHECK(test::ReadAll(dir / "out/disk-flat.vmdk") == test::ReadAll(dir / "vm/disk-flat.vmdk"));
     }
   }
+}
+
+// Makes creating a pack slow (the folder's fsync on a busy disk), so that backup workers
+// that fill packs at the same time race to open the next one.
+class SlowPackCreateEnv : public Env {
+ public:
+  Result<UniqueFd> Open(const std::string& path, int flags, mode_t mode) override {
+    if ((flags & O_CREAT) && path.find("/packs/") != std::string::npos) {
+      creates++;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return Env::Open(path, flags, mode);
+  }
+  std::atomic<int> creates{0};
+};
+
+TEST_CASE("workers racing to open a pack leave no temporary pack behind", "[backup]") {
+  test::TempDir dir;
+  REQUIRE(MkdirAll(dir / "vm").ok());
+  test::WriteFile(dir / "vm/disk.raw", test::RandomBytes(24 << 20, 5));
+  SlowPackCreateEnv env;
+  auto repo = MakeRepo(dir, &env);
+  BackupOptions o{"vm1", dir / "vm"};
+  o.pack_target_bytes = 1 << 20;
+  o.threads = 8;
+  auto r = RunBackup(*repo, o);
+  REQUIRE(r.ok());
+  auto packs = repo->backend().List("packs/");
+  REQUIRE(packs.ok());
+  // More packs were opened than the backup filled: the losers of the race were spares,
+  // and the last spare was never committed.
+  CHECK(env.creates > static_cast<int>(packs->size()));
+  CHECK(repo->backend().ListPartial("")->empty());
+  auto fresh = MakeRepo(dir);
+  auto v = RunVerify(*fresh, VerifyOptions{true});
+  REQUIRE(v.ok());
+  CHECK(v->ok());
+  auto res = RunRestore(*fresh, BackupRef{"vm1", r->manifest.id}, dir / "out", {});
+  REQUIRE(res.ok());
+  CHECK(test::ReadAll(dir / "out/disk.raw") == test::ReadAll(dir / "vm/disk.raw"));
 }
 
 TEST_CASE("two backups into one repository at once both succeed", "[backup]") {

@@ -1,0 +1,97 @@
+// lm_limit_bench: the machine's own ceiling for a backup's compute (issue 15, "Speed at the
+// limit"), measured on the image being backed up.
+//
+//   lm_limit_bench backup FILE [--threads N] [--level L] [--segment-mib S] [--chunk-kib C]
+//       reads FILE into memory (not timed), then, one segment of S MiB (default 64) at a
+//       time, hashes (SHA-256) and compresses (the backup's own CompressChunk, zstd level L,
+//       default 1) every chunk of C KiB (default 128) on N threads (default: every core),
+//       and prints one JSON line per segment: its offset, raw bytes, the bytes a pack would
+//       hold (records with their headers; all-zero chunks are not stored) and the seconds
+//       the cores took. No disk, no index, no copies beyond what compression needs: what
+//       the CPU alone allows.
+//
+// tools/bench/store_bench.sh adds to each segment's CPU time the time the disk needs to read
+// its raw bytes and to write its stored bytes durably (rates measured in the same run) and
+// takes the larger of the two per segment: the backup's limit when the disk and the cores
+// work at the same time, on an image whose parts are not alike (random parts make a
+// backup wait on the disk, text parts on the cores).
+#include <fmt/core.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include "store/codec.h"
+#include "store/digest.h"
+#include "store/pack.h"
+
+using namespace lm;
+
+namespace {
+
+bool IsZero(const char* p, size_t n) {
+  return n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0);
+}
+
+int Usage() {
+  fmt::print(stderr,
+             "usage: lm_limit_bench backup FILE [--threads N] [--level L] [--segment-mib S] "
+             "[--chunk-kib C]\n");
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3 || std::strcmp(argv[1], "backup") != 0) return Usage();
+  unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  int level = 1;
+  uint64_t segment = 64ull << 20, chunk = 128ull << 10;
+  for (int i = 3; i + 1 < argc; i += 2) {
+    std::string flag = argv[i];
+    unsigned long long v = std::strtoull(argv[i + 1], nullptr, 10);
+    if (flag == "--threads" && v >= 1 && v <= 256) threads = static_cast<unsigned>(v);
+    else if (flag == "--level" && v >= 1 && v <= 19) level = static_cast<int>(v);
+    else if (flag == "--segment-mib" && v >= 1) segment = v << 20;
+    else if (flag == "--chunk-kib" && v >= 4) chunk = v << 10;
+    else return Usage();
+  }
+  std::ifstream in(argv[2], std::ios::binary);
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) {
+    fmt::print(stderr, "lm_limit_bench: cannot read {}\n", argv[2]);
+    return 1;
+  }
+  segment = (segment + chunk - 1) / chunk * chunk;  // whole chunks per segment
+  for (uint64_t off = 0; off < data.size(); off += segment) {
+    const uint64_t end = std::min<uint64_t>(data.size(), off + segment);
+    const uint64_t nchunks = (end - off + chunk - 1) / chunk;
+    std::atomic<uint64_t> next{0}, stored{0};
+    auto work = [&] {
+      std::string out;
+      uint64_t mine = 0;
+      for (uint64_t i; (i = next.fetch_add(1)) < nchunks;) {
+        const char* p = data.data() + off + i * chunk;
+        size_t len = static_cast<size_t>(std::min<uint64_t>(chunk, end - (off + i * chunk)));
+        if (IsZero(p, len)) continue;
+        Digest d = Digest::Of(p, len);
+        asm volatile("" : : "r"(d.bytes.data()) : "memory");  // the digest is used
+        CompressChunk(std::string_view(p, len), level, &out);
+        mine += kRecordHeaderSize + out.size();
+      }
+      stored += mine;
+    };
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> pool;
+    for (unsigned t = 1; t < threads; t++) pool.emplace_back(work);
+    work();
+    for (auto& t : pool) t.join();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fmt::print("{{\"offset\": {}, \"raw\": {}, \"stored\": {}, \"cpu_seconds\": {:.6f}}}\n", off,
+               end - off, stored.load(), secs);
+  }
+  return 0;
+}
