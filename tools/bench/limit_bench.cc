@@ -9,6 +9,11 @@
 //       hold (records with their headers; all-zero chunks are not stored) and the seconds
 //       the cores took. No disk, no index, no copies beyond what compression needs: what
 //       the CPU alone allows.
+//   lm_limit_bench read FILE [--level L] [--chunk-kib C]
+//       compresses every chunk of FILE (not timed), then on one thread decompresses each
+//       and checks its SHA-256, as a cold read through the mount must before it answers,
+//       and prints one JSON line: the chunks and the microseconds per chunk. What the CPU
+//       allows a cold random read at queue depth 1, with a disk that answered at once.
 //
 // tools/bench/store_bench.sh adds to each segment's CPU time the time the disk needs to read
 // its raw bytes and to write its stored bytes durably (rates measured in the same run) and
@@ -36,17 +41,51 @@ bool IsZero(const char* p, size_t n) {
   return n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0);
 }
 
+// The read mode: decompress and check every stored (non-zero) chunk, one at a time.
+int ReadCeiling(const std::string& data, uint64_t chunk, int level) {
+  struct Stored {
+    Codec codec;
+    uint32_t raw_len;
+    Digest digest;
+    std::string bytes;
+  };
+  std::vector<Stored> stored;
+  for (uint64_t off = 0; off < data.size(); off += chunk) {
+    size_t len = static_cast<size_t>(std::min<uint64_t>(chunk, data.size() - off));
+    const char* p = data.data() + off;
+    if (IsZero(p, len)) continue;
+    Stored s{Codec::kNone, static_cast<uint32_t>(len), Digest::Of(p, len), {}};
+    s.codec = CompressChunk(std::string_view(p, len), level, &s.bytes);
+    stored.push_back(std::move(s));
+  }
+  std::string raw(chunk, '\0');
+  auto t0 = std::chrono::steady_clock::now();
+  for (const Stored& s : stored) {
+    if (!DecompressChunk(s.codec, s.bytes, s.raw_len, raw.data(), "chunk").ok() ||
+        Digest::Of(raw.data(), s.raw_len) != s.digest) {
+      fmt::print(stderr, "lm_limit_bench: a chunk did not decode to its digest\n");
+      return 1;
+    }
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fmt::print("{{\"chunks\": {}, \"us_per_chunk\": {:.1f}}}\n", stored.size(),
+             stored.empty() ? 0.0 : secs * 1e6 / stored.size());
+  return 0;
+}
+
 int Usage() {
   fmt::print(stderr,
              "usage: lm_limit_bench backup FILE [--threads N] [--level L] [--segment-mib S] "
-             "[--chunk-kib C]\n");
+             "[--chunk-kib C]\n       lm_limit_bench read FILE [--level L] [--chunk-kib C]\n");
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3 || std::strcmp(argv[1], "backup") != 0) return Usage();
+  if (argc < 3) return Usage();
+  const bool read_mode = std::strcmp(argv[1], "read") == 0;
+  if (!read_mode && std::strcmp(argv[1], "backup") != 0) return Usage();
   unsigned threads = std::max(1u, std::thread::hardware_concurrency());
   int level = 1;
   uint64_t segment = 64ull << 20, chunk = 128ull << 10;
@@ -65,6 +104,7 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "lm_limit_bench: cannot read {}\n", argv[2]);
     return 1;
   }
+  if (read_mode) return ReadCeiling(data, chunk, level);
   segment = (segment + chunk - 1) / chunk * chunk;  // whole chunks per segment
   for (uint64_t off = 0; off < data.size(); off += segment) {
     const uint64_t end = std::min<uint64_t>(data.size(), off + segment);

@@ -3,7 +3,11 @@
 # 1 GiB image (half random, half text), through livemount cold (only in the repository) and
 # warm (in the read-cache), as ratios to the same file read from local disk, side by side
 # with `restic mount` of the same file in the same run. Page cache dropped before each case;
-# O_DIRECT where the filesystem allows it.
+# O_DIRECT where the filesystem allows it. Beside each figure, the limit it is measured
+# against: local disk; a local read plus FUSE's own round trip (the same reads of an all-zero
+# file in the same backup copy, which the mount answers without touching its cache or the
+# repository); and for cold reads, what the CPU allows (lm_limit_bench read: decompress and
+# check one chunk per read).
 #   tools/bench/mount_bench.sh [SIZE_MIB=1024] [WORKDIR=/var/tmp/lm-mbench]
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,7 +17,7 @@ export LIVEMOUNT_CACHE_DIR=$W/data-agent-cache  # the chunk index of backup, res
 RAND_IOS=${RAND_IOS:-3000}
 "$SRC/tools/install-deps.sh" build bench
 cmake -S "$SRC" -B "$SRC/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$SRC/build" -j"$(nproc)" --target livemount >/dev/null
+cmake --build "$SRC/build" -j"$(nproc)" --target livemount lm_limit_bench >/dev/null
 LM=$SRC/build/tools/livemount
 cleanup() {
   fusermount3 -u -z "$W/lm-mnt" 2>/dev/null || true
@@ -25,21 +29,24 @@ cleanup() {
 trap cleanup EXIT
 rm -rf "$W" && mkdir -p "$W/vm" "$W/lm-mnt" "$W/restic-mnt"
 python3 "$SRC/tools/bench/make_image.py" "$W/vm/disk.raw" "$MIB"
+truncate -s "${MIB}M" "$W/vm/zero.raw"  # all zero: stored as nothing, read as nothing
 export RESTIC_PASSWORD=bench RESTIC_CACHE_DIR=$W/restic-cache
 "$LM" init "$W/lm-repo" --encryption none >/dev/null
 "$LM" backup "$W/lm-repo" "$W/vm" --vm bench >/dev/null
 restic init --repo "$W/restic-repo" >/dev/null 2>&1
 restic --repo "$W/restic-repo" backup "$W/vm/disk.raw" >/dev/null 2>&1
+read_us=$("$SRC/build/tools/lm_limit_bench" read "$W/vm/disk.raw" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["us_per_chunk"])')
 
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true; }
-# fio_run FILE rand|seq -> IOPS (rand) or MB/s (seq)
+# fio_run FILE rand|seq [BS] -> IOPS (rand) or MB/s (seq)
 fio_run() {
-  local file=$1 kind=$2 direct=1 out
+  local file=$1 kind=$2 bs=${3:-4k} direct=1 out
   # Some FUSE filesystems refuse O_DIRECT; fall back to buffered reads there.
   if ! dd if="$file" of=/dev/null bs=4096 count=1 iflag=direct status=none 2>/dev/null; then direct=0; fi
   drop
   if [ "$kind" = rand ]; then
-    out=$(fio --name=r --filename="$file" --readonly --rw=randread --bs=4k --iodepth=1 \
+    out=$(fio --name=r --filename="$file" --readonly --rw=randread --bs="$bs" --iodepth=1 \
       --direct=$direct --number_ios="$RAND_IOS" --runtime=60 --time_based=0 --randseed=42 \
       --output-format=json)
     echo "$out" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["jobs"][0]["read"]["iops"]))'
@@ -52,6 +59,8 @@ fio_run() {
 
 local_rand=$(fio_run "$W/vm/disk.raw" rand)
 local_seq=$(fio_run "$W/vm/disk.raw" seq)
+# A cold 4 KiB read waits for its whole chunk: a random 128 KiB read of the disk.
+local_rand_chunk=$(fio_run "$W/vm/disk.raw" rand 128k)
 
 lm_mount() {
   rm -rf "$W/lm-cache"
@@ -63,6 +72,9 @@ lm_mount; lm_cold_rand=$(fio_run "$LMF" rand); "$LM" umount "$W/lm-mnt" >/dev/nu
 lm_mount; lm_cold_seq=$(fio_run "$LMF" seq)
 lm_warm_seq=$(fio_run "$LMF" seq)     # the cold pass filled the read-cache
 lm_warm_rand=$(fio_run "$LMF" rand)
+ZF=$W/lm-mnt/bench/latest/zero.raw
+fuse_rand=$(fio_run "$ZF" rand)       # FUSE's round trip, nothing behind it
+fuse_seq=$(fio_run "$ZF" seq)
 fetched=$("$LM" stats "$W/lm-mnt" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["repo"]["chunks_fetched"])')
 "$LM" umount "$W/lm-mnt" >/dev/null
 
@@ -78,6 +90,18 @@ local_rand=$(max "$local_rand" "$(fio_run "$W/vm/disk.raw" rand)")
 local_seq=$(max "$local_seq" "$(fio_run "$W/vm/disk.raw" seq)")
 
 r() { echo "scale=2; $1 / $2" | bc; }
+# A local read followed by a FUSE round trip: what any FUSE filesystem serving this disk can
+# reach at queue depth 1.
+serial() { printf '%.0f' "$(echo "1 / (1 / $1 + 1 / $2)" | bc -l)"; }
+# Sequential reads overlap (kernel read-ahead, asynchronous FUSE requests): the slower of
+# the two is the limit there.
+slower() { [ "$1" -le "$2" ] && echo "$1" || echo "$2"; }
+warm_rand_limit=$(serial "$local_rand" "$fuse_rand")
+warm_seq_limit=$(slower "$local_seq" "$fuse_seq")
+# A cold read, one after the other: the chunk's disk read, its decompression and check, and
+# the FUSE round trip.
+cold_rand_limit=$(printf '%.0f' "$(echo "1 / (1 / $local_rand_chunk + $read_us / 1000000 + 1 / $fuse_rand)" | bc -l)")
+cold_cpu_limit=$(printf '%.0f' "$(echo "1000000 / $read_us" | bc -l)")
 echo
 echo "Image: $MIB MiB (half random, half text); $(nproc) cores; $(date -u +%Y-%m-%d); random reads: $RAND_IOS per case"
 echo
@@ -87,6 +111,15 @@ echo "| local disk (the limit) | $local_rand IOPS | 1.00x | $local_seq MB/s | 1.
 echo "| livemount warm (read-cache) | $lm_warm_rand IOPS | $(r $lm_warm_rand $local_rand)x | $lm_warm_seq MB/s | $(r $lm_warm_seq $local_seq)x |"
 echo "| livemount cold (repository) | $lm_cold_rand IOPS | $(r $lm_cold_rand $local_rand)x | $lm_cold_seq MB/s | $(r $lm_cold_seq $local_seq)x |"
 echo "| restic mount | $r_rand IOPS | $(r $r_rand $local_rand)x | $r_seq MB/s | $(r $r_seq $local_seq)x |"
+echo
+echo "Against the limits (same run):"
+echo
+echo "| case | livemount | the limit | livemount / limit |"
+echo "|---|---|---|---|"
+echo "| warm random 4 KiB | $lm_warm_rand IOPS | $warm_rand_limit IOPS (a local read, $local_rand IOPS, plus a FUSE round trip, $fuse_rand IOPS on an all-zero file) | $(r $lm_warm_rand $warm_rand_limit)x |"
+echo "| warm sequential 1 MiB | $lm_warm_seq MB/s | $warm_seq_limit MB/s (the slower of local, $local_seq MB/s, and FUSE, $fuse_seq MB/s on an all-zero file) | $(r $lm_warm_seq $warm_seq_limit)x |"
+echo "| cold random 4 KiB | $lm_cold_rand IOPS | $cold_rand_limit IOPS (one after the other: a random 128 KiB disk read, $local_rand_chunk IOPS; decompress and check the chunk, $read_us us; a FUSE round trip) | $(r $lm_cold_rand $cold_rand_limit)x |"
+echo "| cold random 4 KiB, CPU alone | $lm_cold_rand IOPS | $cold_cpu_limit IOPS (decompress and check a chunk, with a disk that answered at once) | $(r $lm_cold_rand $cold_cpu_limit)x |"
 echo
 echo "livemount cold / restic mount: random $(r $lm_cold_rand $r_rand)x, sequential $(r $lm_cold_seq $r_seq)x"
 echo "repository chunks fetched during the warm cases: $(( fetched - $(echo "$MIB * 8" | bc) )) (should be 0)"
