@@ -30,8 +30,11 @@ $CLUSTER start "$W/ceph"
 source "$W/ceph/s3.env"
 export LIVEMOUNT_PASSWORD=bench  # encrypted, as a real repository would be
 "$LM" init "s3:$LM_S3_ENDPOINT/lm-boot" >/dev/null 2>&1
-t0=$(now); "$LM" backup "s3:$LM_S3_ENDPOINT/lm-boot" "$B/vm" --vm deb >backup.out 2>&1
+t0=$(now); "$LM" backup "s3:$LM_S3_ENDPOINT/lm-boot" "$B/vm" --vm deb --json >backup.json
 backup_s=$(secs "$t0" "$(now)")
+# The trace names the backup copy it was recorded from: the same files, under this copy's id.
+id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' backup.json)
+sed -E "s/^deb@[^:]+:/deb@$id:/" "$B/boot.reads" >boot.reads
 
 proxy() {  # proxy MS: starts the latency proxy in front of RGW; sets VIA
   [ -n "$PROXY_PID" ] && { kill "$PROXY_PID"; wait "$PROXY_PID" 2>/dev/null || true; }
@@ -49,26 +52,26 @@ mnt() {  # mnt CACHE [options]
 umnt() { "$LM" umount mnt >/dev/null; }
 ratio() { printf '%.2fx' "$(echo "scale=4; $1 / $2" | bc)"; }
 
-reads=$(wc -l <"$B/boot.reads")
-mib=$(awk '{s+=$3} END {printf "%d", s / 1048576}' "$B/boot.reads")
+reads=$(wc -l <boot.reads)
+mib=$(awk '{s+=$3} END {printf "%d", s / 1048576}' boot.reads)
 echo "Real guest on Ceph RGW (one OSD, on this machine), encrypted repository; backup into RGW $backup_s s."
 echo "Boot read trace: $reads reads, $mib MiB; every request to RGW delayed by the latency proxy."
 echo
 echo "| latency | (a) local | (b) cold | (c) pre-staged | prestage | (c) prestage + replay | (d) mount --prestage |"
 echo "|---|---|---|---|---|---|---|"
 drop
-local_s=$(python3 "$REPLAY" "$B/boot.reads" local "$B/vm")
+local_s=$(python3 "$REPLAY" boot.reads local "$B/vm")
 for lat in ${LATENCIES:-0 10 40}; do
   proxy "$lat"
   rm -rf c-cold; mnt c-cold --readahead 0; drop
-  b=$(REPEAT=1 python3 "$REPLAY" "$B/boot.reads" mount mnt); bf=$(fetched); umnt
+  b=$(REPEAT=1 python3 "$REPLAY" boot.reads mount mnt); bf=$(fetched); umnt
   rm -rf c-pre; drop; t0=$(now)
   "$LM" prestage "$VIA" deb --cache-dir "$W/c-pre" --state-dir "$W/state" >pre.out
   p=$(secs "$t0" "$(now)")
   mnt c-pre --readahead 0; drop; before=$(fetched)
-  c=$(python3 "$REPLAY" "$B/boot.reads" mount mnt); cf=$(( $(fetched) - before )); umnt
+  c=$(python3 "$REPLAY" boot.reads mount mnt); cf=$(( $(fetched) - before )); umnt
   rm -rf c-d; drop; t0=$(now)
   mnt c-d --prestage deb@latest
-  REPEAT=1 python3 "$REPLAY" "$B/boot.reads" mount mnt >/dev/null; d=$(secs "$t0" "$(now)"); umnt
+  REPEAT=1 python3 "$REPLAY" boot.reads mount mnt >/dev/null; d=$(secs "$t0" "$(now)"); umnt
   echo "| $lat ms | $local_s s | $b s ($(ratio "$b" "$local_s"), $bf chunks) | $c s ($(ratio "$c" "$local_s"), $cf chunks) | $p s ($(grep -o '[0-9.]* MB/s' pre.out)) | $(echo "$p + $c" | bc) s | $d s |"
 done
