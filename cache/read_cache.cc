@@ -1,6 +1,7 @@
 #include "cache/read_cache.h"
 
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
@@ -222,6 +223,12 @@ Status ReadCache::Read(const Digest& d, uint32_t off, uint32_t len, char* out, H
   return ReadRange(d, off, len, out, true, path);
 }
 
+bool ReadCache::ReadIfCached(char* buf, size_t len, uint64_t at) {
+  struct iovec iov{buf, len};
+  ssize_t n = ::preadv2(data_fd_.get(), &iov, 1, static_cast<off_t>(at), RWF_NOWAIT);
+  return n == static_cast<ssize_t>(len);  // EAGAIN or short: not (all) in the page cache
+}
+
 Status ReadCache::ReadRange(const Digest& d, uint32_t off, uint32_t len, char* out, bool count,
                             HitPath path) {
   uint32_t slot, first, last, entry_len;
@@ -266,7 +273,13 @@ Status ReadCache::ReadRange(const Digest& d, uint32_t off, uint32_t len, char* o
   const bool aligned = path == HitPath::kDirect && direct_fd_.get() >= 0 && at % kDirectAlign == 0 &&
                        (end - start) % kDirectAlign == 0 &&
                        reinterpret_cast<uintptr_t>(buf) % kDirectAlign == 0;
-  Status s = env_->PReadExact(aligned ? direct_fd_.get() : data_fd_.get(), buf, end - start, at, data_path);
+  // Even a random reader takes what the page cache holds (a chunk just inserted, maybe not
+  // yet written back, which an O_DIRECT read would first have to flush); only the rest
+  // comes from the disk directly.
+  Status s = aligned && ReadIfCached(buf, end - start, at)
+                 ? Status::Ok()
+                 : env_->PReadExact(aligned ? direct_fd_.get() : data_fd_.get(), buf, end - start,
+                                    at, data_path);
   bool good = s.ok();
   for (uint32_t b = 0; good && b < sums.size(); b++) {
     uint64_t bs = uint64_t{b} * kCacheBlock;

@@ -64,9 +64,9 @@ class ReadCache {
   ~ReadCache();
 
   // How a hit reads the data file. Through the page cache, a sequential reader has the
-  // kernel's read-ahead; kDirect (O_DIRECT, used when `out`, `off` and `len` are 4 KiB
-  // aligned) saves a random reader a copy and a page-cache insert: a third of a 4 KiB
-  // hit's time on this machine.
+  // kernel's read-ahead; kDirect (when `out`, `off` and `len` are 4 KiB aligned) takes
+  // what the page cache already holds and reads the rest with O_DIRECT, which saves a
+  // random reader a copy and a page-cache insert: a third of a 4 KiB hit's time here.
   enum class HitPath { kPageCache, kDirect };
   // Copies bytes [off, off+len) of chunk d into out. NotFound when it is not cached,
   // including when its checksum failed (the entry is then dropped). Counts a hit or miss.
@@ -98,6 +98,8 @@ class ReadCache {
   // Read() and ReadWhole(); `count` says whether it is a reader's hit or miss.
   Status ReadRange(const Digest& d, uint32_t off, uint32_t len, char* out, bool count,
                    HitPath path);
+  // Reads [at, at+len) of the data file only if the page cache holds all of it.
+  bool ReadIfCached(char* buf, size_t len, uint64_t at);
   Status Load();
   bool Evictable(const Entry& e, int64_t now) const;
   // Picks a free slot or evicts the least recently used entry; under mu_.

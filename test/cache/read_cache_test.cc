@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <memory>
@@ -154,7 +156,8 @@ TEST_CASE("a damaged cache slot is dropped and reported as a miss", "[cache]") {
   CHECK(ReadBack(*c, Id(0), 0, kSlot, &s) == Chunk(0));
 }
 
-TEST_CASE("hits read with O_DIRECT return the same bytes and catch the same damage", "[cache]") {
+TEST_CASE("hits read with O_DIRECT or from the page cache return the same bytes and catch the same damage",
+          "[cache]") {
   test::TempDir dir;
   auto c = OpenCache(dir / "c", 4);
   REQUIRE(c->Insert(Id(0), Chunk(0)).ok());  // still in the page cache, maybe not on disk
@@ -166,6 +169,15 @@ TEST_CASE("hits read with O_DIRECT return the same bytes and catch the same dama
     Status s = c->Read(d, off, len, out, HP::kDirect);
     return s.ok() ? std::string(out, len) : std::string("<") + s.message() + ">";
   };
+  CHECK(direct(Id(0), 0, kSlot, buf.get()) == Chunk(0));  // from the page cache
+  // Written back and dropped from the page cache: now read with O_DIRECT.
+  {
+    int fd = ::open((dir / "c/data").c_str(), O_RDONLY);
+    REQUIRE(fd >= 0);
+    REQUIRE(::fsync(fd) == 0);
+    REQUIRE(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0);
+    ::close(fd);
+  }
   CHECK(direct(Id(0), 0, kSlot, buf.get()) == Chunk(0));
   CHECK(direct(Id(0), 4096, 8192, buf.get()) == Chunk(0).substr(4096, 8192));
   CHECK(direct(Id(0), 100, 50, buf.get()) == Chunk(0).substr(100, 50));         // unaligned range
