@@ -133,7 +133,7 @@ void ChunkSource::Complete(const Digest& d, const std::shared_ptr<Inflight>& f, 
 }
 
 Status ChunkSource::Read(const FileChunks& fc, const std::string& what, uint64_t off, size_t len,
-                         char* out, ReadCache::HitPath hits) {
+                         char* out) {
   reads_++;
   bytes_read_ += len;
   std::vector<ChunkSlice> misses;
@@ -143,7 +143,7 @@ Status ChunkSource::Read(const FileChunks& fc, const std::string& what, uint64_t
     if (d.IsZero()) {
       std::memset(dst, 0, s.n);
       zero_bytes_ += s.n;
-    } else if (!cache_.Read(d, s.in_chunk, s.n, dst, hits).ok()) {
+    } else if (!cache_.Read(d, s.in_chunk, s.n, dst).ok()) {
       misses.push_back(s);
     }
     return Status::Ok();

@@ -56,9 +56,7 @@ class ChunkSource : public ChunkReader {
 
   // Reads [off, off+len) of the file into out; len is clipped to the file size by the
   // caller. `what` names the file in errors and logs ("vm@id:disk.vmdk").
-  // `hits` says how cached chunks are read (ReadCache::HitPath: random readers go direct).
-  Status Read(const FileChunks& fc, const std::string& what, uint64_t off, size_t len, char* out,
-              ReadCache::HitPath hits = ReadCache::HitPath::kPageCache);
+  Status Read(const FileChunks& fc, const std::string& what, uint64_t off, size_t len, char* out);
   // Queues background fetches of these chunks (skipping cached and zero ones).
   void Prefetch(const std::vector<Digest>& digests, const std::string& what);
   // Waits until every queued background fetch and cache insert is done.

@@ -1,7 +1,6 @@
 #include "cache/read_cache.h"
 
 #include <fcntl.h>
-#include <sys/uio.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
@@ -93,12 +92,6 @@ Result<std::unique_ptr<ReadCache>> ReadCache::Open(const CacheOptions& o) {
   LM_ASSIGN_OR_RETURN(c->data_fd_, o.env->Open(data_path, O_RDWR | O_CREAT | O_NOFOLLOW, 0600));
   if (::ftruncate(c->data_fd_.get(), static_cast<off_t>(uint64_t{c->slot_count_} * o.slot_size)) != 0) {
     return Status::FromErrno(errno, "size " + data_path);
-  }
-  // Hits read with O_DIRECT where the request allows it: one copy fewer (the disk writes
-  // into the reply), and no second copy of the guest's data in this host's page cache. A
-  // filesystem that refuses O_DIRECT leaves every read buffered.
-  if (auto direct = o.env->Open(data_path, O_RDONLY | O_DIRECT | O_NOFOLLOW, 0); direct.ok()) {
-    c->direct_fd_ = std::move(*direct);
   }
   LM_RETURN_IF_ERROR(c->Load());
   return c;
@@ -219,18 +212,11 @@ void ReadCache::DropLocked(const Digest& d) {
   map_.erase(it);
 }
 
-Status ReadCache::Read(const Digest& d, uint32_t off, uint32_t len, char* out, HitPath path) {
-  return ReadRange(d, off, len, out, true, path);
+Status ReadCache::Read(const Digest& d, uint32_t off, uint32_t len, char* out) {
+  return ReadRange(d, off, len, out, true);
 }
 
-bool ReadCache::ReadIfCached(char* buf, size_t len, uint64_t at) {
-  struct iovec iov{buf, len};
-  ssize_t n = ::preadv2(data_fd_.get(), &iov, 1, static_cast<off_t>(at), RWF_NOWAIT);
-  return n == static_cast<ssize_t>(len);  // EAGAIN or short: not (all) in the page cache
-}
-
-Status ReadCache::ReadRange(const Digest& d, uint32_t off, uint32_t len, char* out, bool count,
-                            HitPath path) {
+Status ReadCache::ReadRange(const Digest& d, uint32_t off, uint32_t len, char* out, bool count) {
   uint32_t slot, first, last, entry_len;
   std::vector<uint32_t> sums;
   std::string refresh;
@@ -269,17 +255,8 @@ Status ReadCache::ReadRange(const Digest& d, uint32_t off, uint32_t len, char* o
     buf = scratch.data();
   }
   std::string data_path = dir_ + "/data";
-  const uint64_t at = uint64_t{slot} * slot_size_ + start;
-  const bool aligned = path == HitPath::kDirect && direct_fd_.get() >= 0 && at % kDirectAlign == 0 &&
-                       (end - start) % kDirectAlign == 0 &&
-                       reinterpret_cast<uintptr_t>(buf) % kDirectAlign == 0;
-  // Even a random reader takes what the page cache holds (a chunk just inserted, maybe not
-  // yet written back, which an O_DIRECT read would first have to flush); only the rest
-  // comes from the disk directly.
-  Status s = aligned && ReadIfCached(buf, end - start, at)
-                 ? Status::Ok()
-                 : env_->PReadExact(aligned ? direct_fd_.get() : data_fd_.get(), buf, end - start,
-                                    at, data_path);
+  Status s = env_->PReadExact(data_fd_.get(), buf, end - start,
+                                        uint64_t{slot} * slot_size_ + start, data_path);
   bool good = s.ok();
   for (uint32_t b = 0; good && b < sums.size(); b++) {
     uint64_t bs = uint64_t{b} * kCacheBlock;
@@ -324,8 +301,7 @@ Status ReadCache::ReadWhole(const Digest& d, std::string* out) {
     len = it->second.len;
   }
   out->resize(len);
-  // Internal: neither a hit nor a miss.
-  return ReadRange(d, 0, len, out->data(), false, HitPath::kPageCache);
+  return ReadRange(d, 0, len, out->data(), false);  // internal: neither a hit nor a miss
 }
 
 bool ReadCache::Contains(const Digest& d) const {

@@ -63,15 +63,9 @@ class ReadCache {
   static Result<std::unique_ptr<ReadCache>> Open(const CacheOptions& options);
   ~ReadCache();
 
-  // How a hit reads the data file. Through the page cache, a sequential reader has the
-  // kernel's read-ahead; kDirect (when `out`, `off` and `len` are 4 KiB aligned) takes
-  // what the page cache already holds and reads the rest with O_DIRECT, which saves a
-  // random reader a copy and a page-cache insert: a third of a 4 KiB hit's time here.
-  enum class HitPath { kPageCache, kDirect };
   // Copies bytes [off, off+len) of chunk d into out. NotFound when it is not cached,
   // including when its checksum failed (the entry is then dropped). Counts a hit or miss.
-  Status Read(const Digest& d, uint32_t off, uint32_t len, char* out,
-              HitPath path = HitPath::kPageCache);
+  Status Read(const Digest& d, uint32_t off, uint32_t len, char* out);
   bool Contains(const Digest& d) const;
   // The whole cached chunk (verified), or NotFound. Does not count a hit or miss.
   Status ReadWhole(const Digest& d, std::string* out);
@@ -96,10 +90,7 @@ class ReadCache {
   };
   ReadCache() = default;
   // Read() and ReadWhole(); `count` says whether it is a reader's hit or miss.
-  Status ReadRange(const Digest& d, uint32_t off, uint32_t len, char* out, bool count,
-                   HitPath path);
-  // Reads [at, at+len) of the data file only if the page cache holds all of it.
-  bool ReadIfCached(char* buf, size_t len, uint64_t at);
+  Status ReadRange(const Digest& d, uint32_t off, uint32_t len, char* out, bool count);
   Status Load();
   bool Evictable(const Entry& e, int64_t now) const;
   // Picks a free slot or evicts the least recently used entry; under mu_.
@@ -114,8 +105,6 @@ class ReadCache {
   uint32_t slot_count_ = 0;
   Env* env_ = nullptr;
   UniqueFd lock_fd_, data_fd_;
-  UniqueFd direct_fd_;  // the data file opened O_DIRECT, for aligned reads; -1 if refused
-  static constexpr uint64_t kDirectAlign = 4096;
   std::unique_ptr<rocksdb::DB> db_;
 
   mutable std::mutex mu_;

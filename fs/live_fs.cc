@@ -126,15 +126,6 @@ RangeReader LiveFs::BaseOf(const std::shared_ptr<Node>& n, const std::string& wh
 }
 
 Status LiveFs::Read(OpenFile& f, uint64_t off, size_t size, std::string* out) {
-  out->resize(size);
-  size_t got = 0;
-  Status s = ReadInto(f, off, size, out->data(), &got);
-  out->resize(s.ok() ? got : 0);
-  return s;
-}
-
-Status LiveFs::ReadInto(OpenFile& f, uint64_t off, size_t size, char* out, size_t* got) {
-  *got = 0;
   counters_.read_requests++;
   if (record_) {
     std::lock_guard lock(record_mu_);
@@ -145,23 +136,21 @@ Status LiveFs::ReadInto(OpenFile& f, uint64_t off, size_t size, char* out, size_
   // file nobody wrote to yet has neither, and is empty).
   uint64_t fsize = data ? data->size() : f.chunks ? f.chunks->file_size : 0;
   size_t len = off >= fsize ? 0 : static_cast<size_t>(std::min<uint64_t>(size, fsize - off));
+  out->resize(len);
   if (len == 0) return Status::Ok();
   Status s;
   if (data) {
-    s = data->Read(off, len, out, BaseOf(f.node, f.what));
+    s = data->Read(off, len, out->data(), BaseOf(f.node, f.what));
   } else {
     RecordTouch(*f.node, off, len);
-    bool sequential = MaybeReadAhead(f, off, len);
-    // A random reader's hits skip the page cache; a sequential one keeps its read-ahead.
-    s = source_.Read(*f.chunks, f.what, off, len, out,
-                     sequential ? ReadCache::HitPath::kPageCache : ReadCache::HitPath::kDirect);
+    MaybeReadAhead(f, off, len);
+    s = source_.Read(*f.chunks, f.what, off, len, out->data());
   }
   if (!s.ok()) {
     counters_.read_errors++;
     return s;
   }
   counters_.read_bytes += len;
-  *got = len;
   return Status::Ok();
 }
 
@@ -225,7 +214,8 @@ Status LiveFs::SetAttr(Ino ino, const AttrChange& c) {
   return ns_.Persist(*n, true);
 }
 
-bool LiveFs::MaybeReadAhead(OpenFile& f, uint64_t off, size_t len) {
+void LiveFs::MaybeReadAhead(OpenFile& f, uint64_t off, size_t len) {
+  if (options_.readahead_chunks == 0) return;
   const FileChunks& fc = *f.chunks;
   const uint64_t cs = fc.chunk_size;
   std::vector<Digest> queue;
@@ -236,9 +226,8 @@ bool LiveFs::MaybeReadAhead(OpenFile& f, uint64_t off, size_t len) {
     f.next_off = std::max(f.next_off, off + len);
     if (!sequential) {
       f.ra_window = 0;
-      return false;
+      return;
     }
-    if (options_.readahead_chunks == 0) return true;
     f.ra_window = f.ra_window ? std::min(f.ra_window * 2, options_.readahead_chunks)
                               : std::min(4u, options_.readahead_chunks);
     uint64_t last = (off + len - 1) / cs;
@@ -248,7 +237,6 @@ bool LiveFs::MaybeReadAhead(OpenFile& f, uint64_t off, size_t len) {
     f.ra_until = std::max(f.ra_until, to);
   }
   if (!queue.empty()) source_.Prefetch(queue, f.what);
-  return true;
 }
 
 }  // namespace lm

@@ -95,9 +95,6 @@ class LiveFs {
   void Release(std::unique_ptr<OpenFile> f);
   // Reads up to `size` bytes at `off` into *out (shorter at the end of the file).
   Status Read(OpenFile& f, uint64_t off, size_t size, std::string* out);
-  // The same into out[0, size); *got says how many bytes are there. A 4 KiB-aligned `out`
-  // lets cache hits land in it straight from the disk.
-  Status ReadInto(OpenFile& f, uint64_t off, size_t size, char* out, size_t* got);
   Status Write(OpenFile& f, uint64_t off, const char* data, size_t len);
   // fsync/fdatasync: the file's bytes, then its entry, are durable on return.
   Status Fsync(Node& n);
@@ -115,9 +112,7 @@ class LiveFs {
   Status Fallocate(OpenFile& f, int mode, uint64_t off, uint64_t len);
 
  private:
-  // Notes where a reader of f is; true when this read follows on from its last ones (and
-  // then queues read-ahead, if on).
-  bool MaybeReadAhead(OpenFile& f, uint64_t off, size_t len);
+  void MaybeReadAhead(OpenFile& f, uint64_t off, size_t len);
   RangeReader BaseOf(const std::shared_ptr<Node>& n, const std::string& what);
   void RecordTouch(Node& n, uint64_t off, size_t len);
   void FlushTrace(BackupTree& tree);

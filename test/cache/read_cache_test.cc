@@ -1,10 +1,6 @@
 #include <catch2/catch.hpp>
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-#include <cstdlib>
-#include <memory>
 #include <random>
 #include <thread>
 
@@ -154,40 +150,6 @@ TEST_CASE("a damaged cache slot is dropped and reported as a miss", "[cache]") {
   CHECK(ReadBack(*c, Id(1), 0, kSlot, &s) == Chunk(1));
   REQUIRE(c->Insert(Id(0), Chunk(0)).ok());  // fetched again
   CHECK(ReadBack(*c, Id(0), 0, kSlot, &s) == Chunk(0));
-}
-
-TEST_CASE("hits read with O_DIRECT or from the page cache return the same bytes and catch the same damage",
-          "[cache]") {
-  test::TempDir dir;
-  auto c = OpenCache(dir / "c", 4);
-  REQUIRE(c->Insert(Id(0), Chunk(0)).ok());  // still in the page cache, maybe not on disk
-  REQUIRE(c->Insert(Id(1, 5000), Chunk(1, 5000)).ok());
-  std::unique_ptr<char, decltype(&std::free)> buf(static_cast<char*>(std::aligned_alloc(4096, kSlot + 4096)),
-                                                  &std::free);
-  using HP = ReadCache::HitPath;
-  auto direct = [&](const Digest& d, uint32_t off, uint32_t len, char* out) {
-    Status s = c->Read(d, off, len, out, HP::kDirect);
-    return s.ok() ? std::string(out, len) : std::string("<") + s.message() + ">";
-  };
-  CHECK(direct(Id(0), 0, kSlot, buf.get()) == Chunk(0));  // from the page cache
-  // Written back and dropped from the page cache: now read with O_DIRECT.
-  {
-    int fd = ::open((dir / "c/data").c_str(), O_RDONLY);
-    REQUIRE(fd >= 0);
-    REQUIRE(::fsync(fd) == 0);
-    REQUIRE(::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0);
-    ::close(fd);
-  }
-  CHECK(direct(Id(0), 0, kSlot, buf.get()) == Chunk(0));
-  CHECK(direct(Id(0), 4096, 8192, buf.get()) == Chunk(0).substr(4096, 8192));
-  CHECK(direct(Id(0), 100, 50, buf.get()) == Chunk(0).substr(100, 50));         // unaligned range
-  CHECK(direct(Id(0), 4096, 4096, buf.get() + 1) == Chunk(0).substr(4096, 4096));  // unaligned buffer
-  CHECK(direct(Id(1, 5000), 0, 5000, buf.get()) == Chunk(1, 5000));             // a short tail block
-  test::FlipByte(dir / "c/data", 2 * 4096 + 7);  // slot 0, third block
-  CHECK(direct(Id(0), 0, 8192, buf.get()) == Chunk(0).substr(0, 8192));  // the damage is elsewhere
-  CHECK_FALSE(c->Read(Id(0), 8192, 4096, buf.get(), HP::kDirect).ok());
-  CHECK_FALSE(c->Contains(Id(0)));
-  CHECK(c->Stats().corrupt_dropped == 1);
 }
 
 TEST_CASE("one process owns a cache directory; chunk size must match", "[cache]") {
