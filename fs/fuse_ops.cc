@@ -9,7 +9,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <vector>
@@ -178,10 +180,20 @@ void OpOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 void OpRead(fuse_req_t req, fuse_ino_t, size_t size, off_t off, fuse_file_info* fi) {
   Guard(req, [&] {
     auto* f = reinterpret_cast<OpenFile*>(fi->fh);
-    thread_local std::string buf;
-    Status s = Ctx(req)->fs->Read(*f, static_cast<uint64_t>(off), size, &buf);
+    // Page-aligned: the kernel's copies into it (the cache file's read) and out of it (the
+    // reply) run on whole pages.
+    thread_local std::unique_ptr<char, decltype(&std::free)> buf(nullptr, &std::free);
+    thread_local size_t cap = 0;
+    if (cap < size) {
+      size_t want = (size + 4095) & ~size_t{4095};
+      buf.reset(static_cast<char*>(std::aligned_alloc(4096, want)));
+      cap = buf ? want : 0;
+      if (!buf) return (void)fuse_reply_err(req, ENOMEM);
+    }
+    size_t got = 0;
+    Status s = Ctx(req)->fs->ReadInto(*f, static_cast<uint64_t>(off), size, buf.get(), &got);
     if (!s.ok()) return (void)fuse_reply_err(req, ToErrno(s));
-    fuse_reply_buf(req, buf.data(), buf.size());
+    fuse_reply_buf(req, buf.get(), got);
   });
 }
 

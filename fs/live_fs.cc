@@ -126,6 +126,15 @@ RangeReader LiveFs::BaseOf(const std::shared_ptr<Node>& n, const std::string& wh
 }
 
 Status LiveFs::Read(OpenFile& f, uint64_t off, size_t size, std::string* out) {
+  out->resize(size);
+  size_t got = 0;
+  Status s = ReadInto(f, off, size, out->data(), &got);
+  out->resize(s.ok() ? got : 0);
+  return s;
+}
+
+Status LiveFs::ReadInto(OpenFile& f, uint64_t off, size_t size, char* out, size_t* got) {
+  *got = 0;
   counters_.read_requests++;
   if (record_) {
     std::lock_guard lock(record_mu_);
@@ -136,21 +145,21 @@ Status LiveFs::Read(OpenFile& f, uint64_t off, size_t size, std::string* out) {
   // file nobody wrote to yet has neither, and is empty).
   uint64_t fsize = data ? data->size() : f.chunks ? f.chunks->file_size : 0;
   size_t len = off >= fsize ? 0 : static_cast<size_t>(std::min<uint64_t>(size, fsize - off));
-  out->resize(len);
   if (len == 0) return Status::Ok();
   Status s;
   if (data) {
-    s = data->Read(off, len, out->data(), BaseOf(f.node, f.what));
+    s = data->Read(off, len, out, BaseOf(f.node, f.what));
   } else {
     RecordTouch(*f.node, off, len);
     MaybeReadAhead(f, off, len);
-    s = source_.Read(*f.chunks, f.what, off, len, out->data());
+    s = source_.Read(*f.chunks, f.what, off, len, out);
   }
   if (!s.ok()) {
     counters_.read_errors++;
     return s;
   }
   counters_.read_bytes += len;
+  *got = len;
   return Status::Ok();
 }
 

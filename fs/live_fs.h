@@ -95,6 +95,8 @@ class LiveFs {
   void Release(std::unique_ptr<OpenFile> f);
   // Reads up to `size` bytes at `off` into *out (shorter at the end of the file).
   Status Read(OpenFile& f, uint64_t off, size_t size, std::string* out);
+  // The same into out[0, size); *got says how many bytes are there.
+  Status ReadInto(OpenFile& f, uint64_t off, size_t size, char* out, size_t* got);
   Status Write(OpenFile& f, uint64_t off, const char* data, size_t len);
   // fsync/fdatasync: the file's bytes, then its entry, are durable on return.
   Status Fsync(Node& n);
