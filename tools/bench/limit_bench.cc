@@ -37,10 +37,6 @@ using namespace lm;
 
 namespace {
 
-bool IsZero(const char* p, size_t n) {
-  return n == 0 || (p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0);
-}
-
 // The read mode: decompress and check every stored (non-zero) chunk, one at a time.
 int ReadCeiling(const std::string& data, uint64_t chunk, int level) {
   struct Stored {
@@ -53,7 +49,7 @@ int ReadCeiling(const std::string& data, uint64_t chunk, int level) {
   for (uint64_t off = 0; off < data.size(); off += chunk) {
     size_t len = static_cast<size_t>(std::min<uint64_t>(chunk, data.size() - off));
     const char* p = data.data() + off;
-    if (IsZero(p, len)) continue;
+    if (IsAllZero(p, len)) continue;
     Stored s{Codec::kNone, static_cast<uint32_t>(len), Digest::Of(p, len), {}};
     s.codec = CompressChunk(std::string_view(p, len), level, &s.bytes);
     stored.push_back(std::move(s));
@@ -116,7 +112,7 @@ int main(int argc, char** argv) {
       for (uint64_t i; (i = next.fetch_add(1)) < nchunks;) {
         const char* p = data.data() + off + i * chunk;
         size_t len = static_cast<size_t>(std::min<uint64_t>(chunk, end - (off + i * chunk)));
-        if (IsZero(p, len)) continue;
+        if (IsAllZero(p, len)) continue;
         Digest d = Digest::Of(p, len);
         asm volatile("" : : "r"(d.bytes.data()) : "memory");  // the digest is used
         CompressChunk(std::string_view(p, len), level, &out);
