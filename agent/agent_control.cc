@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <ctime>
+
 #include "base/log.h"
 #include "fs/overlay_store.h"
 #include "profile/choice.h"
@@ -39,6 +41,7 @@ json AgentControl::Handle(const json& request) {
     json operator()(const UnexportRequest&) const { return Encode(UnexportReply{a.p_.exports.Stop()}); }
     json operator()(const PrestageRequest& r) const { return ReplyOf(a.Prestage(r)); }
     json operator()(const DiscardRequest& r) const { return ReplyOf(a.Discard(r)); }
+    json operator()(const ExpireRequest& r) const { return ReplyOf(a.Expire(r)); }
   };
   return std::visit(Dispatch{*this}, *req);
 }
@@ -79,7 +82,90 @@ MountStats AgentControl::Stats() {
   }
   if (auto md = p_.repo.MetadataCacheStats()) m.metadata = {md->hits, md->misses, md->dropped};
   m.namespace_nodes = p_.fs.NodeCount();
+  for (auto& [name, policy] : p_.policies.All()) m.expiry[name] = policy.second;
   m.export_ = p_.exports.Describe();
+  return m;
+}
+
+AgentControl::CopyProgress& AgentControl::ProgressOf(const BackupRef& ref) {
+  std::lock_guard lock(progress_mu_);
+  auto& p = progress_[ref.Name()];
+  if (!p) {
+    p = std::make_unique<CopyProgress>();
+    p->ref = ref;
+  }
+  return *p;  // never erased: the map lives as long as the agent
+}
+
+MetricsSnapshot AgentControl::Metrics() {
+  CacheStats c = p_.source.cache().Stats();
+  ChunkSourceStats s = p_.source.Stats();
+  FsCounters& f = p_.fs.counters();
+  RepoCounters& r = p_.repo.counters();
+  MetricsSnapshot m;
+  m.cache_hits = c.hits;
+  m.cache_misses = c.misses;
+  m.cache_evictions = c.evictions;
+  m.cache_inserts = c.inserts;
+  m.cache_damaged = c.corrupt_dropped;
+  m.cache_served_bytes = c.bytes_served;
+  m.cache_used_bytes = c.used_bytes;
+  m.cache_capacity_bytes = c.capacity_bytes;
+  m.cache_chunks = c.entries;
+  m.cache_pinned_chunks = c.pinned;
+  for (int k = 0; k < kIoKinds; k++) {
+    m.fetched_chunks[k] = r.chunks_by_kind[k].load();
+    m.fetched_bytes[k] = r.bytes_by_kind[k].load();
+  }
+  m.fetch_errors = s.fetch_errors;
+  m.repository_read_latency = r.read_latency.Read();
+  m.guest_read_errors = f.read_errors.load();
+  m.guest_read_latency = f.read_latency.Read();
+  m.prestage_chunks = staged_chunks_.load();
+  m.prestage_bytes = staged_bytes_.load();
+  m.prestage_running = running_.load();
+  if (auto rq = p_.repo.backend().Requests()) {
+    for (int k = 0; k < kIoKinds; k++) {
+      const KindStats& q = rq->kinds[k];
+      m.object_store[IoKindName(IoKind(k))] = {q.requests, q.retries, q.failures};
+    }
+  }
+  auto info = p_.exports.Describe();
+  m.nfs_export_configured = info.has_value();
+  m.nfs_export_up = info && info->running;
+  // One row per backup copy the mount has touched, has an overlay of, or pre-stages.
+  std::map<std::string, CopyMetrics> copies;
+  auto row = [&](const BackupRef& ref) -> CopyMetrics& {
+    CopyMetrics& c = copies[ref.Name()];
+    c.vm = ref.vm;
+    c.backup = ref.id;
+    return c;
+  };
+  for (const CopyUsage& u : p_.fs.CopyUsages()) {
+    CopyMetrics& c = row(u.ref);
+    c.reads = u.read_requests;
+    c.read_bytes = u.read_bytes;
+    c.writes = u.write_requests;
+    c.written_bytes = u.write_bytes;
+    c.open_files = u.open_files;
+  }
+  if (auto list = OverlayStore::Scan(p_.options.state_dir); list.ok()) {
+    for (const auto& o : *list) {
+      CopyMetrics& c = row(o.backup);
+      c.overlay_bytes = o.bytes;
+      c.overlay_files = o.entries;
+    }
+  }
+  {
+    std::lock_guard lock(progress_mu_);
+    for (auto& [name, p] : progress_) {
+      CopyMetrics& c = row(p->ref);
+      c.prestage_remaining_bytes = p->profile_bytes.load();
+      c.hydration_remaining_bytes = p->hydrate_bytes.load();
+    }
+  }
+  for (auto& [name, policy] : p_.policies.All()) row(policy.first).expires_unix = policy.second;
+  for (auto& [name, c] : copies) m.copies.push_back(std::move(c));
   return m;
 }
 
@@ -99,7 +185,12 @@ Result<PrestageReply> AgentControl::Prestage(const PrestageRequest& r) {
   po.staged_bytes = &staged_bytes_;
   po.remaining_chunks = &remaining_chunks_;
   po.remaining_bytes = &remaining_bytes_;
+  CopyProgress& progress = ProgressOf(ref);
+  po.profile_remaining_bytes = &progress.profile_bytes;
+  po.hydrate_remaining_bytes = &progress.hydrate_bytes;
   po.cancel = &stopping_;
+  std::vector<Digest> pinned;
+  po.pinned = &pinned;
   {
     // Held before the first chunk is fetched: forget must not take the copy meanwhile.
     std::lock_guard lock(pinned_mu_);
@@ -112,6 +203,11 @@ Result<PrestageReply> AgentControl::Prestage(const PrestageRequest& r) {
   }
   auto sum = lm::Prestage(p_.repo, p_.source, ref, *p, po);
   running_--;
+  {
+    std::lock_guard lock(pinned_mu_);
+    auto& kept = pinned_digests_[ref.Name()];
+    kept.insert(kept.end(), pinned.begin(), pinned.end());
+  }
   LM_RETURN_IF_ERROR(sum.status());
   LogInfo("prestaged " + ref.Name() + " from " + chosen + ": " + std::to_string(sum->fetched) +
           " chunks fetched, " + std::to_string(sum->already_cached) + " already cached");
@@ -127,6 +223,60 @@ Result<DiscardReply> AgentControl::Discard(const DiscardRequest& r) {
   for (auto& [parent, name] : gone) p_.mount.InvalidateEntry(parent, name);
   LogInfo("discarded the overlay of " + ref.Name());
   return DiscardReply{ref.Name()};
+}
+
+Result<ExpireReply> AgentControl::Expire(const ExpireRequest& r) {
+  if (r.backup.find('@') == std::string::npos) return Status::Invalid("expire needs VM@BACKUP");
+  LM_ASSIGN_OR_RETURN(BackupRef ref, p_.repo.ResolveSpec(r.backup));
+  if (r.after == 0) {
+    LM_RETURN_IF_ERROR(p_.policies.Clear(ref));
+    LogInfo("removed the expiry policy of " + ref.Name());
+    return ExpireReply{ref.Name(), 0};
+  }
+  int64_t deadline = static_cast<int64_t>(std::time(nullptr)) + r.after;
+  LM_RETURN_IF_ERROR(p_.policies.Set(ref, deadline));
+  LogInfo("the overlay of " + ref.Name() + " expires in " + FormatDuration(r.after));
+  return ExpireReply{ref.Name(), deadline};
+}
+
+std::chrono::system_clock::time_point AgentControl::ExpireDue() {
+  auto now = std::chrono::system_clock::now();
+  int64_t now_s = std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+  std::set<std::string> in_use;
+  for (const BackupRef& b : p_.fs.CopiesInUse()) in_use.insert(b.Name());
+  for (const BackupRef& ref : p_.policies.Due(now_s)) {
+    if (in_use.count(ref.Name())) {
+      LogOnce(LogLevel::kInfo, "expiry-open-" + ref.Name(),
+              ref.Name() + " has expired but files of it are open; it is discarded once they are closed");
+      continue;
+    }
+    auto gone = p_.fs.Discard(ref);
+    Status s = gone.status();
+    // A read-only mount has no overlay, and a copy forgotten since has nothing left to drop.
+    if (gone.ok() || s.code() == Code::kReadOnly || s.code() == Code::kNotFound) {
+      if (gone.ok()) {
+        for (auto& [parent, name] : *gone) p_.mount.InvalidateEntry(parent, name);
+      }
+      std::vector<Digest> pinned;
+      {
+        std::lock_guard lock(pinned_mu_);
+        pinned_.erase(ref.Name());
+        pinned = std::move(pinned_digests_[ref.Name()]);
+        pinned_digests_.erase(ref.Name());
+      }
+      for (const Digest& d : pinned) p_.source.cache().Unpin(d);
+      s = p_.policies.Clear(ref);
+      if (s.ok()) LogInfo("expired " + ref.Name() + ": its overlay is discarded and " + std::to_string(pinned.size()) +
+                          " pre-staged chunks unpinned");
+    }
+    if (!s.ok()) LogOnce(LogLevel::kWarn, "expiry-" + ref.Name(), "cannot expire " + ref.Name() + ": " + s.message());
+  }
+  auto next = now + std::chrono::minutes(1);
+  if (auto e = p_.policies.Earliest()) {
+    auto at = std::chrono::system_clock::time_point(std::chrono::seconds(*e));
+    if (at > now && at < next) next = at;
+  }
+  return next;
 }
 
 Result<ExportInfo> AgentControl::Export(const ExportRequest& r) {

@@ -7,11 +7,15 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <map>
+#include <memory>
 #include <set>
 #include <nlohmann/json.hpp>
 
 #include "agent/control_protocol.h"
+#include "agent/expiry_policies.h"
 #include "agent/export_supervisor.h"
+#include "agent/metrics.h"
 #include "agent/media_agent.h"
 #include "cache/chunk_source.h"
 #include "fs/fuse_ops.h"
@@ -29,6 +33,7 @@ struct AgentParts {
   FuseMount& mount;
   ExportSupervisor& exports;
   LeaseWriter& lease;
+  ExpiryPolicies& policies;
 };
 
 // Records a hold in the mount's lease at once; a failure is logged (once), not fatal: the
@@ -43,10 +48,17 @@ class AgentControl {
   nlohmann::json Handle(const nlohmann::json& request);
 
   control::MountStats Stats();
+  // What `mount --metrics` serves (agent/metrics.h).
+  MetricsSnapshot Metrics();
   // Pre-stages a backup copy through this mount's cache; its chunks stay pinned until the
   // mount ends (or until pin_until).
   Result<control::PrestageReply> Prestage(const control::PrestageRequest& r);
   Result<control::DiscardReply> Discard(const control::DiscardRequest& r);
+  // Sets or removes a copy's expiry policy (agent/expiry_policies.h).
+  Result<control::ExpireReply> Expire(const control::ExpireRequest& r);
+  // Discards and unpins every copy whose deadline has passed and that has no open file;
+  // returns when to look again (the earliest deadline left, or a minute from now).
+  std::chrono::system_clock::time_point ExpireDue();
   Result<control::ExportInfo> Export(const control::ExportRequest& r);
   // Asks running pre-stagings to stop soon (the mount is ending).
   void StopPrestaging() { stopping_ = true; }
@@ -61,6 +73,7 @@ class AgentControl {
   AgentParts p_;
   std::mutex pinned_mu_;
   std::set<std::string> pinned_;  // "vm@id" pre-staged with pins for the mount's life
+  std::map<std::string, std::vector<Digest>> pinned_digests_;  // what each copy pinned
   std::atomic<uint64_t> staged_chunks_{0}, staged_bytes_{0}, running_{0};
   std::atomic<uint64_t> remaining_chunks_{0}, remaining_bytes_{0};
   // Since when pre-stagings run without a pause, and staged_bytes_ then: their rate.
@@ -68,6 +81,14 @@ class AgentControl {
   std::chrono::steady_clock::time_point busy_since_;
   uint64_t busy_bytes_ = 0;
   std::atomic<bool> stopping_{false};
+  // What the pre-stagings of each backup copy have left ("vm@id"), for the metrics.
+  struct CopyProgress {
+    BackupRef ref;
+    std::atomic<uint64_t> profile_bytes{0}, hydrate_bytes{0};
+  };
+  std::mutex progress_mu_;
+  std::map<std::string, std::unique_ptr<CopyProgress>> progress_;
+  CopyProgress& ProgressOf(const BackupRef& ref);
 };
 
 }  // namespace lm

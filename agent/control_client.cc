@@ -30,5 +30,6 @@ Result<PrestageReply> ControlClient::Prestage(const PrestageRequest& r) const {
 }
 
 Result<DiscardReply> ControlClient::Discard(const DiscardRequest& r) const { return Call<DiscardReply>(r, 30000); }
+Result<ExpireReply> ControlClient::Expire(const ExpireRequest& r) const { return Call<ExpireReply>(r, 30000); }
 
 }  // namespace lm

@@ -22,6 +22,7 @@ class ControlClient {
   // Waits as long as the pre-staging takes.
   Result<control::PrestageReply> Prestage(const control::PrestageRequest& r) const;
   Result<control::DiscardReply> Discard(const control::DiscardRequest& r) const;
+  Result<control::ExpireReply> Expire(const control::ExpireRequest& r) const;
 
   const std::string& mountpoint() const { return mountpoint_; }
 

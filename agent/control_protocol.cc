@@ -130,6 +130,7 @@ json EncodeRequest(const Request& r) {
               {"threads", p.threads}};
     }
     json operator()(const DiscardRequest& d) const { return {{"cmd", "discard"}, {"backup", d.backup}}; }
+    json operator()(const ExpireRequest& e) const { return {{"cmd", "expire"}, {"backup", e.backup}, {"after", e.after}}; }
   };
   return std::visit(Encoder{}, r);
 }
@@ -169,6 +170,14 @@ Result<Request> DecodeRequest(const json& j) {
     r.Read("backup", &d.backup);
     if (!r.error().empty()) return malformed();
     return Request(std::move(d));
+  }
+  if (cmd == "expire") {
+    ExpireRequest e;
+    r.Read("backup", &e.backup);
+    r.Read("after", &e.after);
+    if (!r.error().empty()) return malformed();
+    if (e.after < 0) return Status::Invalid("malformed request: after must not be negative");
+    return Request(std::move(e));
   }
   return Status::Invalid("unknown command '" + cmd + "'");
 }
@@ -215,6 +224,7 @@ json Encode(const MountStats& s) {
       {"requests", requests},
       {"metadata", {{"hits", s.metadata.hits}, {"misses", s.metadata.misses}, {"dropped", s.metadata.dropped}}},
       {"namespace", {{"nodes", s.namespace_nodes}}},
+      {"expiry", s.expiry},
       {"export", s.export_ ? Encode(*s.export_) : json(nullptr)},
   };
 }
@@ -230,6 +240,7 @@ json Encode(const PrestageReply& r) {
 }
 
 json Encode(const DiscardReply& r) { return {{"ok", true}, {"backup", r.backup}}; }
+json Encode(const ExpireReply& r) { return {{"backup", r.backup}, {"deadline", r.deadline}}; }
 
 json EncodeError(const Status& s) {
   return {{"error", s.message()}, {"code", static_cast<int>(s.code())}};
@@ -327,6 +338,17 @@ Result<MountStats> DecodeReply<MountStats>(const json& j) {
   md.Read("misses", &s.metadata.misses);
   md.Read("dropped", &s.metadata.dropped);
   r.Object("namespace").Read("nodes", &s.namespace_nodes);
+  if (const json* ex = r.Raw("expiry"); ex && ex->is_object()) {
+    for (auto& [name, v] : ex->items()) {
+      if (!v.is_number_integer()) {
+        r.Fail("field 'expiry." + name + "' is not an integer");
+        break;
+      }
+      s.expiry[name] = v.get<int64_t>();
+    }
+  } else if (ex) {
+    r.Fail("field 'expiry' is not an object");
+  }
   const json* ex = r.Raw("export");
   if (ex && ex->is_object()) {
     FieldReader er(ex, "export.");
@@ -372,6 +394,16 @@ Result<DiscardReply> DecodeReply<DiscardReply>(const json& j) {
   DiscardReply d;
   r.Read("backup", &d.backup);
   return Finish(r, d);
+}
+
+template <>
+Result<ExpireReply> DecodeReply<ExpireReply>(const json& j) {
+  LM_RETURN_IF_ERROR(ErrorOf(j));
+  FieldReader r(&j);
+  ExpireReply e;
+  r.Read("backup", &e.backup);
+  r.Read("deadline", &e.deadline);
+  return Finish(r, e);
 }
 
 }  // namespace lm::control

@@ -3,7 +3,7 @@
 // requests and decodes replies (ControlClient); no key is spelled anywhere else.
 //
 // Wire (agent/control.h carries it): one JSON object per line each way.
-//   request  {"cmd": "stats" | "export" | "unexport" | "prestage" | "discard", ...fields}
+//   request  {"cmd": "stats" | "export" | "unexport" | "prestage" | "discard" | "expire", ...fields}
 //   reply    the reply's fields, or {"error": "<one line>", "code": <lm::Code as int>}
 // Decoders are strict: a missing field or one of the wrong type is Corrupt (a reply) or
 // Invalid (a request), naming the field; an error reply keeps its code, so Busy stays Busy.
@@ -42,7 +42,12 @@ struct PrestageRequest {
 struct DiscardRequest {
   std::string backup;  // VM@BACKUP
 };
-using Request = std::variant<StatsRequest, ExportRequest, UnexportRequest, PrestageRequest, DiscardRequest>;
+struct ExpireRequest {
+  std::string backup;  // VM@BACKUP
+  int64_t after = 0;   // seconds from now; 0: remove the copy's policy
+};
+using Request =
+    std::variant<StatsRequest, ExportRequest, UnexportRequest, PrestageRequest, DiscardRequest, ExpireRequest>;
 
 nlohmann::json EncodeRequest(const Request& r);
 Result<Request> DecodeRequest(const nlohmann::json& j);
@@ -100,6 +105,7 @@ struct MountStats {
     uint64_t hits = 0, misses = 0, dropped = 0;
   } metadata;
   uint64_t namespace_nodes = 0;       // "namespace": {"nodes": n}
+  std::map<std::string, int64_t> expiry;  // "vm@id" -> deadline (unix s) of its policy
   std::optional<ExportInfo> export_;  // "export": null when not exported
 };
 
@@ -118,11 +124,17 @@ struct DiscardReply {
   std::string backup;
 };
 
+struct ExpireReply {
+  std::string backup;
+  int64_t deadline = 0;  // unix seconds; 0: no policy
+};
+
 nlohmann::json Encode(const ExportInfo& r);
 nlohmann::json Encode(const MountStats& r);
 nlohmann::json Encode(const UnexportReply& r);
 nlohmann::json Encode(const PrestageReply& r);
 nlohmann::json Encode(const DiscardReply& r);
+nlohmann::json Encode(const ExpireReply& r);
 nlohmann::json EncodeError(const Status& s);
 
 // Each decoder first turns an error reply into its Status (code kept).
@@ -133,5 +145,6 @@ template <> Result<MountStats> DecodeReply<MountStats>(const nlohmann::json& j);
 template <> Result<UnexportReply> DecodeReply<UnexportReply>(const nlohmann::json& j);
 template <> Result<PrestageReply> DecodeReply<PrestageReply>(const nlohmann::json& j);
 template <> Result<DiscardReply> DecodeReply<DiscardReply>(const nlohmann::json& j);
+template <> Result<ExpireReply> DecodeReply<ExpireReply>(const nlohmann::json& j);
 
 }  // namespace lm::control

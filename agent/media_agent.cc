@@ -1,6 +1,7 @@
 #include "agent/media_agent.h"
 
 #include <fcntl.h>
+#include <systemd/sd-daemon.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -10,12 +11,14 @@
 #include <mutex>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "agent/agent_control.h"
 #include "agent/control.h"
+#include "agent/metrics_server.h"
 #include "agent/mount_table.h"
 #include "base/log.h"
 #include "base/state_layout.h"
@@ -53,12 +56,22 @@ void RaiseKernelReadahead(const std::string& mountpoint) {
 
 // Everything after the fork: set up, report readiness on `ready_fd`, serve.
 int Serve(const MountOptions& o, int ready_fd) {
+  // What the starting command prints besides "mounted ..." (the metrics address).
+  std::string ready_notes;
   auto report = [&](const Status& s) {
+    // Under systemd (Type=notify, NOTIFY_SOCKET set): ready once the mount serves; a no-op
+    // anywhere else.
+    if (s.ok()) {
+      sd_notifyf(0, "READY=1\nSTATUS=serving %s at %s\nMAINPID=%d", o.repo.c_str(), o.mountpoint.c_str(),
+                 static_cast<int>(::getpid()));
+    } else {
+      sd_notifyf(0, "STATUS=failed: %s\nERRNO=%d", s.message().c_str(), EIO);
+    }
     if (ready_fd < 0) {
       if (!s.ok()) std::fprintf(stderr, "livemount: %s\n", s.message().c_str());
       return;
     }
-    std::string msg = s.ok() ? "ok" : s.message();
+    std::string msg = s.ok() ? "ok\n" + ready_notes : s.message();
     (void)!::write(ready_fd, msg.data(), msg.size());
     ::close(ready_fd);
   };
@@ -90,15 +103,28 @@ int Serve(const MountOptions& o, int ready_fd) {
   // What this agent holds is written into the repository, so forget elsewhere keeps it;
   // a keeper thread (below) renews it and follows changes.
   LeaseWriter lease((*repo)->backend(), o.env);
+  // Live mount policies: checked by a keeper thread (below) at each deadline, and again
+  // when a copy's last file is closed.
+  auto policies = ExpiryPolicies::Open(o.env, StateLayout(o.state_dir).ExpiryFile(), o.expire_after);
+  if (!policies.ok()) return report(policies.status()), 1;
   std::mutex lease_mu;
   std::condition_variable lease_cv;
-  bool ending = false, refresh_now = false;
+  bool ending = false, refresh_now = false, expire_now = false;
   auto refresh_soon = [&](const BackupRef&) {
     std::lock_guard lock(lease_mu);
-    refresh_now = true;
+    refresh_now = expire_now = true;
     lease_cv.notify_all();
   };
-  auto hold_on_open = [&lease](const BackupRef& b) { HoldOrWarn(lease, b, "open files"); };
+  (*policies)->OnChange([&] {
+    std::lock_guard lock(lease_mu);
+    expire_now = true;
+    lease_cv.notify_all();
+  });
+  auto hold_on_open = [&lease, &policies](const BackupRef& b) {
+    HoldOrWarn(lease, b, "open files");
+    Status s = (*policies)->FirstUse(b, static_cast<int64_t>(std::time(nullptr)));
+    if (!s.ok()) LogWarn("cannot record the expiry policy of " + b.Name() + ": " + s.message());
+  };
   LiveFs fs(**repo, source,
             LiveFsOptions{o.readahead_chunks, overlays.get(), inodes->get(), o.state_dir,
                           o.record_reads, hold_on_open, refresh_soon});
@@ -107,9 +133,18 @@ int Serve(const MountOptions& o, int ready_fd) {
   auto mount = FuseMount::Mount(fs, fo);
   if (!mount.ok()) return report(mount.status()), 1;
   ExportSupervisor exports;  // declared after the mount: stops before it unmounts
-  AgentControl agent(AgentParts{o, **repo, source, fs, **mount, exports, lease});
+  AgentControl agent(AgentParts{o, **repo, source, fs, **mount, exports, lease, **policies});
   auto control = ControlServer::Start(control_name, [&](const json& req) { return agent.Handle(req); });
   if (!control.ok()) return report(control.status()), 1;
+  std::unique_ptr<MetricsServer> metrics;
+  if (!o.metrics.empty()) {
+    auto m = MetricsServer::Start(o.metrics, [&agent] { return RenderMetrics(agent.Metrics()); });
+    if (!m.ok()) return report(m.status()), 1;
+    metrics = std::move(m).value();
+    std::string where = o.metrics.substr(0, o.metrics.rfind(':') + 1) + std::to_string(metrics->port());
+    ready_notes += "metrics at http://" + where + "/metrics\n";
+    LogInfo("serving metrics at http://" + where + "/metrics");
+  }
   LogInfo("mounted " + o.repo + " at " + o.mountpoint + " (cache " + o.cache_dir + ", " +
           FormatBytes(o.cache_size) + "; pid " + std::to_string(::getpid()) + ")");
   // The NFS export can only start once the FUSE loop serves (ganesha looks at the mount),
@@ -144,6 +179,16 @@ int Serve(const MountOptions& o, int ready_fd) {
       lease_cv.wait_for(lock, std::chrono::seconds(60), [&] { return ending || refresh_now; });
     }
   });
+  std::thread expiry_keeper([&] {
+    std::unique_lock lock(lease_mu);
+    while (!ending) {
+      expire_now = false;
+      lock.unlock();
+      auto next = agent.ExpireDue();
+      lock.lock();
+      lease_cv.wait_until(lock, next, [&] { return ending || expire_now; });
+    }
+  });
   // Pre-staging on start runs beside the guests' reads, which go first.
   std::thread starter([&] {
     for (const std::string& spec : o.prestage) {
@@ -152,6 +197,7 @@ int Serve(const MountOptions& o, int ready_fd) {
     }
   });
   Status s = (*mount)->Run();
+  sd_notify(0, "STOPPING=1");
   agent.StopPrestaging();
   {
     std::lock_guard lock(lease_mu);
@@ -159,9 +205,11 @@ int Serve(const MountOptions& o, int ready_fd) {
   }
   lease_cv.notify_all();
   lease_keeper.join();
+  expiry_keeper.join();
   exporter.join();
   starter.join();
   if (!s.ok()) LogError(s.message());
+  metrics.reset();
   control->reset();
   exports.Stop();  // ganesha holds files of the mount open
   mount->reset();  // unmounts if still mounted
@@ -174,6 +222,8 @@ int Serve(const MountOptions& o, int ready_fd) {
 }  // namespace
 
 std::string DefaultStateDir() {
+  const char* dir = std::getenv("LIVEMOUNT_STATE_DIR");
+  if (dir && *dir) return dir;
   return ::geteuid() == 0 ? "/var/lib/livemount" : HomeDir("/.local/state/livemount");
 }
 
@@ -233,6 +283,8 @@ Status MountOptions::validate() {
   if (fetch_threads < 1 || fetch_threads > 64) return Status::Invalid("--fetch-threads must be 1-64");
   if (fuse_threads < 1 || fuse_threads > 256) return Status::Invalid("--fuse-threads must be 1-256");
   if (readahead_chunks > 1024) return Status::Invalid("--readahead must be at most 1024 chunks");
+  if (!metrics.empty()) LM_RETURN_IF_ERROR(ParseListenAddress(metrics).status());
+  if (expire_after < 0) return Status::Invalid("--expire-after must not be negative");
   LM_RETURN_IF_ERROR(MkdirAll(state_dir).Context("--state-dir"));
   LM_RETURN_IF_ERROR(MkdirAll(cache_dir).Context("--cache-dir"));
   repo = AbsoluteLocation(repo);
@@ -294,9 +346,9 @@ int RunMediaAgent(MountOptions o) {
   ssize_t n;
   while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) msg.append(buf, n);
   ::close(pipefd[0]);
-  if (msg == "ok") {
-    std::printf("mounted %s at %s (pid %d, log %s)\n", o.repo.c_str(), o.mountpoint.c_str(), pid,
-                o.log_file.c_str());
+  if (msg.rfind("ok\n", 0) == 0) {
+    std::printf("mounted %s at %s (pid %d, log %s)\n%s", o.repo.c_str(), o.mountpoint.c_str(), pid,
+                o.log_file.c_str(), msg.substr(3).c_str());
     if (o.nfs_export) {
       std::printf("\n%s", HypervisorInstructions(o.export_options, AdvertisedAddress(o.export_options)).c_str());
     }

@@ -30,6 +30,8 @@ struct MountOptions {
   bool hydrate = false;       // ... and then the rest of them (--all)
   bool nfs_export = false;    // serve the mount over NFS once it is up (--export)
   ExportOptions export_options;  // mountpoint and dir are filled in by validate()
+  std::string metrics;        // ADDR:PORT to serve Prometheus metrics on (--metrics), "" for none
+  int64_t expire_after = 0;   // seconds; > 0: every backup copy used gets this expiry policy
   std::string record_reads;  // benchmark option: log every read to this file
   bool debug = false;         // libfuse request tracing
   std::string log_file;       // default: stderr in the foreground, STATE_DIR/livemount.log else
@@ -41,8 +43,8 @@ struct MountOptions {
   Status validate();
 };
 
-// The state directory used when none is given: /var/lib/livemount as root, else
-// ~/.local/state/livemount.
+// The state directory used when none is given: $LIVEMOUNT_STATE_DIR if set, else
+// /var/lib/livemount as root, else ~/.local/state/livemount.
 std::string DefaultStateDir();
 // Likewise the read-cache and the chunk index: $LIVEMOUNT_CACHE_DIR if set, else
 // /var/cache/livemount as root, else ~/.cache/livemount.

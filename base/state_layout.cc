@@ -35,6 +35,7 @@ std::string StateLayout::OverlaysDir() const { return JoinPath(root_, "overlays"
 std::string StateLayout::OverlayMetaDir() const { return JoinPath(root_, "overlay-meta"); }
 std::string StateLayout::InodesDir() const { return JoinPath(root_, "inodes"); }
 std::string StateLayout::ExportDir() const { return JoinPath(root_, "export"); }
+std::string StateLayout::ExpiryFile() const { return JoinPath(root_, "expiry.json"); }
 
 Status StateLayout::Migrate() const {
   // Up to 0.1: the overlay RocksDB sat at STATE/overlays/meta, among the VMs' folders, so

@@ -9,6 +9,7 @@
 //   STATE/overlay-meta/            RocksDB: overlay names and attributes (all backup copies)
 //   STATE/inodes/                  RocksDB: inode numbers and generations (NFS handles)
 //   STATE/export/                  nfs-ganesha's configuration, log and recovery directory
+//   STATE/expiry.json              live mount policies: when each copy's overlay is discarded
 //
 // VM names and backup ids are [A-Za-z0-9._-] not starting with '.', so no user-chosen
 // name can reach a product file: the product's own entries are either at the top of
@@ -34,6 +35,7 @@ class StateLayout {
   std::string OverlayMetaDir() const;
   std::string InodesDir() const;
   std::string ExportDir() const;
+  std::string ExpiryFile() const;  // live mount policies (agent/expiry_policies.h)
 
   // Moves what older versions kept elsewhere (STATE/overlays/meta) to where it lives now.
   // Idempotent; a crash between steps leaves either the old or the new layout.

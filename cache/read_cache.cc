@@ -366,6 +366,12 @@ Status ReadCache::Pin(const Digest& d, int64_t until_unix) {
   return Status::Ok();
 }
 
+void ReadCache::Unpin(const Digest& d) {
+  std::lock_guard lock(mu_);
+  auto it = map_.find(d);
+  if (it != map_.end() && it->second.session_pins > 0) it->second.session_pins--;
+}
+
 void ReadCache::UnpinSession() {
   std::lock_guard lock(mu_);
   for (auto& [d, e] : map_) e.session_pins = 0;

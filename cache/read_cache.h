@@ -74,6 +74,8 @@ class ReadCache {
   // A pinned entry is never evicted. Session pins last until UnpinSession() or the
   // process ends; `until_unix` > 0 also persists the pin until that time.
   Status Pin(const Digest& d, int64_t until_unix = 0);
+  // Takes back one session pin of d (a copy's policy expired); its persistent pin stays.
+  void Unpin(const Digest& d);
   void UnpinSession();
 
   CacheStats Stats() const;

@@ -16,6 +16,10 @@ Status LiveFsOptions::validate() const {
   return Status::Ok();
 }
 
+namespace {
+int64_t NowUnixSeconds() { return static_cast<int64_t>(std::time(nullptr)); }
+}  // namespace
+
 LiveFs::LiveFs(Repository& repo, ChunkSource& source, LiveFsOptions options)
     : repo_(repo), source_(source), options_(options), ns_(repo, options.overlays, options.inodes) {
   if (!options_.record_reads.empty()) {
@@ -37,6 +41,7 @@ Result<std::unique_ptr<OpenFile>> LiveFs::Open(Ino ino) {
     LM_ASSIGN_OR_RETURN(f->chunks, ns_.Chunks(*node));
   }
   f->what = node->backup->ref.Name() + ":" + node->rel;
+  node->backup->last_used_unix = NowUnixSeconds();
   ns_.Opened(*node);
   if (node->backup->open_files++ == 0 && options_.on_first_open) options_.on_first_open(node->backup->ref);
   counters_.opens++;
@@ -135,7 +140,11 @@ Status LiveFs::Read(OpenFile& f, uint64_t off, size_t size, std::string* out) {
 
 Status LiveFs::ReadInto(OpenFile& f, uint64_t off, size_t size, char* out, size_t* got) {
   *got = 0;
+  ScopedLatency timed(counters_.read_latency);
   counters_.read_requests++;
+  BackupTree& copy = *f.node->backup;
+  copy.read_requests.fetch_add(1, std::memory_order_relaxed);
+  copy.last_used_unix.store(NowUnixSeconds(), std::memory_order_relaxed);
   if (record_) {
     std::lock_guard lock(record_mu_);
     std::fprintf(record_, "%s %llu %zu\n", f.what.c_str(), static_cast<unsigned long long>(off), size);
@@ -159,6 +168,7 @@ Status LiveFs::ReadInto(OpenFile& f, uint64_t off, size_t size, char* out, size_
     return s;
   }
   counters_.read_bytes += len;
+  copy.read_bytes.fetch_add(len, std::memory_order_relaxed);
   *got = len;
   return Status::Ok();
 }
@@ -169,6 +179,10 @@ Status LiveFs::Write(OpenFile& f, uint64_t off, const char* buf, size_t len) {
   ns_.MarkModified(*f.node, data->size());
   counters_.write_requests++;
   counters_.write_bytes += len;
+  BackupTree& copy = *f.node->backup;
+  copy.write_requests.fetch_add(1, std::memory_order_relaxed);
+  copy.write_bytes.fetch_add(len, std::memory_order_relaxed);
+  copy.last_used_unix.store(NowUnixSeconds(), std::memory_order_relaxed);
   return Status::Ok();
 }
 

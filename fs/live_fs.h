@@ -13,6 +13,7 @@
 #include <vector>
 #include <string>
 
+#include "base/histogram.h"
 #include "cache/chunk_source.h"
 #include "fs/namespace.h"
 
@@ -47,6 +48,7 @@ struct OpenFile {
 struct FsCounters {
   std::atomic<uint64_t> read_requests{0}, read_bytes{0}, read_errors{0}, opens{0};
   std::atomic<uint64_t> write_requests{0}, write_bytes{0};
+  LatencyHistogram read_latency;  // each read a guest asked for, as the daemon served it
 };
 
 class LiveFs {
@@ -68,6 +70,7 @@ class LiveFs {
   size_t NodeCount() const { return ns_.size(); }
   // Backup copies with open files now.
   std::vector<BackupRef> CopiesInUse() const { return ns_.CopiesInUse(); }
+  std::vector<CopyUsage> CopyUsages() const { return ns_.CopyUsages(); }
   Result<std::shared_ptr<Node>> Create(Ino parent, const std::string& name, NodeKind kind, uint32_t mode,
                                        uint32_t uid, uint32_t gid, const std::string& target = "",
                                        dev_t rdev = 0) {

@@ -81,6 +81,18 @@ std::vector<BackupRef> Namespace::CopiesInUse() const {
   return out;
 }
 
+std::vector<CopyUsage> Namespace::CopyUsages() const {
+  std::shared_lock lock(mu_);
+  std::vector<CopyUsage> out;
+  for (auto& [ino, n] : nodes_) {
+    if (n->kind != NodeKind::kBackupDir || !n->backup) continue;
+    const BackupTree& t = *n->backup;
+    out.push_back({t.ref, t.open_files.load(), t.read_requests.load(), t.read_bytes.load(), t.write_requests.load(),
+                   t.write_bytes.load(), t.last_used_unix.load()});
+  }
+  return out;
+}
+
 void Namespace::Opened(Node& n) {
   std::unique_lock lock(mu_);
   n.open_count++;

@@ -66,6 +66,13 @@ inline struct timespec RealtimeNow() {
 }
 
 // One loaded backup copy: its manifest and the chunk lists of files opened so far.
+struct CopyUsage {
+  BackupRef ref;
+  int open_files = 0;
+  uint64_t read_requests = 0, read_bytes = 0, write_requests = 0, write_bytes = 0;
+  int64_t last_used_unix = 0;
+};
+
 struct BackupTree {
   BackupRef ref;
   // One change of this copy's tree at a time (create, remove, rename, link, persist, new
@@ -77,6 +84,9 @@ struct BackupTree {
   std::mutex mu;
   std::unordered_map<size_t, std::shared_ptr<const FileChunks>> chunks;  // by file index
   std::atomic<int> open_files{0};
+  // What guests did with this copy (metrics, and the idle time of expiry policies).
+  std::atomic<uint64_t> read_requests{0}, read_bytes{0}, write_requests{0}, write_bytes{0};
+  std::atomic<int64_t> last_used_unix{0};  // wall clock, s: the last open, read or write
   // First touches of this backup's chunks while mounted (for learned profiles).
   std::mutex trace_mu;
   std::unordered_set<uint64_t> touched;  // file index << 40 | chunk index
@@ -144,6 +154,8 @@ class Namespace {
   size_t size() const;
   // Backup copies with open files now.
   std::vector<BackupRef> CopiesInUse() const;
+  // Every backup copy whose tree is loaded (opened or listed since the mount started).
+  std::vector<CopyUsage> CopyUsages() const;
   // A consistent copy of the node's attributes (a directory's st_nlink counts its
   // subdirectories, as on every POSIX filesystem).
   struct stat Stat(const Node& n) const;

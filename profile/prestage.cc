@@ -127,6 +127,10 @@ Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const Ba
   for (const FetchTask& t : tasks) planned_bytes += t.bytes;
   if (o.remaining_chunks) *o.remaining_chunks += digests.size();
   if (o.remaining_bytes) *o.remaining_bytes += planned_bytes;
+  for (const FetchTask& t : tasks) {
+    std::atomic<uint64_t>* share = t.hydrate ? o.hydrate_remaining_bytes : o.profile_remaining_bytes;
+    if (share) *share += t.bytes;
+  }
   // A guest miss on a chunk of a profile fetch no worker has taken yet takes that whole
   // fetch (one request, led by the guest's read: what it reads next comes along); the
   // workers then skip it. Not a hydration fetch: a guest's random read there would wait
@@ -144,6 +148,8 @@ Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const Ba
     done += t.chunks.size();
     if (o.remaining_chunks) *o.remaining_chunks -= t.chunks.size();
     if (o.remaining_bytes) *o.remaining_bytes -= t.bytes;
+    std::atomic<uint64_t>* share = t.hydrate ? o.hydrate_remaining_bytes : o.profile_remaining_bytes;
+    if (share) *share -= t.bytes;
   };
   auto worker = [&] {
     std::vector<Digest> batch;
@@ -190,7 +196,9 @@ Result<PrestageSummary> Prestage(Repository& repo, ChunkSource& source, const Ba
   for (auto& t : pool) t.join();
   source.Drain();  // every fetched chunk is in the cache before we report
   if (o.pin_until > 0 || o.pin_session) {
-    for (const Digest& d : digests) (void)source.cache().Pin(d, o.pin_until);
+    for (const Digest& d : digests) {
+      if (source.cache().Pin(d, o.pin_until).ok() && o.pinned) o.pinned->push_back(d);
+    }
   }
   if (o.progress) o.progress(done, digests.size());
   sum.already_cached = cached;

@@ -27,6 +27,12 @@ struct PrestageOptions {
   // stats show the bytes remaining and, from the rate so far, the time left.
   std::atomic<uint64_t>* remaining_chunks = nullptr;
   std::atomic<uint64_t>* remaining_bytes = nullptr;
+  // The same bytes of this pre-staging alone, split into the profile's part and the
+  // hydration's (`all`): a mount's metrics per backup copy.
+  std::atomic<uint64_t>* profile_remaining_bytes = nullptr;
+  std::atomic<uint64_t>* hydrate_remaining_bytes = nullptr;
+  // With a session pin: the digests pinned (each once), so that they can be unpinned later.
+  std::vector<Digest>* pinned = nullptr;
   const std::atomic<bool>* cancel = nullptr;  // set: stop soon (the mount is ending)
   std::function<void(uint64_t done, uint64_t total)> progress;  // chunks
 };

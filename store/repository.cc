@@ -335,7 +335,11 @@ Status Repository::ReadChunk(const Digest& d, std::string* raw) {
     }
   }
   PackEntry e{d, loc.offset, loc.stored_len, loc.raw_len, loc.codec};
-  Status s = ReadChunkRecord(*backend_, *crypto_, pack, e, raw);
+  Status s;
+  {
+    ScopedLatency timed(counters_.read_latency);
+    s = ReadChunkRecord(*backend_, *crypto_, pack, e, raw);
+  }
   // A prune moved the chunk to a new pack and deleted the old one: learn where it is now
   // from the index prune wrote (a mount never fails a read because of a prune).
   for (int tries = 0; s.code() == Code::kNotFound && tries < 3; tries++) {
@@ -353,6 +357,9 @@ void Repository::CountChunkRead(const ChunkLocation& loc) {
   counters_.chunks_read.fetch_add(1, std::memory_order_relaxed);
   counters_.bytes_read.fetch_add(kRecordHeaderSize + loc.stored_len, std::memory_order_relaxed);
   counters_.raw_bytes_read.fetch_add(loc.raw_len, std::memory_order_relaxed);
+  int kind = static_cast<int>(CurrentIoKind());
+  counters_.chunks_by_kind[kind].fetch_add(1, std::memory_order_relaxed);
+  counters_.bytes_by_kind[kind].fetch_add(kRecordHeaderSize + loc.stored_len, std::memory_order_relaxed);
 }
 
 std::vector<Repository::ReadRun> Repository::PlanRuns(const std::vector<Digest>& digests,
@@ -419,7 +426,11 @@ Status Repository::ReadChunks(const std::vector<Digest>& digests, std::vector<st
   thread_local std::string bytes;
   for (const ReadRun& run : runs) {
     std::string name = PackRelPath(run.pack);
-    Status s = backend_->ReadRange(name, run.begin, run.end - run.begin, &bytes);
+    Status s;
+    {
+      ScopedLatency timed(counters_.read_latency);
+      s = backend_->ReadRange(name, run.begin, run.end - run.begin, &bytes);
+    }
     for (size_t k = 0; s.ok() && k < run.items.size(); k++) {
       auto& [i, loc] = run.items[k];
       PackEntry e{digests[i], loc.offset, loc.stored_len, loc.raw_len, loc.codec};

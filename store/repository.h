@@ -16,6 +16,7 @@
 // appears whole, in the order packs, then index, then the backup copy's backup.json.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -25,6 +26,8 @@
 #include <vector>
 
 #include "base/env.h"
+#include "base/histogram.h"
+#include "store/backend/io_kind.h"
 #include "store/backend/backend.h"
 #include "store/backend/caching_backend.h"
 #include "store/chunk_index.h"
@@ -87,6 +90,10 @@ struct BackupRef {
 // Counters a media agent reports; updated with relaxed atomics.
 struct RepoCounters {
   std::atomic<uint64_t> chunks_read{0}, bytes_read{0}, raw_bytes_read{0};
+  // The same by kind of I/O (store/backend/io_kind.h: guest, prestage, hydrate, other).
+  std::array<std::atomic<uint64_t>, kIoKinds> chunks_by_kind{}, bytes_by_kind{};
+  // Each ranged read of a pack (one chunk, or a run of neighbours), however it is stored.
+  LatencyHistogram read_latency;
 };
 
 class Repository : public ChunkReader {

@@ -8,7 +8,8 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config git python3
   librocksdb-dev libfuse3-dev fuse3 libcli11-dev libfmt-dev catch2
   libzstd-dev libssl-dev libxxhash-dev nlohmann-json3-dev
-  zlib1g-dev libext2fs-dev ntfs-3g-dev libncurses-dev libcurl4-openssl-dev libxml2-dev)
+  zlib1g-dev libext2fs-dev ntfs-3g-dev libncurses-dev libcurl4-openssl-dev libxml2-dev
+  libmicrohttpd-dev libsystemd-dev help2man)
 # What the sample VMs are made of and booted with (tools/make-sample-vm.sh; mmdebstrap: --distro debian).
 guest_pkgs=(linux-image-cloud-amd64 busybox-static syslinux syslinux-common mtools dosfstools mmdebstrap
   fdisk cpio e2fsprogs qemu-system-x86)
@@ -20,7 +21,9 @@ nfs_pkgs=(nfs-ganesha nfs-ganesha-vfs rpcbind)
 libvirt_pkgs=(libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu)
 # A single-host Ceph cluster with a RADOS Gateway (test/integration/ceph/cluster.sh).
 ceph_pkgs=(ceph-mon ceph-mgr ceph-osd radosgw ceph-common curl python3-boto3)
-test_pkgs=("${ceph_pkgs[@]}" qemu-utils python3 attr "${guest_pkgs[@]}" "${nfs_pkgs[@]}" libnfs-utils qemu-block-extra
+# The metrics endpoint's format check (promtool) and the systemd units' check (systemd-analyze).
+ops_pkgs=(prometheus systemd)
+test_pkgs=("${ceph_pkgs[@]}" "${ops_pkgs[@]}" qemu-utils python3 attr "${guest_pkgs[@]}" "${nfs_pkgs[@]}" libnfs-utils qemu-block-extra
   ntfs-3g tmux clang "${libvirt_pkgs[@]}")
 demo_pkgs=(qemu-utils bc python3 "${guest_pkgs[@]}" "${nfs_pkgs[@]}" qemu-block-extra)
 bench_pkgs=(restic fio)

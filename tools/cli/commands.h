@@ -13,13 +13,14 @@
 namespace lm::cli {
 
 void RegisterRepoCommands(CLI::App& app, int* exit_code);   // init backup list verify restore
-void RegisterMountCommands(CLI::App& app, int* exit_code);  // mount umount stats discard
+void RegisterMountCommands(CLI::App& app, int* exit_code);  // mount umount stats discard expire
 void RegisterProfileCommands(CLI::App& app, int* exit_code);  // profile ..., prestage
 void RegisterExportCommands(CLI::App& app, int* exit_code);   // export
 void RegisterGuestCommands(CLI::App& app, int* exit_code);    // ls, cat, profile add-files
 void RegisterBrowseCommand(CLI::App& app, int* exit_code);    // browse
 void RegisterLifecycleCommands(CLI::App& app, int* exit_code);  // forget prune
 void RegisterKeyCommands(CLI::App& app, int* exit_code);        // key list|add|remove|passwd
+void RegisterCompletionCommand(CLI::App& app, int* exit_code);  // completion bash
 // `stats REPO [VM]`: the repository's statistics (`stats MOUNTPOINT` is the mount's).
 int RepoStatsCommand(const std::string& repo, const std::string& vm, bool as_json);
 

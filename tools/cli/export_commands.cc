@@ -7,12 +7,18 @@
 #include "agent/nfs_export.h"
 #include "base/env.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/config.h"
 
 namespace lm::cli {
 
 using nlohmann::json;
 
 void AddExportOptions(CLI::App* c, ExportOptions* e) {
+  const Config& cfg = CurrentConfig();  // the configuration file's settings are the defaults
+  if (cfg.bind) e->bind = *cfg.bind;
+  if (cfg.nfs_port) e->nfs_port = *cfg.nfs_port;
+  if (cfg.mount_port) e->mount_port = *cfg.mount_port;
+  if (!cfg.clients.empty()) e->clients = cfg.clients;
   c->add_option("--bind", e->bind, "Address the NFS server listens on")->capture_default_str();
   c->add_option("--nfs-port", e->nfs_port, "NFS port (ESXi needs 2049)")->capture_default_str();
   c->add_option("--mount-port", e->mount_port, "MOUNT protocol port (NFSv3)")->capture_default_str();

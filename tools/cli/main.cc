@@ -7,6 +7,7 @@
 #include <exception>
 
 #include "tools/cli/commands.h"
+#include "tools/cli/config.h"
 #include "tools/cli/password.h"
 
 namespace {
@@ -30,10 +31,22 @@ int main(int argc, char** argv) {
   CLI::App app{"livemount: run virtual machines straight out of their backups"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "livemount 0.1.0");
+  app.set_help_all_flag("--help-all", "Help for every command (what the man page shows)");
   // Options of the top-level app (--password-file) may also follow the command.
   app.fallthrough();
   int exit_code = 0;
   try {
+    // Read before the commands are defined: its settings are their defaults.
+    auto config = lm::cli::LoadConfig(argc, argv);
+    if (!config.ok()) {
+      std::fprintf(stderr, "livemount: %s\n", config.status().message().c_str());
+      return 1;
+    }
+    lm::cli::ApplyToEnvironment(*config);
+    lm::cli::SetCurrentConfig(std::move(config).value());
+    static std::string config_file;  // read above, before the commands were defined
+    app.add_option("--config", config_file, "Configuration file (default: $LIVEMOUNT_CONFIG, else " +
+                                   std::string(lm::cli::kDefaultConfigFile) + " if it exists)");
     lm::cli::AddPasswordOptions(app);
     lm::cli::RegisterRepoCommands(app, &exit_code);
     lm::cli::RegisterMountCommands(app, &exit_code);
@@ -43,6 +56,7 @@ int main(int argc, char** argv) {
     lm::cli::RegisterBrowseCommand(app, &exit_code);
     lm::cli::RegisterLifecycleCommands(app, &exit_code);
     lm::cli::RegisterKeyCommands(app, &exit_code);
+    lm::cli::RegisterCompletionCommand(app, &exit_code);
     if (const char* cmd = UnknownCommand(app, argc, argv)) {
       std::fprintf(stderr, "livemount: unknown command '%s' (see livemount --help)\n", cmd);
       return 2;

@@ -16,6 +16,7 @@
 #include "store/repository.h"
 #include "tools/cli/password.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/config.h"
 
 namespace lm::cli {
 
@@ -107,6 +108,9 @@ int Stats(const std::string& mountpoint, bool as_json) {
   for (auto& ov : j.overlays) {
     fmt::print("overlay     {}: {} data files, {}\n", ov.backup, ov.files, FormatBytes(ov.bytes));
   }
+  for (auto& [name, deadline] : j.expiry) {
+    fmt::print("expiry      {} at {}\n", name, ZonedLocalTime(deadline * 1000000000LL));
+  }
   return 0;
 }
 
@@ -126,6 +130,43 @@ int Discard(const std::string& mountpoint, const std::string& spec, bool as_json
   return 0;
 }
 
+// `expire MOUNTPOINT [VM@BACKUP DURATION|never]`: sets, removes or lists policies.
+int Expire(const std::string& mountpoint, const std::string& spec, const std::string& when, bool as_json) {
+  auto agent = ControlClient::ForMount(mountpoint);
+  if (!agent.ok()) return Report(agent.status());
+  if (spec.empty()) {
+    auto stats = agent->Stats();
+    if (!stats.ok()) return Report(stats.status());
+    if (as_json) {
+      PrintJson(nlohmann::json(stats->expiry));
+      return 0;
+    }
+    if (stats->expiry.empty()) fmt::print("no backup copy of {} has an expiry policy\n", mountpoint);
+    for (auto& [name, deadline] : stats->expiry) {
+      fmt::print("{}  expires {}\n", name, ZonedLocalTime(deadline * 1000000000LL));
+    }
+    return 0;
+  }
+  if (spec.find('@') == std::string::npos) return Report(Status::Invalid("expire needs VM@BACKUP (a backup id or latest)"));
+  if (when.empty()) return Report(Status::Invalid("expire needs a duration (such as 8h) or never"));
+  int64_t after = 0;
+  if (when != "never") {
+    auto d = ParseDuration(when);
+    if (!d.ok() || *d <= 0) return Report(Status::Invalid("expected a duration such as 30m, 8h or 2d, or never; got '" + when + "'"));
+    after = *d;
+  }
+  auto reply = agent->Expire({spec, after});
+  if (!reply.ok()) return Report(reply.status());
+  if (as_json) {
+    PrintJson(control::Encode(*reply));
+    return 0;
+  }
+  if (reply->deadline == 0) fmt::print("{} no longer expires\n", reply->backup);
+  else fmt::print("{} expires {}: its overlay is then discarded and its pre-staged chunks unpinned\n", reply->backup,
+                  ZonedLocalTime(reply->deadline * 1000000000LL));
+  return 0;
+}
+
 }  // namespace
 
 void RegisterMountCommands(CLI::App& app, int* exit_code) {
@@ -133,8 +174,22 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     auto* c = app.add_subcommand("mount", "Serve every backup copy of a repository through FUSE");
     auto o = std::make_shared<MountOptions>();
     auto cache_size = std::make_shared<std::string>("10G");
+    auto expire_after = std::make_shared<std::string>();
+    // The configuration file's settings are the defaults (tools/cli/config.h).
+    const Config& cfg = CurrentConfig();
+    if (cfg.mountpoint) o->mountpoint = *cfg.mountpoint;
+    if (cfg.cache_size) *cache_size = *cfg.cache_size;
+    if (cfg.metrics) o->metrics = *cfg.metrics;
+    if (cfg.expire_after) *expire_after = *cfg.expire_after;
+    if (cfg.log_level) o->log_level = *cfg.log_level;
+    if (cfg.nfs_export) o->nfs_export = *cfg.nfs_export;
+    if (cfg.allow_other) o->allow_other = *cfg.allow_other;
+    if (cfg.read_only) o->read_only = *cfg.read_only;
+    if (cfg.hydrate) o->hydrate = *cfg.hydrate;
+    o->prestage = cfg.prestage;
     AddRepoArgument(c, &o->repo);
-    c->add_option("MOUNTPOINT", o->mountpoint, "Empty directory to mount on")->required();
+    c->add_option("MOUNTPOINT", o->mountpoint, "Empty directory to mount on (default: the configuration's mountpoint)")
+        ->required(!cfg.mountpoint);
     c->add_option("--cache-dir", o->cache_dir, "Read-cache directory (fast local disk)");
     c->add_option("--cache-size", *cache_size, "Read-cache capacity")->capture_default_str();
     c->add_option("--state-dir", o->state_dir, "Where logs and overlays are kept");
@@ -154,6 +209,9 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     c->add_flag("--hydrate", o->hydrate, "After pre-staging, copy the rest of those backup copies too");
     c->add_option("--record-reads", o->record_reads, "Benchmarks: log every read (file, offset, length)");
     c->add_flag("--export", o->nfs_export, "Also serve the mount over NFS (see livemount export)");
+    c->add_option("--metrics", o->metrics, "Serve Prometheus metrics at http://ADDR:PORT/metrics (e.g. 127.0.0.1:9464)");
+    c->add_option("--expire-after", *expire_after,
+                  "Discard each backup copy's overlay and unpin it this long after it was first used (e.g. 8h)");
     AddExportOptions(c, &o->export_options);
     c->callback([=] {
       auto size = ParseSize(*cache_size);
@@ -162,6 +220,15 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
         return;
       }
       o->cache_size = *size;
+      if (!expire_after->empty()) {
+        auto d = ParseDuration(*expire_after);
+        if (!d.ok() || *d <= 0) {
+          *exit_code = Report(Status::Invalid("--expire-after: expected a duration such as 30m, 8h or 2d, got '" +
+                                              *expire_after + "'"));
+          return;
+        }
+        o->expire_after = *d;
+      }
       o->env = CliEnv();
       // Asked now, at the terminal, not by the media agent after it went to the background.
       auto config = ReadRepoConfig(o->repo, o->env);
@@ -178,9 +245,10 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
   }
   {
     auto* c = app.add_subcommand("umount", "Unmount a live mount and stop its media agent");
-    auto mp = std::make_shared<std::string>();
+    auto mp = std::make_shared<std::string>(CurrentConfig().mountpoint.value_or(""));
     auto lazy = std::make_shared<bool>(false);
-    c->add_option("MOUNTPOINT", *mp, "Mountpoint")->required();
+    c->add_option("MOUNTPOINT", *mp, "Mountpoint (default: the configuration's mountpoint)")
+        ->required(!CurrentConfig().mountpoint);
     c->add_flag("--lazy,-z", *lazy, "Detach now even if files are open");
     c->callback([=] { *exit_code = Umount(*mp, *lazy); });
   }
@@ -193,6 +261,18 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     auto as_json = std::make_shared<bool>(false);
     c->add_flag("--json", *as_json, "Machine-readable output");
     c->callback([=] { *exit_code = Discard(*mp, *spec, *as_json); });
+  }
+  {
+    auto* c = app.add_subcommand("expire", "Set when a backup copy's overlay is discarded (a live mount policy)");
+    auto mp = std::make_shared<std::string>();
+    auto spec = std::make_shared<std::string>();
+    auto when = std::make_shared<std::string>();
+    auto as_json = std::make_shared<bool>(false);
+    c->add_option("MOUNTPOINT", *mp, "Mountpoint")->required();
+    c->add_option("VM@BACKUP", *spec, "Backup copy (id or latest); without it, list the policies");
+    c->add_option("DURATION", *when, "From now: 30m, 8h, 2d; or never (remove the policy)");
+    c->add_flag("--json", *as_json, "Machine-readable output");
+    c->callback([=] { *exit_code = Expire(*mp, *spec, *when, *as_json); });
   }
   {
     auto* c = app.add_subcommand("stats", "Counters of a live mount, or a repository's sizes, dedup and fill");
