@@ -21,8 +21,9 @@ nfs_pkgs=(nfs-ganesha nfs-ganesha-vfs rpcbind)
 libvirt_pkgs=(libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu)
 # A single-host Ceph cluster with a RADOS Gateway (test/integration/ceph/cluster.sh).
 ceph_pkgs=(ceph-mon ceph-mgr ceph-osd radosgw ceph-common curl python3-boto3)
-# The metrics endpoint's format check (promtool) and the systemd units' check (systemd-analyze).
-ops_pkgs=(prometheus systemd)
+# The metrics endpoint's format check (the Prometheus client library's own parser; the prometheus
+# package would start a Prometheus server on install) and the systemd units' check.
+ops_pkgs=(python3-prometheus-client systemd curl)
 test_pkgs=("${ceph_pkgs[@]}" "${ops_pkgs[@]}" qemu-utils python3 attr "${guest_pkgs[@]}" "${nfs_pkgs[@]}" libnfs-utils qemu-block-extra
   ntfs-3g tmux clang "${libvirt_pkgs[@]}")
 demo_pkgs=(qemu-utils bc python3 "${guest_pkgs[@]}" "${nfs_pkgs[@]}" qemu-block-extra)

@@ -26,6 +26,7 @@ MountStats SampleStats(bool exported) {
   s.readahead = {27, 28};
   s.prestage = {29, 30, 1, 31, 33, 34, 2.5};
   s.namespace_nodes = 32;
+  s.expiry = {{"vm1@20261126T000000Z", 1800000000}};
   if (exported) {
     s.export_ = ExportInfo{true, 99, "/mnt/lm", "/livemount", "0.0.0.0", 2049, 20048, {"10.0.0.0/24"}, true,
                            "/state/export/ganesha.conf", "/state/export/ganesha.log"};
@@ -48,7 +49,8 @@ TEST_CASE("every control request round-trips", "[control]") {
                               ExportRequest{"10.1.2.3", 12049, 30048, {"10.0.0.0/24", "host1"}, true},
                               UnexportRequest{},
                               PrestageRequest{"vm1@latest", "/p.json", true, 1800000000},
-                              DiscardRequest{"vm1@20261126T000000Z"}};
+                              DiscardRequest{"vm1@20261126T000000Z"},
+                              ExpireRequest{"vm1@latest", 28800}};
   for (const Request& r : all) {
     json wire = EncodeRequest(r);
     INFO(wire.dump());
@@ -66,6 +68,7 @@ TEST_CASE("every control reply round-trips", "[control]") {
   RoundTrip(UnexportReply{true});
   RoundTrip(PrestageReply{"vm1@x", "structural", 1, 2, 3, 4, 5, 6, 7, 1.5});
   RoundTrip(DiscardReply{"vm1@x"});
+  RoundTrip(ExpireReply{"vm1@x", 1800000000});
   // The keys that users' scripts read (DESIGN.md, `stats --json`).
   json j = Encode(SampleStats(false));
   CHECK(j["cache"]["hits"] == 1);
