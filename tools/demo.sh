@@ -75,11 +75,27 @@ step umount "$LM" umount mnt
 step "profile learn" "$LM" profile learn sample --state-dir "$DEMO/state"
 echo "== pre-stage a fresh, empty read-cache from the profile, mount, boot again"
 step prestage "$LM" prestage "$REPO" sample --cache-dir "$DEMO/cache2" --state-dir "$DEMO/state"
-step "mount again" "$LM" mount "$REPO" mnt --cache-dir "$DEMO/cache2" --state-dir "$DEMO/state"
+echo "   (this time the media agent reads a configuration file, as its systemd unit reads"
+echo "    /etc/livemount/livemount.conf, and serves Prometheus metrics)"
+cat >livemount.conf <<CONF
+repository = "$([ $S3 = 1 ] && echo "$REPO" || echo "$DEMO/$REPO")"
+password-file = "$DEMO/password"
+mountpoint = "$DEMO/mnt"
+cache-dir = "$DEMO/cache2"
+state-dir = "$DEMO/state"
+metrics = "127.0.0.1:0"
+expire-after = "8h"
+CONF
+sed 's/^/   | /' livemount.conf
+"$LM" --config livemount.conf mount | tee mount.out
+METRICS=$(grep -o 'http://127.0.0.1:[0-9]*/metrics' mount.out)
 before=$("$LM" stats mnt --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["repo"]["chunks_fetched"])')
 step "boot after prestage (finds what it wrote before)" "$SRC/tools/boot-sample-vm.sh" mnt/sample/latest/sample.qcow2
 after=$("$LM" stats mnt --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["repo"]["chunks_fetched"])')
 echo "   repository chunks read during the pre-staged boot: $((after - before)) (the cold boot read all it needed from the repository)"
+echo "== scrape the media agent's metrics, as Prometheus would ($METRICS)"
+curl -fsS "$METRICS" | grep -E '^livemount_(cache_(hits|misses)_total|repository_fetched_chunks_total|guest_read_duration_seconds_(count|sum)|guest_reads_total|overlay_bytes|expiry_timestamp_seconds)' | sed 's/^/   /'
+"$LM" expire mnt
 echo "== export the mount over NFS (nfs-ganesha) and boot the VM from nfs://, as a hypervisor's datastore would"
 rpcbind_before=0; (exec 3<>/dev/tcp/127.0.0.1/111) 2>/dev/null && rpcbind_before=1
 step export "$LM" export mnt --nfs-port 20490 --mount-port 20048

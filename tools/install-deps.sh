@@ -26,7 +26,7 @@ ceph_pkgs=(ceph-mon ceph-mgr ceph-osd radosgw ceph-common curl python3-boto3)
 ops_pkgs=(python3-prometheus-client systemd curl)
 test_pkgs=("${ceph_pkgs[@]}" "${ops_pkgs[@]}" qemu-utils python3 attr "${guest_pkgs[@]}" "${nfs_pkgs[@]}" libnfs-utils qemu-block-extra
   ntfs-3g tmux clang "${libvirt_pkgs[@]}")
-demo_pkgs=(qemu-utils bc python3 "${guest_pkgs[@]}" "${nfs_pkgs[@]}" qemu-block-extra)
+demo_pkgs=(qemu-utils bc python3 curl "${guest_pkgs[@]}" "${nfs_pkgs[@]}" qemu-block-extra)
 bench_pkgs=(restic fio)
 
 want=()
