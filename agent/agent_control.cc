@@ -42,6 +42,7 @@ json AgentControl::Handle(const json& request) {
     json operator()(const PrestageRequest& r) const { return ReplyOf(a.Prestage(r)); }
     json operator()(const DiscardRequest& r) const { return ReplyOf(a.Discard(r)); }
     json operator()(const ExpireRequest& r) const { return ReplyOf(a.Expire(r)); }
+    json operator()(const ChangesRequest& r) const { return ReplyOf(a.Changes(r)); }
   };
   return std::visit(Dispatch{*this}, *req);
 }
@@ -54,6 +55,7 @@ MountStats AgentControl::Stats() {
   MountStats m;
   m.mountpoint = p_.options.mountpoint;
   m.repository = p_.options.repo;
+  m.state_dir = p_.options.state_dir;
   m.pid = ::getpid();
   m.cache = {p_.options.cache_dir, c.hits,    c.misses,  c.bytes_served, c.inserts,        c.evictions,
              c.corrupt_dropped,    c.insert_failures, c.entries, c.used_bytes, c.capacity_bytes, c.pinned};
@@ -223,6 +225,18 @@ Result<DiscardReply> AgentControl::Discard(const DiscardRequest& r) {
   for (auto& [parent, name] : gone) p_.mount.InvalidateEntry(parent, name);
   LogInfo("discarded the overlay of " + ref.Name());
   return DiscardReply{ref.Name()};
+}
+
+Result<ChangesReply> AgentControl::Changes(const ChangesRequest& r) {
+  LM_ASSIGN_OR_RETURN(BackupRef ref, p_.repo.ResolveSpec(r.backup));
+  LM_ASSIGN_OR_RETURN(CopyChanges changes, p_.fs.Changes(ref, r.sync));
+  ChangesReply reply;
+  reply.backup = ref.Name();
+  reply.generation = changes.generation;
+  for (const FileChange& f : changes.files) {
+    reply.files.push_back({f.path, f.size, f.base_index, f.base_size, f.base_limit, f.written});
+  }
+  return reply;
 }
 
 Result<ExpireReply> AgentControl::Expire(const ExpireRequest& r) {

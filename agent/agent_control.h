@@ -56,6 +56,8 @@ class AgentControl {
   Result<control::DiscardReply> Discard(const control::DiscardRequest& r);
   // Sets or removes a copy's expiry policy (agent/expiry_policies.h).
   Result<control::ExpireReply> Expire(const control::ExpireRequest& r);
+  // A copy's files and what of them the overlay holds (after syncing them, if asked).
+  Result<control::ChangesReply> Changes(const control::ChangesRequest& r);
   // Discards and unpins every copy whose deadline has passed and that has no open file;
   // returns when to look again (the earliest deadline left, or a minute from now).
   std::chrono::system_clock::time_point ExpireDue();

@@ -47,8 +47,9 @@ bool ReadLine(int fd, std::string* line, int timeout_ms) {
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return !line->empty();
+    size_t seen = line->size();  // only the new piece can hold the newline
     line->append(buf, n);
-    auto nl = line->find('\n');
+    auto nl = line->find('\n', seen);
     if (nl != std::string::npos) {
       line->resize(nl);
       return true;

@@ -31,5 +31,7 @@ Result<PrestageReply> ControlClient::Prestage(const PrestageRequest& r) const {
 
 Result<DiscardReply> ControlClient::Discard(const DiscardRequest& r) const { return Call<DiscardReply>(r, 30000); }
 Result<ExpireReply> ControlClient::Expire(const ExpireRequest& r) const { return Call<ExpireReply>(r, 30000); }
+// Syncing a copy's written files can take a while on a slow disk.
+Result<ChangesReply> ControlClient::Changes(const ChangesRequest& r) const { return Call<ChangesReply>(r, 300000); }
 
 }  // namespace lm

@@ -23,6 +23,7 @@ class ControlClient {
   Result<control::PrestageReply> Prestage(const control::PrestageRequest& r) const;
   Result<control::DiscardReply> Discard(const control::DiscardRequest& r) const;
   Result<control::ExpireReply> Expire(const control::ExpireRequest& r) const;
+  Result<control::ChangesReply> Changes(const control::ChangesRequest& r) const;
 
   const std::string& mountpoint() const { return mountpoint_; }
 

@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include "base/json_bytes.h"
+
 namespace lm::control {
 
 using nlohmann::json;
@@ -131,6 +133,7 @@ json EncodeRequest(const Request& r) {
     }
     json operator()(const DiscardRequest& d) const { return {{"cmd", "discard"}, {"backup", d.backup}}; }
     json operator()(const ExpireRequest& e) const { return {{"cmd", "expire"}, {"backup", e.backup}, {"after", e.after}}; }
+    json operator()(const ChangesRequest& c) const { return {{"cmd", "changes"}, {"backup", c.backup}, {"sync", c.sync}}; }
   };
   return std::visit(Encoder{}, r);
 }
@@ -171,6 +174,13 @@ Result<Request> DecodeRequest(const json& j) {
     if (!r.error().empty()) return malformed();
     return Request(std::move(d));
   }
+  if (cmd == "changes") {
+    ChangesRequest c;
+    r.Read("backup", &c.backup);
+    r.Read("sync", &c.sync);
+    if (!r.error().empty()) return malformed();
+    return Request(std::move(c));
+  }
   if (cmd == "expire") {
     ExpireRequest e;
     r.Read("backup", &e.backup);
@@ -201,6 +211,7 @@ json Encode(const MountStats& s) {
   return {
       {"mountpoint", s.mountpoint},
       {"repository", s.repository},
+      {"state_dir", s.state_dir},
       {"pid", s.pid},
       {"cache",
        {{"dir", c.dir}, {"hits", c.hits}, {"misses", c.misses}, {"bytes_served", c.bytes_served},
@@ -242,6 +253,19 @@ json Encode(const PrestageReply& r) {
 json Encode(const DiscardReply& r) { return {{"ok", true}, {"backup", r.backup}}; }
 json Encode(const ExpireReply& r) { return {{"backup", r.backup}, {"deadline", r.deadline}}; }
 
+json Encode(const ChangesReply& r) {
+  json files = json::array();
+  for (const ChangesReply::File& f : r.files) {
+    json written = json::array();
+    for (auto& [a, b] : f.written) written.push_back({a, b});
+    json j = {{"size", f.size}, {"base", f.base}, {"base_size", f.base_size}, {"base_limit", f.base_limit},
+              {"written", written}};
+    SetBytesField(j, "path", f.path);
+    files.push_back(std::move(j));
+  }
+  return {{"backup", r.backup}, {"generation", r.generation}, {"files", files}};
+}
+
 json EncodeError(const Status& s) {
   return {{"error", s.message()}, {"code", static_cast<int>(s.code())}};
 }
@@ -261,6 +285,7 @@ Result<MountStats> DecodeReply<MountStats>(const json& j) {
   MountStats s;
   r.Read("mountpoint", &s.mountpoint);
   r.Read("repository", &s.repository);
+  r.Read("state_dir", &s.state_dir);
   r.Read("pid", &s.pid);
   FieldReader c = r.Object("cache");
   c.Read("dir", &s.cache.dir);
@@ -404,6 +429,50 @@ Result<ExpireReply> DecodeReply<ExpireReply>(const json& j) {
   r.Read("backup", &e.backup);
   r.Read("deadline", &e.deadline);
   return Finish(r, e);
+}
+
+template <>
+Result<ChangesReply> DecodeReply<ChangesReply>(const json& j) {
+  LM_RETURN_IF_ERROR(ErrorOf(j));
+  FieldReader r(&j);
+  ChangesReply c;
+  r.Read("backup", &c.backup);
+  r.Read("generation", &c.generation);
+  const json* files = r.Raw("files");
+  if (!files || !files->is_array()) {
+    r.Fail("field 'files' is missing or not a list");
+    return Finish(r, std::move(c));
+  }
+  for (const json& f : *files) {
+    FieldReader fr(&f, "files[].");
+    ChangesReply::File file;
+    fr.Read("size", &file.size);
+    fr.Read("base", &file.base);
+    fr.Read("base_size", &file.base_size);
+    fr.Read("base_limit", &file.base_limit);
+    auto path = f.is_object() ? GetBytesField(f, "path", "files[]") : Result<std::string>(Status::Corrupt("files[]: not an object"));
+    if (!path.ok()) fr.Fail(path.status().message());
+    else file.path = *path;
+    const json* w = fr.Raw("written");
+    if (!w || !w->is_array()) {
+      fr.Fail("field 'files[].written' is missing or not a list");
+    } else {
+      for (const json& range : *w) {
+        if (!range.is_array() || range.size() != 2 || !range[0].is_number_unsigned() || !range[1].is_number_unsigned() ||
+            range[0].get<uint64_t>() > range[1].get<uint64_t>()) {
+          fr.Fail("field 'files[].written' holds a range that is not [start, end]");
+          break;
+        }
+        file.written.push_back({range[0].get<uint64_t>(), range[1].get<uint64_t>()});
+      }
+    }
+    if (!fr.error().empty()) {
+      r.Fail(fr.error());
+      break;
+    }
+    c.files.push_back(std::move(file));
+  }
+  return Finish(r, std::move(c));
 }
 
 }  // namespace lm::control

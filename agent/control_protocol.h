@@ -3,7 +3,8 @@
 // requests and decodes replies (ControlClient); no key is spelled anywhere else.
 //
 // Wire (agent/control.h carries it): one JSON object per line each way.
-//   request  {"cmd": "stats" | "export" | "unexport" | "prestage" | "discard" | "expire", ...fields}
+//   request  {"cmd": "stats" | "export" | "unexport" | "prestage" | "discard" | "expire" | "changes",
+//             ...fields}
 //   reply    the reply's fields, or {"error": "<one line>", "code": <lm::Code as int>}
 // Decoders are strict: a missing field or one of the wrong type is Corrupt (a reply) or
 // Invalid (a request), naming the field; an error reply keeps its code, so Busy stays Busy.
@@ -46,8 +47,13 @@ struct ExpireRequest {
   std::string backup;  // VM@BACKUP
   int64_t after = 0;   // seconds from now; 0: remove the copy's policy
 };
-using Request =
-    std::variant<StatsRequest, ExportRequest, UnexportRequest, PrestageRequest, DiscardRequest, ExpireRequest>;
+// A copy's files and what of them the overlay holds (backup --from-mount).
+struct ChangesRequest {
+  std::string backup;  // VM@BACKUP
+  bool sync = true;    // first make every write of the copy durable (a consistent point)
+};
+using Request = std::variant<StatsRequest, ExportRequest, UnexportRequest, PrestageRequest, DiscardRequest,
+                             ExpireRequest, ChangesRequest>;
 
 nlohmann::json EncodeRequest(const Request& r);
 Result<Request> DecodeRequest(const nlohmann::json& j);
@@ -70,6 +76,7 @@ struct OverlayInfo {
 
 struct MountStats {
   std::string mountpoint, repository;
+  std::string state_dir;  // where its overlays are
   int64_t pid = 0;
   struct Cache {
     std::string dir;
@@ -124,6 +131,19 @@ struct DiscardReply {
   std::string backup;
 };
 
+struct ChangesReply {
+  std::string backup;       // the copy, resolved ("vm@id")
+  uint64_t generation = 0;  // changes so far: a second request tells whether it changed since
+  struct File {
+    std::string path;  // bytes (base/json_bytes.h on the wire)
+    uint64_t size = 0;
+    int64_t base = -1;  // index into the copy's manifest files; -1: none
+    uint64_t base_size = 0, base_limit = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> written;  // [start, end) byte ranges
+  };
+  std::vector<File> files;
+};
+
 struct ExpireReply {
   std::string backup;
   int64_t deadline = 0;  // unix seconds; 0: no policy
@@ -135,6 +155,7 @@ nlohmann::json Encode(const UnexportReply& r);
 nlohmann::json Encode(const PrestageReply& r);
 nlohmann::json Encode(const DiscardReply& r);
 nlohmann::json Encode(const ExpireReply& r);
+nlohmann::json Encode(const ChangesReply& r);
 nlohmann::json EncodeError(const Status& s);
 
 // Each decoder first turns an error reply into its Status (code kept).
@@ -146,5 +167,6 @@ template <> Result<UnexportReply> DecodeReply<UnexportReply>(const nlohmann::jso
 template <> Result<PrestageReply> DecodeReply<PrestageReply>(const nlohmann::json& j);
 template <> Result<DiscardReply> DecodeReply<DiscardReply>(const nlohmann::json& j);
 template <> Result<ExpireReply> DecodeReply<ExpireReply>(const nlohmann::json& j);
+template <> Result<ChangesReply> DecodeReply<ChangesReply>(const nlohmann::json& j);
 
 }  // namespace lm::control

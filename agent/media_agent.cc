@@ -347,6 +347,7 @@ int RunMediaAgent(MountOptions o) {
   while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0) msg.append(buf, n);
   ::close(pipefd[0]);
   if (msg.rfind("ok\n", 0) == 0) {
+    if (o.quiet) return 0;
     std::printf("mounted %s at %s (pid %d, log %s)\n%s", o.repo.c_str(), o.mountpoint.c_str(), pid,
                 o.log_file.c_str(), msg.substr(3).c_str());
     if (o.nfs_export) {

@@ -23,6 +23,7 @@ struct MountOptions {
   std::string state_dir;  // default: /var/lib/livemount (root) or ~/.local/state/livemount
   uint64_t cache_size = 10ull << 30;
   bool foreground = false;
+  bool quiet = false;         // background: no "mounted ..." line (a command's own agent)
   bool nonempty = false;      // allow a mountpoint that is not empty (its files are hidden)
   bool allow_other = false;
   bool read_only = false;     // no overlays: writes fail with EROFS

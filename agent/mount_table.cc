@@ -71,6 +71,17 @@ std::string AbsoluteMountPath(const std::string& path) {
   return JoinPath(abs_parent, base);
 }
 
+std::vector<MountEntry> LivemountMounts() {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  std::vector<MountEntry> out;
+  while (std::getline(in, line)) {
+    auto e = ParseLine(line);
+    if (e && e->fstype == kLivemountFsType) out.push_back(std::move(*e));
+  }
+  return out;
+}
+
 std::optional<MountEntry> FindMount(const std::string& path) {
   std::string want = AbsoluteMountPath(path);
   std::ifstream in("/proc/self/mountinfo");

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace lm {
 
@@ -25,6 +26,9 @@ inline constexpr const char* kLivemountFsType = "fuse.livemount";
 // component, so that a dead FUSE mount, which cannot be stat'ed, is found too). When
 // several are stacked, the topmost.
 std::optional<MountEntry> FindMount(const std::string& path);
+
+// Every livemount mount, in mount order.
+std::vector<MountEntry> LivemountMounts();
 
 // "/a/b/../c" -> "/a/c", relative to the working directory; symlinks in the parent are
 // resolved, the last component is not (it may be a dead mount).

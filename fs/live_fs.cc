@@ -182,6 +182,7 @@ Status LiveFs::Write(OpenFile& f, uint64_t off, const char* buf, size_t len) {
   BackupTree& copy = *f.node->backup;
   copy.write_requests.fetch_add(1, std::memory_order_relaxed);
   copy.write_bytes.fetch_add(len, std::memory_order_relaxed);
+  copy.changes++;
   copy.last_used_unix.store(NowUnixSeconds(), std::memory_order_relaxed);
   return Status::Ok();
 }
@@ -197,7 +198,10 @@ Status LiveFs::Fallocate(OpenFile& f, int mode, uint64_t off, uint64_t len) {
   uint64_t old_size = data->size();
   bool grows = !(mode & FALLOC_FL_KEEP_SIZE) && off + len > old_size;
   if (grows) LM_RETURN_IF_ERROR(data->Truncate(off + len));  // the new bytes read as zeros
-  if (zero || grows) ns_.MarkModified(*f.node, data->size());
+  if (zero || grows) {
+    ns_.MarkModified(*f.node, data->size());
+    f.node->backup->changes++;
+  }
   return Status::Ok();
 }
 
@@ -234,6 +238,7 @@ Status LiveFs::SetAttr(Ino ino, const AttrChange& c) {
     if (c.mtime) st.st_mtim = c.mtime_now ? now : a.st_mtim;
     st.st_ctim = now;
   });
+  n->backup->changes++;
   return ns_.Persist(*n, true);
 }
 

@@ -45,6 +45,21 @@ struct OpenFile {
   uint32_t ra_window = 0;
 };
 
+// A regular file of a backup copy as the mount shows it now, against the copy it was
+// mounted from (backup --from-mount reuses the chunks nobody wrote to).
+struct FileChange {
+  std::string path;         // inside the copy, '/'-separated
+  uint64_t size = 0;        // now
+  int base_index = -1;      // the manifest's file whose bytes show through; -1: none
+  uint64_t base_size = 0;   // that file's size
+  uint64_t base_limit = 0;  // below this offset, bytes not written come from that file
+  std::vector<std::pair<uint64_t, uint64_t>> written;  // byte ranges the overlay holds
+};
+struct CopyChanges {
+  uint64_t generation = 0;  // BackupTree::changes when the list was made
+  std::vector<FileChange> files;
+};
+
 struct FsCounters {
   std::atomic<uint64_t> read_requests{0}, read_bytes{0}, read_errors{0}, opens{0};
   std::atomic<uint64_t> write_requests{0}, write_bytes{0};
@@ -92,6 +107,10 @@ class LiveFs {
   // Drops a backup copy's overlay (Busy while a file of it is open); the names whose kernel
   // cache entries must go.
   Result<std::vector<std::pair<Ino, std::string>>> Discard(const BackupRef& b) { return ns_.Discard(b); }
+  // Every regular file of the copy and what of it the overlay holds (fs/copy_changes.cc).
+  // `sync`: first makes every written byte and entry of the copy durable, as fsync would:
+  // the list describes that consistent point.
+  Result<CopyChanges> Changes(const BackupRef& b, bool sync);
 
   // --- files ---
   Result<std::unique_ptr<OpenFile>> Open(Ino ino);

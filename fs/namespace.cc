@@ -104,6 +104,18 @@ bool Namespace::Closed(Node& n) {
   return n.meta_dirty;
 }
 
+Namespace::FileNames Namespace::NamesOf(const Node& n) const {
+  std::shared_lock lock(mu_);
+  FileNames f;
+  f.rels.push_back(n.rel);
+  for (const NodeLink& l : n.more_links) f.rels.push_back(l.rel);
+  f.file_index = n.file_index;
+  f.base_size = n.file_index >= 0 ? n.base_size : 0;
+  f.size = static_cast<uint64_t>(n.attr.st_size);
+  f.data = n.data;
+  return f;
+}
+
 std::shared_ptr<OverlayFile> Namespace::DataOf(const Node& n) const {
   std::shared_lock lock(mu_);
   return n.data;

@@ -87,6 +87,9 @@ struct BackupTree {
   // What guests did with this copy (metrics, and the idle time of expiry policies).
   std::atomic<uint64_t> read_requests{0}, read_bytes{0}, write_requests{0}, write_bytes{0};
   std::atomic<int64_t> last_used_unix{0};  // wall clock, s: the last open, read or write
+  // Bumped by every change of the copy's bytes, names or attributes (not by a sync): a
+  // reader of the whole copy (backup --from-mount) tells with it whether it changed meanwhile.
+  std::atomic<uint64_t> changes{0};
   // First touches of this backup's chunks while mounted (for learned profiles).
   std::mutex trace_mu;
   std::unordered_set<uint64_t> touched;  // file index << 40 | chunk index
@@ -192,6 +195,15 @@ class Namespace {
   void Opened(Node& n);
   bool Closed(Node& n);
   std::shared_ptr<OverlayFile> DataOf(const Node& n) const;
+  // A file node's names and base, read under the namespace lock (renames and links run
+  // beside the reader).
+  struct FileNames {
+    std::vector<std::string> rels;  // its first name, then its other hard links
+    int file_index = -1;
+    uint64_t base_size = 0, size = 0;
+    std::shared_ptr<OverlayFile> data;
+  };
+  FileNames NamesOf(const Node& n) const;
   // The file's bytes changed: size and times follow its overlay file; persisted later.
   void MarkModified(Node& n, uint64_t size);
   // Changes the node's attributes in place (chmod, chown, utimens, truncate).

@@ -80,6 +80,7 @@ Result<std::shared_ptr<Node>> Namespace::Link(Ino ino, Ino new_parent, const std
   check_lock.unlock();  // the synced write holds only this copy's write lock
   LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
   LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
+  tree.changes++;
   std::unique_lock lock(mu_);
   dd->children[new_name] = n->ino;
   n->more_links.push_back({dd->ino, new_name, new_rel});

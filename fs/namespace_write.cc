@@ -226,6 +226,7 @@ Result<std::shared_ptr<Node>> Namespace::Create(Ino parent, const std::string& n
   }
   Status s = MkdirAll(store_->DataDir(copy->ref));
   if (s.ok()) s = store_->Apply(copy->ref, {{n->rel, entry}}, true);
+  if (s.ok()) copy->changes++;
   std::unique_lock lock(mu_);
   if (!s.ok()) {
     nodes_.erase(n->ino);
@@ -266,6 +267,7 @@ Status Namespace::Remove(Ino parent, const std::string& name, bool want_dir) {
   }
   LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(copy->ref)));
   LM_RETURN_IF_ERROR(store_->Apply(copy->ref, changes, true));
+  copy->changes++;
   std::shared_ptr<OverlayFile> to_remove;
   {
     std::unique_lock lock(mu_);
@@ -360,6 +362,7 @@ Status Namespace::Rename(Ino parent, const std::string& name, Ino new_parent,
     check_lock.unlock();
     LM_RETURN_IF_ERROR(MkdirAll(store_->DataDir(tree.ref)));
     LM_RETURN_IF_ERROR(store_->Apply(tree.ref, changes, true));
+    tree.changes++;
     std::unique_lock lock(mu_);
     if (dst_linked) {
       ForgetLink(dst, dd->ino, new_name);

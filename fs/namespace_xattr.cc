@@ -25,6 +25,7 @@ Status Namespace::SetXattr(Ino ino, const std::string& name, const std::string& 
     n->xattrs[name] = value;
     n->attr.st_ctim = RealtimeNow();
   }
+  n->backup->changes++;
   return Persist(*n, true);
 }
 
@@ -55,6 +56,7 @@ Status Namespace::RemoveXattr(Ino ino, const std::string& name) {
     if (!n->xattrs.erase(name)) return Status::Of(Code::kNoAttribute, name);
     n->attr.st_ctim = RealtimeNow();
   }
+  n->backup->changes++;
   return Persist(*n, true);
 }
 

@@ -51,6 +51,21 @@ void OverlayFile::Append(uint32_t type, uint64_t a, uint64_t b, std::string* out
   PutU32(out, static_cast<uint32_t>(XXH3_64bits(out->data() + start, 28)));
 }
 
+std::vector<std::pair<uint64_t, uint64_t>> OverlayFile::PresentRanges() const {
+  std::lock_guard lock(mu_);
+  std::vector<std::pair<uint64_t, uint64_t>> out;
+  for (size_t w = 0; w < bits_.size(); w++) {
+    if (bits_[w] == 0) continue;
+    for (unsigned b = 0; b < 64; b++) {
+      if (!(bits_[w] >> b & 1)) continue;
+      uint64_t start = (w * 64 + b) * uint64_t{kOverlayBlock};
+      if (!out.empty() && out.back().second == start) out.back().second += kOverlayBlock;
+      else out.push_back({start, start + kOverlayBlock});
+    }
+  }
+  return out;
+}
+
 bool OverlayFile::Present(uint64_t block) const {
   size_t w = block / 64;
   return w < bits_.size() && (bits_[w] >> (block % 64) & 1);

@@ -47,6 +47,8 @@ class OverlayFile {
   uint64_t size() const;
   uint64_t base_limit() const;
   uint64_t present_blocks() const;  // blocks held in the delta
+  // The byte ranges [start, end) of the blocks held in the delta, in order, merged.
+  std::vector<std::pair<uint64_t, uint64_t>> PresentRanges() const;
 
   Status Read(uint64_t off, size_t len, char* out, const RangeReader& base);
   Status Write(uint64_t off, const char* data, size_t len, const RangeReader& base);

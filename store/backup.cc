@@ -45,7 +45,9 @@ class BackupWriter {
   ~BackupWriter() { (void)StopFinisher(); }
 
   // Chunks one open file into `chunks`, storing what is new.
-  Status ChunkFile(int fd, const std::string& path, FileChunks* chunks, unsigned threads);
+  // `known`, if set, gives the digests of chunks that are not to be read (BackupOptions).
+  Status ChunkFile(int fd, const std::string& path, FileChunks* chunks, unsigned threads,
+                   const std::function<std::optional<Digest>(uint64_t)>& known = {});
   // Finishes the open pack and writes the last index file.
   Status Finish();
 
@@ -226,7 +228,8 @@ Status BackupWriter::Finish() {
   return WriteIndexFile(std::move(rest));
 }
 
-Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, unsigned threads) {
+Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, unsigned threads,
+                               const std::function<std::optional<Digest>(uint64_t)>& known) {
   const uint64_t cs = fc->chunk_size;
   const uint64_t nchunks = fc->digests.size();
   const RepoCrypto& crypto = repo_.crypto();
@@ -259,11 +262,58 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
       uint64_t avail = end - off;  // bytes of this batch that exist
       // Ask the disk now for the batch a worker takes after this round, so that reads
       // overlap hashing and compressing instead of stalling a core.
-      if (uint64_t ahead = b + threads; ahead < nbatches) {
+      if (uint64_t ahead = b + threads; ahead < nbatches && !known) {
         ::posix_fadvise(fd, static_cast<off_t>(ahead * kBatchChunks * cs),
                         static_cast<off_t>(kBatchChunks * cs), POSIX_FADV_WILLNEED);
       }
       Status s;
+      // Chunks the caller knows are taken as they are; a batch with some is read chunk by
+      // chunk, so that only the others are read at all.
+      std::vector<std::optional<Digest>> given;
+      if (known) {
+        given.resize(last - first);
+        bool any = false;
+        for (uint64_t i = first; i < last; i++) any |= (given[i - first] = known(i)).has_value();
+        if (!any) given.clear();
+      }
+      if (!given.empty()) {
+        size_t nrecords = 0;
+        for (uint64_t i = first; s.ok() && i < last; i++) {
+          uint64_t start = i * cs;
+          if (start >= eof.load()) break;
+          chunks++;
+          if (const auto& d = given[i - first]) {
+            fc->digests[i] = *d;
+            if (d->IsZero()) zero_chunks++;
+            continue;
+          }
+          char* p = buf.data() + (start - off);
+          size_t got = 0;
+          s = repo_.env()->PRead(fd, p, fc->ChunkLen(i), start, &got, path);
+          if (!s.ok()) break;
+          if (got < fc->ChunkLen(i)) note_eof(start + got);
+          if (got == 0) break;
+          uint32_t len = static_cast<uint32_t>(got);
+          if (IsAllZero(p, len)) {
+            fc->digests[i] = Digest{};
+            zero_chunks++;
+            continue;
+          }
+          Digest d = crypto.ChunkId(p, len);
+          fc->digests[i] = d;
+          auto fresh = PrepareChunk(d, std::string_view(p, len), &records[nrecords]);
+          if (!fresh.ok()) s = fresh.status();
+          else if (*fresh) nrecords++;
+        }
+        if (s.ok() && nrecords) s = AppendRecords(records, nrecords);
+        done_bytes += end - off;
+        if (!s.ok()) {
+          std::lock_guard lock(err_mu);
+          if (first_error.ok()) first_error = s;
+          failed = true;
+        }
+        continue;
+      }
       if (hole) {
         struct stat st;
         if (::fstat(fd, &st) != 0) s = Status::FromErrno(errno, path);
@@ -432,7 +482,8 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
     UniqueFd fd = std::move(*opened);
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, full);
-    ::posix_fadvise(fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);  // larger kernel read-ahead
+    // Larger kernel read-ahead; none when known chunks are skipped (it would read them).
+    ::posix_fadvise(fd.get(), 0, 0, o.known_chunk ? POSIX_FADV_RANDOM : POSIX_FADV_SEQUENTIAL);
     if (Status xs = ReadXattrs(fd.get(), full, &f.xattrs); !xs.ok()) out.warnings.push_back(xs.message());
     FileChunks fc;
     fc.file_size = st.st_size;  // the size when opened; a file that grows is read to here
@@ -443,7 +494,9 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
     Status s;
     std::atomic<bool> done{false};
     std::thread chunker([&] {
-      s = writer.ChunkFile(fd.get(), full, &fc, threads);
+      std::function<std::optional<Digest>(uint64_t)> known;
+      if (o.known_chunk) known = [&o, &f](uint64_t i) { return o.known_chunk(f.path, i); };
+      s = writer.ChunkFile(fd.get(), full, &fc, threads, known);
       done = true;
     });
     while (!done) {
@@ -494,6 +547,7 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
   }
   m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
+  if (o.before_commit) LM_RETURN_IF_ERROR(o.before_commit());
   LM_RETURN_IF_ERROR(lock->Check());
   LM_RETURN_IF_ERROR(copy.Commit(m));
   if (o.progress) {

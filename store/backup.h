@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,13 @@ struct BackupOptions {
   std::vector<std::string> excludes;  // shell patterns matched against path and name
   uint64_t pack_target_bytes = 32ull << 20;
   std::function<void(const BackupProgress&)> progress;  // called ~10 times a second
+  // Chunks whose digest the caller already knows, by file path (relative to vmdir) and
+  // chunk index: never read again (backup --from-mount: a live copy's unchanged chunks,
+  // taken from the copy it was mounted from). Nullopt: read and hash it as usual.
+  std::function<std::optional<Digest>(const std::string& path, uint64_t chunk)> known_chunk;
+  // Runs after every file was read, before the copy is committed; an error leaves no copy
+  // (backup --from-mount: the live copy changed while it was read).
+  std::function<Status()> before_commit;
   // Tests: runs after the directory was scanned and before any file is opened, the
   // moment an attacker would swap a file.
   std::function<void()> after_scan_for_test;

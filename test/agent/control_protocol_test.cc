@@ -17,6 +17,7 @@ MountStats SampleStats(bool exported) {
   MountStats s;
   s.mountpoint = "/mnt/lm";
   s.repository = "/repo";
+  s.state_dir = "/var/lib/livemount";
   s.pid = 4242;
   s.cache = {"/cache", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
   s.repo = {12, 13, 14, 15};

@@ -7,6 +7,7 @@
 #include "test/test_util.h"
 
 using namespace lm;
+using lm::test::TempDir;
 
 TEST_CASE("expiry policies: set, due, clear, and they survive a reopen") {
   TempDir dir;

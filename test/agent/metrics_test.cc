@@ -8,6 +8,8 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <algorithm>
+#include <set>
 #include <sstream>
 
 #include "agent/metrics.h"

@@ -13,7 +13,10 @@
 #include "store/verify.h"
 #include "guest/view.h"
 #include "profile/profile.h"
+#include "agent/control_client.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/from_mount.h"
+#include "tools/cli/restore_overlay.h"
 #include "tools/cli/password.h"
 #include "tools/cli/progress.h"
 #include "base/env_wrapper.h"
@@ -148,9 +151,14 @@ Status ProfileForSelectedFiles(BackupOptions* o, const std::vector<std::string>&
 constexpr int kExitIncomplete = 3;
 
 int Backup(const std::string& repo_path, BackupOptions o, const std::vector<std::string>& select_files,
-           bool as_json, const std::string& cache_dir) {
+           bool as_json, const std::string& cache_dir, const std::vector<std::string>& from_mount) {
   auto repo = OpenRepo(repo_path, cache_dir);
   if (!repo.ok()) return Report(repo.status());
+  FromMountCounts from;
+  if (!from_mount.empty()) {
+    Status s = PrepareBackupFromMount(**repo, from_mount[0], from_mount[1], &o, &from);
+    if (!s.ok()) return Report(s.Context("backup --from-mount"));
+  }
   if (!(*repo)->encrypted() && PasswordGiven()) {
     // Someone who can write the repository could have replaced an encrypted config with
     // an unencrypted one: never write a VM's disks in the clear when a password was meant.
@@ -197,6 +205,9 @@ int Backup(const std::string& repo_path, BackupOptions o, const std::vector<std:
     for (auto& w : r->warnings) j["warnings"].push_back(LossyUtf8(w));
     for (auto& x : r->skipped) j["skipped_special"].push_back(LossyUtf8(x));
     for (auto& x : r->excluded) j["excluded"].push_back(LossyUtf8(x));
+    if (!from.from.empty()) {
+      j["from_mount"] = {{"backup", from.from}, {"chunks_reused", from.reused.load()}, {"chunks_read", from.read.load()}};
+    }
     PrintJson(j);
     return exit;
   }
@@ -207,6 +218,10 @@ int Backup(const std::string& repo_path, BackupOptions o, const std::vector<std:
              FormatBytes(m.stored_bytes),
              m.new_raw_bytes ? fmt::format("{:.1f}x", dedup) : std::string("all"), m.seconds,
              mbs);
+  if (!from.from.empty()) {
+    fmt::print("   from the live copy {}: {} unchanged chunks taken without reading them, {} read through the mount\n",
+               from.from, from.reused.load(), from.read.load());
+  }
   if (exit) {
     fmt::print(stderr, "livemount: backup {}@{} is incomplete: {} entr{} skipped or changed while read (above)\n",
                m.vm, m.id, r->warnings.size(), r->warnings.size() == 1 ? "y" : "ies");
@@ -341,14 +356,28 @@ int Verify(const std::string& repo_path, bool read_data, bool as_json) {
 }
 
 struct RestoreArgs {
-  std::string repo, spec, dest, cache_dir;
-  bool no_sync = false, overwrite = false, continue_on_error = false, json = false;
+  std::string repo, spec, dest, cache_dir, state_dir;
+  bool no_sync = false, overwrite = false, continue_on_error = false, json = false, with_overlay = false;
 };
 
 int Restore(const RestoreArgs& a) {
+  // With the overlay: a media agent serves the state directory (the running one, or one of
+  // our own started now, before this process has threads) and syncs the copy's overlay.
+  std::unique_ptr<LiveCopySource> live;
+  control::ChangesReply changes;
+  if (a.with_overlay) {
+    std::string state_dir = a.state_dir.empty() ? DefaultStateDir() : a.state_dir;
+    auto src = LiveCopySource::Find(a.repo, state_dir);
+    if (!src.ok()) return Report(src.status().Context("restore --with-overlay"));
+    live = std::move(src).value();
+    auto agent = ControlClient::ForMount(live->mountpoint());
+    auto c = agent.ok() ? agent->Changes({a.spec, true}) : Result<control::ChangesReply>(agent.status());
+    if (!c.ok()) return Report(c.status().Context("restore --with-overlay"));
+    changes = std::move(c).value();
+  }
   auto repo = OpenRepo(a.repo, a.cache_dir);
   if (!repo.ok()) return Report(repo.status());
-  auto ref = (*repo)->ResolveSpec(a.spec);
+  auto ref = (*repo)->ResolveSpec(live ? changes.backup : a.spec);
   if (!ref.ok()) return Report(ref.status());
   ProgressBar bar("restore " + ref->Name());
   RestoreOptions o;
@@ -359,17 +388,44 @@ int Restore(const RestoreArgs& a) {
   auto r = RunRestore(**repo, *ref, a.dest, o);
   bar.Done();
   if (!r.ok()) return Report(r.status());
+  OverlayApplied applied;
+  if (live) {
+    auto manifest = (*repo)->LoadManifest(*ref);
+    if (!manifest.ok()) return Report(manifest.status());
+    std::string copy_dir = JoinPath(JoinPath(live->mountpoint(), ref->vm), ref->id);
+    Status s = ApplyOverlay(copy_dir, changes, *manifest, a.dest, o.sync, &applied);
+    if (!s.ok()) return Report(s.Context("restore --with-overlay " + ref->Name()));
+    // One point in time: the overlay as synced above, unless the VM wrote since.
+    auto agent = ControlClient::ForMount(live->mountpoint());
+    auto now = agent.ok() ? agent->Changes({ref->Name(), false}) : Result<control::ChangesReply>(agent.status());
+    if (!now.ok()) return Report(now.status().Context("restore --with-overlay"));
+    if (now->generation != changes.generation) {
+      return Report(Status::Busy(ref->Name() + " changed while it was restored (" +
+                                 std::to_string(now->generation - changes.generation) + " changes): " + a.dest +
+                                 " may mix two points in time; pause or stop the VM and restore again"));
+    }
+  }
   if (a.json) {
     json j = {{"backup", ref->Name()}, {"destination", LossyUtf8(a.dest)}, {"files", r->files},
               {"dirs", r->dirs},       {"symlinks", r->symlinks},          {"bytes", r->bytes},
               {"seconds", r->seconds}, {"failed", json::array()}};
     for (auto& f : r->failed) j["failed"].push_back(LossyUtf8(f));
+    if (live) {
+      j["overlay"] = {{"mountpoint", live->mountpoint()}, {"temporary_agent", live->temporary()},
+                      {"files_patched", applied.patched}, {"files_copied", applied.copied},
+                      {"entries_removed", applied.removed}, {"bytes", applied.bytes}};
+    }
     PrintJson(j);
   } else {
     for (auto& f : r->failed) fmt::print(stderr, "livemount: not restored: {}\n", LossyUtf8(f));
     fmt::print("restored {} to {}: {} files, {} dirs, {} symlinks, {}, {:.1f} s, {:.0f} MB/s\n",
                ref->Name(), a.dest, r->files, r->dirs, r->symlinks, FormatBytes(r->bytes), r->seconds,
                r->seconds > 0 ? r->bytes / 1e6 / r->seconds : 0.0);
+    if (live) {
+      fmt::print("   with its overlay ({}): {} files patched, {} copied whole, {} entries removed, {} written\n",
+                 live->temporary() ? "served by a media agent started for this" : "as " + live->mountpoint() + " shows it",
+                 applied.patched, applied.copied, applied.removed, FormatBytes(applied.bytes));
+    }
   }
   if (!r->failed.empty()) {
     return Report(Status::Corrupt("restore " + ref->Name() + ": " + std::to_string(r->failed.size()) +
@@ -398,9 +454,15 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
     auto* c = app.add_subcommand("backup", "Back up a VM directory as a new backup copy");
     auto repo = std::make_shared<std::string>();
     auto o = std::make_shared<BackupOptions>();
-    AddRepoArgument(c, repo);
-    c->add_option("VMDIR", o->vmdir, "The VM's directory")->required();
+    auto from_mount = std::make_shared<std::vector<std::string>>();
+    auto* repo_arg = AddRepoArgument(c, repo);
+    auto* vmdir = c->add_option("VMDIR", o->vmdir, "The VM's directory");
     c->add_option("--vm", o->vm, "VM name")->required();
+    auto* from = c->add_option("--from-mount", *from_mount,
+                               "MOUNTPOINT VM@BACKUP: a live copy (backup + overlay) becomes the new copy; only "
+                               "what the VM wrote is read")
+                     ->expected(2);
+    from->excludes(vmdir);
     c->add_option("--profile", o->profile_path, "Profile JSON to attach to the backup copy");
     c->add_option("--compression-level", o->compression_level, "zstd level 1-19, 0 for none")
         ->capture_default_str();
@@ -415,7 +477,25 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
     auto cache = std::make_shared<std::string>();
     c->add_option("--cache-dir", *cache, "Where the repository's chunk index is kept (default: $LIVEMOUNT_CACHE_DIR, "
                                          "/var/cache/livemount as root, ~/.cache/livemount)");
-    c->callback([=] { *exit_code = Backup(*repo, *o, *select, *as_json, *cache); });
+    repo_arg->required(false);  // with --from-mount, the mount's repository
+    c->callback([=] {
+      if (from_mount->empty() && (repo->empty() || o->vmdir.empty())) {
+        *exit_code = Report(Status::Invalid("backup needs REPO and VMDIR (or --from-mount MOUNTPOINT VM@BACKUP)"));
+        return;
+      }
+      std::string location = *repo;
+      if (!from_mount->empty() && location.empty()) {
+        // The repository the mount serves.
+        auto agent = ControlClient::ForMount((*from_mount)[0]);
+        auto stats = agent.ok() ? agent->Stats() : Result<control::MountStats>(agent.status());
+        if (!stats.ok()) {
+          *exit_code = Report(stats.status().Context("backup --from-mount"));
+          return;
+        }
+        location = stats->repository;
+      }
+      *exit_code = Backup(location, *o, *select, *as_json, *cache, *from_mount);
+    });
   }
   {
     auto* c = app.add_subcommand("list", "List VMs and their backup copies");
@@ -451,6 +531,9 @@ void RegisterRepoCommands(CLI::App& app, int* exit_code) {
                 "Restore every file that can be, name the others, exit non-zero");
     c->add_flag("--json", a->json, "Machine-readable output");
     c->add_option("--cache-dir", a->cache_dir, "Where the repository's chunk index is kept (as for backup)");
+    c->add_flag("--with-overlay", a->with_overlay,
+                "With the changes the VM made on a live mount (its overlay, synced first): back to production");
+    c->add_option("--state-dir", a->state_dir, "With --with-overlay: the media agent's state directory");
     c->callback([=] { *exit_code = Restore(*a); });
   }
 }

@@ -1,0 +1,32 @@
+// `backup --from-mount`: a live copy (backup + overlay) as a new backup copy, reading only
+// the chunks its overlay changed (tools/cli/from_mount.cc).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/control_protocol.h"
+#include "store/backup.h"
+#include "store/repository.h"
+
+namespace lm::cli {
+
+struct FromMountCounts {
+  std::string from;  // the live copy, "vm@id"
+  std::atomic<uint64_t> reused{0}, read{0};  // chunks taken from it unread, and read
+};
+
+// The digest of chunk i of `f` when the mount shows there exactly what the base file holds
+// in its own chunk i: no write in it, below the base limit, and of the same length.
+Result<std::optional<Digest>> UnchangedChunk(const control::ChangesReply::File& f, const std::vector<Digest>& base,
+                                             uint64_t chunk_size, uint64_t i);
+
+// Asks the media agent of `mountpoint` for the copy's changes (syncing them first) and fills
+// o->vmdir, o->known_chunk and o->before_commit (which fails if the copy changed meanwhile).
+Status PrepareBackupFromMount(Repository& repo, const std::string& mountpoint, const std::string& spec,
+                              BackupOptions* o, FromMountCounts* counts);
+
+}  // namespace lm::cli
