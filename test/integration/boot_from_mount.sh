@@ -2,7 +2,9 @@
 # End to end: a real guest boots in QEMU (TCG) straight from the live mount, for both
 # flavours: KVM (qcow2 + libvirt XML) and VMware (.vmx + monolithicFlat VMDK). First with
 # -snapshot, then writable (its writes land in the overlay): after a remount the guest
-# finds the file it wrote at its previous boot. The backup copy never changes. The
+# finds the file it wrote at its previous boot; restored with its overlay (restore
+# --with-overlay) it boots from local disk and finds it too, and a live copy becomes a new
+# backup copy (backup --from-mount) that boots. The backup copy never changes. The
 # repository is encrypted (the default): the media agent decrypts every chunk it serves.
 LM=$1
 source "$(dirname "$0")/lib.sh"
@@ -38,6 +40,21 @@ note "after a remount the guests find what they wrote"
 mount_repo repo mnt
 boot mnt/guest-kvm/latest/guest.qcow2 "boot 2"
 boot mnt/guest-vmware/latest/guest.vmdk "boot 2"
+
+note "back to production: restored with its overlay, the copy boots from local disk and finds its writes"
+$LM restore repo guest-kvm@latest production --with-overlay --state-dir "$WORK/state" >/dev/null \
+  || fail "restore --with-overlay"
+boot production/guest.qcow2 "boot 3"
+note "a live copy becomes a new backup copy, reading only what the guest wrote"
+$LM backup --from-mount mnt guest-vmware@latest --vm guest-vmware-live --json >live.json || fail "backup --from-mount"
+reused=$(json_get live.json 'j["from_mount"]["chunks_reused"]')
+read_again=$(json_get live.json 'j["from_mount"]["chunks_read"]')
+[ "$reused" -gt "$read_again" ] || fail "backup --from-mount read $read_again chunks and reused only $reused"
+$LM restore repo guest-vmware-live live-restored >/dev/null
+for f in mnt/guest-vmware/latest/*; do
+  [ -L "$f" ] || cmp -s "$f" "live-restored/$(basename "$f")" || fail "$(basename "$f"): the new copy differs from the mount"
+done
+boot mnt/guest-vmware-live/latest/guest.vmdk "boot 3"
 $LM umount mnt >/dev/null
 $LM verify repo --read-data >/dev/null || fail "the repository changed"
 $LM restore repo guest-kvm restored >/dev/null

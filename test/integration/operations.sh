@@ -2,7 +2,8 @@
 # The media agent as a service: the configuration file (and what overrides it), the
 # Prometheus endpoint (scraped, parsed by the Prometheus client library's own parser, and
 # following what the mount does), readiness to systemd (sd_notify over NOTIFY_SOCKET),
-# expiry policies (held back by open files, kept across a restart), and what the install
+# expiry policies (held back by open files, kept across a restart), the way back to
+# production (restore --with-overlay, backup --from-mount), and what the install
 # target puts on a host (units that systemd-analyze verifies, man page, bash completion).
 LM=$1
 BUILD_DIR=${2:-}
@@ -122,6 +123,39 @@ $LM --config lm.conf umount >/dev/null
 echo '{"version": 1, "copies": {"../x@1": {"vm": "../x", "id": "1", "deadline": 1}}}' >state/expiry.json
 expect_fail "expiry.json" $LM --config lm.conf mount
 rm state/expiry.json
+
+note "back to production: restore --with-overlay and backup --from-mount match what the mount shows"
+$LM --config lm.conf mount >/dev/null 2>&1 || fail "mount for the way back"
+COPY=mnt/web01/$(readlink mnt/web01/latest)
+printf 'PATCHED' | dd of=$COPY/disk-flat.vmdk bs=1 seek=300000 conv=notrunc status=none
+truncate -s $((9 << 20)) $COPY/disk-flat.vmdk
+echo "a new file" >$COPY/notes.txt
+mkdir $COPY/snapshots && echo "snap" >$COPY/snapshots/s1.vmsn
+chmod 640 $COPY/vm.vmx
+$LM --config lm.conf restore web01@latest prod --with-overlay --json >prod.json 2>prod.err || { cat prod.err; false; } || fail "restore --with-overlay"
+diff -r --no-dereference prod "$COPY" >/dev/null || { diff -r prod "$COPY"; fail "restore --with-overlay differs from the mount"; }
+[ "$(stat -c %a prod/vm.vmx)" = 640 ] || fail "restore --with-overlay lost a mode change"
+[ "$(json_get prod.json 'j["overlay"]["temporary_agent"]')" = False ] || fail "restore did not use the running agent"
+$LM --config lm.conf backup --from-mount mnt web01@latest --vm web01-live --json >live.json || fail "backup --from-mount"
+[ "$(json_get live.json 'j["from_mount"]["chunks_reused"]')" -ge 60 ] || { cat live.json; fail "unchanged chunks were read"; }
+[ "$(json_get live.json 'j["from_mount"]["chunks_read"]')" -le 16 ] || { cat live.json; fail "too many chunks read"; }
+$LM --config lm.conf restore web01-live live >/dev/null 2>&1
+diff -r --no-dereference live "$COPY" >/dev/null || fail "the new backup copy differs from the mount"
+# A copy that changes while it is read is never committed as one point in time.
+( while :; do printf 'x' | dd of=$COPY/disk-flat.vmdk bs=1 seek=4096 conv=notrunc status=none 2>/dev/null; sleep 0.01; done ) &
+WRITER=$!
+cleanup_hooks+=("kill $WRITER 2>/dev/null")
+expect_fail "changed while it was being backed up" $LM --config lm.conf backup --from-mount mnt web01@latest --vm web01-busy
+kill $WRITER; wait $WRITER 2>/dev/null || true
+LIVEMOUNT_CONFIG=$WORK/lm.conf $LM list web01-busy >busy.out 2>&1 && grep -q "web01-busy " busy.out && fail "a changing copy was committed"
+# With no agent running, restore starts one of its own for the state directory.
+$LM --config lm.conf umount >/dev/null
+$LM --config lm.conf restore web01@latest prod2 --with-overlay >prod2.out || fail "restore --with-overlay without an agent"
+grep -q "started for this" prod2.out || fail "restore did not say it started an agent"
+$LM --config lm.conf mount >/dev/null 2>&1
+diff -r --no-dereference prod2 "mnt/web01/$(readlink mnt/web01/latest)" >/dev/null || fail "restore through its own agent differs"
+$LM --config lm.conf umount >/dev/null
+grep -q " /tmp/livemount-restore-" /proc/mounts && fail "restore left its own agent's mount behind"
 
 note "readiness to systemd: READY=1 once the mount serves, STOPPING=1 when it ends"
 python3 - "$WORK/notify.sock" "$WORK/notify.log" <<'PY' &
