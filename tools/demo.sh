@@ -4,8 +4,9 @@
 # live-mounts it and
 # boots the VM in QEMU straight from the mount (its writes go to the overlay), learns its
 # profile, pre-stages a fresh read-cache and boots it again with no repository reads,
-# exports the mount over NFS and boots it from nfs://, then restores it and boots the
-# restored copy for comparison.
+# exports the mount over NFS and boots it from nfs://, scrapes the media agent's metrics,
+# restores the copy with its overlay (back to production) and boots it from local disk,
+# turns the live copy into a new backup copy, then restores the original for comparison.
 #   tools/demo.sh            (work directory: $LIVEMOUNT_DEMO_DIR or /tmp/livemount-demo)
 #   tools/demo.sh --s3       the same with the repository in an S3 bucket of a Ceph RADOS
 #                            Gateway that the demo starts on this host (and stops at the end)
@@ -102,11 +103,17 @@ step export "$LM" export mnt --nfs-port 20490 --mount-port 20048
 id=$(readlink mnt/sample/latest)
 step "boot over NFS" "$SRC/tools/boot-sample-vm.sh" "nfs://127.0.0.1$DEMO/mnt/sample/$id/sample.qcow2"
 "$LM" list "$REPO" --state-dir "$DEMO/state"
+echo "== back to production: restore the copy with what the VM wrote on the mount (its overlay),"
+echo "   while the media agent keeps serving it, and boot it from local disk"
+step "restore --with-overlay" "$LM" --config livemount.conf restore sample@latest production --with-overlay
+step "boot the restored copy (finds its writes from the mount)" "$SRC/tools/boot-sample-vm.sh" production/sample.qcow2
+echo "== a live copy becomes a new backup copy: only what the VM wrote is read"
+step "backup --from-mount" "$LM" --config livemount.conf backup --from-mount mnt sample@latest --vm sample-recovered
 step umount "$LM" umount mnt
 [ $rpcbind_before = 1 ] || pkill -x rpcbind || true
 echo "== the backup copy itself never changed"
 step verify "$LM" verify "$REPO" --read-data
-echo "== for comparison: a full restore, then a boot from local disk"
+echo "== for comparison: a plain restore of the backup copy, then a boot from local disk"
 step restore "$LM" restore "$REPO" sample@latest restored
 step "boot from the restored copy" "$SRC/tools/boot-sample-vm.sh" restored/sample.qcow2 -snapshot
 echo "== retention: keep the newest copy, forget the others and prune what only they used"
