@@ -250,22 +250,37 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
   auto worker = [&] {
     std::string buf(kBatchChunks * cs, '\0');
     std::vector<Record> records(kBatchChunks);
+    size_t nrecords = 0;
+    // One chunk's bytes: an all-zero chunk is only marked; any other is hashed and, if the
+    // repository lacks it, prepared for the open pack.
+    auto take = [&](uint64_t i, const char* p, uint32_t len, bool zero) -> Status {
+      if (zero || IsAllZero(p, len)) {
+        fc->digests[i] = Digest{};
+        zero_chunks++;
+        return Status::Ok();
+      }
+      Digest d = crypto.ChunkId(p, len);
+      fc->digests[i] = d;
+      LM_ASSIGN_OR_RETURN(bool fresh, PrepareChunk(d, std::string_view(p, len), &records[nrecords]));
+      if (fresh) nrecords++;
+      return Status::Ok();
+    };
+    // The batch's new chunks go to the pack together; its bytes count as done.
+    auto end_batch = [&](Status s, uint64_t bytes) {
+      if (s.ok() && nrecords) s = AppendRecords(records, nrecords);
+      nrecords = 0;
+      done_bytes += bytes;
+      if (!s.ok()) {
+        std::lock_guard lock(err_mu);
+        if (first_error.ok()) first_error = s;
+        failed = true;
+      }
+    };
     for (uint64_t b; !failed && (b = next.fetch_add(1)) < nbatches;) {
       uint64_t first = b * kBatchChunks;
       uint64_t last = std::min(nchunks, first + kBatchChunks);
       uint64_t off = first * cs;
       uint64_t end = std::min(fc->file_size, last * cs);
-      // A hole covering the whole batch needs no read: its chunks are all zero. ENXIO means
-      // no data at or after `off`: a trailing hole, or the file now ends before `end`.
-      off_t data = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
-      bool hole = (data < 0 && errno == ENXIO) || (data >= 0 && uint64_t(data) >= end);
-      uint64_t avail = end - off;  // bytes of this batch that exist
-      // Ask the disk now for the batch a worker takes after this round, so that reads
-      // overlap hashing and compressing instead of stalling a core.
-      if (uint64_t ahead = b + threads; ahead < nbatches && !known) {
-        ::posix_fadvise(fd, static_cast<off_t>(ahead * kBatchChunks * cs),
-                        static_cast<off_t>(kBatchChunks * cs), POSIX_FADV_WILLNEED);
-      }
       Status s;
       // Chunks the caller knows are taken as they are; a batch with some is read chunk by
       // chunk, so that only the others are read at all.
@@ -277,7 +292,6 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
         if (!any) given.clear();
       }
       if (!given.empty()) {
-        size_t nrecords = 0;
         for (uint64_t i = first; s.ok() && i < last; i++) {
           uint64_t start = i * cs;
           if (start >= eof.load()) break;
@@ -290,29 +304,22 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
           char* p = buf.data() + (start - off);
           size_t got = 0;
           s = repo_.env()->PRead(fd, p, fc->ChunkLen(i), start, &got, path);
-          if (!s.ok()) break;
-          if (got < fc->ChunkLen(i)) note_eof(start + got);
-          if (got == 0) break;
-          uint32_t len = static_cast<uint32_t>(got);
-          if (IsAllZero(p, len)) {
-            fc->digests[i] = Digest{};
-            zero_chunks++;
-            continue;
-          }
-          Digest d = crypto.ChunkId(p, len);
-          fc->digests[i] = d;
-          auto fresh = PrepareChunk(d, std::string_view(p, len), &records[nrecords]);
-          if (!fresh.ok()) s = fresh.status();
-          else if (*fresh) nrecords++;
+          if (s.ok() && got < fc->ChunkLen(i)) note_eof(start + got);
+          if (s.ok() && got > 0) s = take(i, p, static_cast<uint32_t>(got), false);
         }
-        if (s.ok() && nrecords) s = AppendRecords(records, nrecords);
-        done_bytes += end - off;
-        if (!s.ok()) {
-          std::lock_guard lock(err_mu);
-          if (first_error.ok()) first_error = s;
-          failed = true;
-        }
+        end_batch(s, end - off);
         continue;
+      }
+      // A hole covering the whole batch needs no read: its chunks are all zero. ENXIO means
+      // no data at or after `off`: a trailing hole, or the file now ends before `end`.
+      off_t data = ::lseek(fd, static_cast<off_t>(off), SEEK_DATA);
+      bool hole = (data < 0 && errno == ENXIO) || (data >= 0 && uint64_t(data) >= end);
+      uint64_t avail = end - off;  // bytes of this batch that exist
+      // Ask the disk now for the batch a worker takes after this round, so that reads
+      // overlap hashing and compressing instead of stalling a core.
+      if (uint64_t ahead = b + threads; ahead < nbatches && !known) {
+        ::posix_fadvise(fd, static_cast<off_t>(ahead * kBatchChunks * cs),
+                        static_cast<off_t>(kBatchChunks * cs), POSIX_FADV_WILLNEED);
       }
       if (hole) {
         struct stat st;
@@ -324,31 +331,14 @@ Status BackupWriter::ChunkFile(int fd, const std::string& path, FileChunks* fc, 
         avail = got;
       }
       if (s.ok() && avail < end - off) note_eof(off + avail);
-      size_t nrecords = 0;
       for (uint64_t i = first; s.ok() && i < last; i++) {
         uint64_t start = i * cs;
         if (start >= off + avail) break;  // past where the file ended
-        const char* p = buf.data() + (start - off);
         uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(fc->ChunkLen(i), off + avail - start));
         chunks++;
-        if (hole || IsAllZero(p, len)) {
-          fc->digests[i] = Digest{};
-          zero_chunks++;
-          continue;
-        }
-        Digest d = crypto.ChunkId(p, len);
-        fc->digests[i] = d;
-        auto fresh = PrepareChunk(d, std::string_view(p, len), &records[nrecords]);
-        if (!fresh.ok()) s = fresh.status();
-        else if (*fresh) nrecords++;
+        s = take(i, buf.data() + (start - off), len, hole);
       }
-      if (s.ok() && nrecords) s = AppendRecords(records, nrecords);
-      done_bytes += end - off;
-      if (!s.ok()) {
-        std::lock_guard lock(err_mu);
-        if (first_error.ok()) first_error = s;
-        failed = true;
-      }
+      end_batch(s, end - off);
     }
   };
   std::vector<std::thread> pool;

@@ -128,11 +128,12 @@ TEST_CASE("metrics server: GET /metrics, and nothing else") {
   uint16_t port = (*server)->port();
   REQUIRE(port != 0);
   std::string ok = Http(port, "GET /metrics HTTP/1.0\r\n\r\n");
-  CHECK(ok.rfind("HTTP/1.0 200", 0) == 0);
+  CHECK(ok.rfind("HTTP/1.", 0) == 0);
+  CHECK(ok.find(" 200 ") == 8);
   CHECK(ok.find("Content-Type: text/plain; version=0.0.4") != std::string::npos);
   CHECK(ok.substr(ok.size() - 15) == "livemount_up 1\n");
-  CHECK(Http(port, "GET /other HTTP/1.0\r\n\r\n").rfind("HTTP/1.0 404", 0) == 0);
-  CHECK(Http(port, "POST /metrics HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc").rfind("HTTP/1.0 405", 0) == 0);
+  CHECK(Http(port, "GET /other HTTP/1.0\r\n\r\n").find(" 404 ") == 8);
+  CHECK(Http(port, "POST /metrics HTTP/1.0\r\nContent-Length: 3\r\n\r\nabc").find(" 405 ") == 8);
   CHECK(renders == 1);
   // A second server on the same port is refused with the address in the message.
   auto again = MetricsServer::Start("127.0.0.1:" + std::to_string(port), [] { return std::string(); });
