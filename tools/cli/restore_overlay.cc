@@ -166,8 +166,8 @@ class Applier {
       out_->patched += !c->written.empty() || c->base_limit < size || c->size != c->base_size;
     } else {
       // New, renamed or replaced: the whole file, under a temporary name first.
-      std::string tmp = d + ".livemount-tmp";
-      ::unlink(tmp.c_str());
+      // A name no entry of the copy has (a leftover goes with the entries the copy lacks).
+      std::string tmp = d + ".livemount-" + RandomHex(6);
       UniqueFd to(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
       if (to.get() < 0) return Errno(tmp);
       if (::ftruncate(to.get(), static_cast<off_t>(size)) != 0) return Errno(tmp);
