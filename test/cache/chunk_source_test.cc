@@ -159,7 +159,7 @@ TEST_CASE("a batch of neighbouring chunks is fetched with one read, and a damage
   CHECK(r2.fetched == 13);
 }
 
-TEST_CASE("a read over several missing chunks fetches them with one read; a damaged one fails the read",
+TEST_CASE("a read over several missing chunks fetches them with one read, a damaged one fails the read",
           "[chunk_source]") {
   Fixture f;
   test::PackReadCounter* counting = nullptr;

@@ -92,7 +92,7 @@ TEST_CASE("the disk chunk table holds sources, entries and packs across a reopen
   CHECK(t->AddSource("index/x.idx", bad_pack).code() == Code::kCorrupt);
 }
 
-TEST_CASE("a rebuild replaces the disk table whole; a cut-short one leaves nothing", "[index][disk]") {
+TEST_CASE("a rebuild replaces the disk table whole, a cut-short one leaves nothing", "[index][disk]") {
   test::TempDir dir;
   IndexFileContents old = Contents("old"), fresh = Contents("fresh");
   {
@@ -135,7 +135,7 @@ TEST_CASE("a rebuild replaces the disk table whole; a cut-short one leaves nothi
   CHECK((*next)->Sources().empty());  // whatever number it gets, nothing of the stray is there
 }
 
-TEST_CASE("a disk table with a damaged header starts empty; processes get slots", "[index][disk]") {
+TEST_CASE("a disk table with a damaged header starts empty, processes get slots", "[index][disk]") {
   test::TempDir dir;
   {
     auto t = Open(dir.path());

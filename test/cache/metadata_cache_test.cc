@@ -127,7 +127,7 @@ TEST_CASE("a repository opened again reads its metadata from the local copies", 
   }
 }
 
-TEST_CASE("copies of deleted objects go; a damaged copy is read again", "[metadata_cache]") {
+TEST_CASE("copies of deleted objects go, a damaged copy is read again", "[metadata_cache]") {
   Fixture f;
   auto cache = MetadataCache::Open(f.dir / "cache");
   REQUIRE(cache.ok());

@@ -152,7 +152,7 @@ TEST_CASE("a damaged cache slot is dropped and reported as a miss", "[cache]") {
   CHECK(ReadBack(*c, Id(0), 0, kSlot, &s) == Chunk(0));
 }
 
-TEST_CASE("one process owns a cache directory; chunk size must match", "[cache]") {
+TEST_CASE("one process owns a cache directory, chunk size must match", "[cache]") {
   test::TempDir dir;
   auto c = OpenCache(dir / "c", 4);
   auto second = ReadCache::Open(CacheOptions{Env::Default(), dir / "c", 4 * kSlot, kSlot});

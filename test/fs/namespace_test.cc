@@ -90,7 +90,7 @@ TEST_CASE("without the inode index an unseen number does not resolve") {
   CHECK_FALSE(d.ns->Resolve(deep).ok());
 }
 
-TEST_CASE("renames keep numbers across restarts; a re-created file gets a new generation") {
+TEST_CASE("renames keep numbers across restarts, a re-created file gets a new generation") {
   test::TempDir dir;
   std::string id = MakeRepo(dir);
   Ino moved, created;

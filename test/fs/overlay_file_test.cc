@@ -57,7 +57,7 @@ TEST_CASE("an overlay shows the base until written, byte-exact at any offset", "
   CHECK(mid == want.substr(8190, 17));
 }
 
-TEST_CASE("whole-block writes never read the base; partial ones read one block", "[overlay]") {
+TEST_CASE("whole-block writes never read the base, partial ones read one block", "[overlay]") {
   test::TempDir dir;
   Base base{test::RandomBytes(16 * kOverlayBlock, 3)};
   auto f = Open(dir.path(), base.bytes.size());
@@ -72,7 +72,7 @@ TEST_CASE("whole-block writes never read the base; partial ones read one block",
   CHECK(f->present_blocks() == 4);
 }
 
-TEST_CASE("truncate hides the base for good; extending reads zeros", "[overlay]") {
+TEST_CASE("truncate hides the base for good, extending reads zeros", "[overlay]") {
   test::TempDir dir;
   Base base{test::RandomBytes(8 * kOverlayBlock, 5)};
   auto f = Open(dir.path(), base.bytes.size());
@@ -89,7 +89,7 @@ TEST_CASE("truncate hides the base for good; extending reads zeros", "[overlay]"
   CHECK(all.back() == 'z');
 }
 
-TEST_CASE("synced state survives a reopen; unsynced writes do not reach the journal",
+TEST_CASE("synced state survives a reopen, unsynced writes do not reach the journal",
           "[overlay]") {
   test::TempDir dir;
   Base base{test::RandomBytes(4 * kOverlayBlock, 6)};

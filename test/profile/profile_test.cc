@@ -25,7 +25,7 @@ TEST_CASE("a learned profile merges boots by earliest first touch and coalesces"
   CHECK(q.Bytes() == 4 * 4096);
 }
 
-TEST_CASE("profiles and traces round-trip; bad ones are named", "[profile]") {
+TEST_CASE("profiles and traces round-trip, bad ones are named", "[profile]") {
   Profile p;
   p.vm = "web";
   p.entries.push_back({"disk.vmdk", {{0, 512}, {1 << 20, 65536}}, "structural", 1, "grain directory"});

@@ -95,7 +95,7 @@ TEST_CASE("ChunkIndex loads new files, skips damaged ones and reports them", "[i
   CHECK(idx.BadFiles().size() == 1);  // bad.idx is still there, and still bad
 }
 
-TEST_CASE("index object names carry their time; older random ids and future times do not count", "[index]") {
+TEST_CASE("index object names carry their time, older random ids and future times do not count", "[index]") {
   const int64_t now = 1764150000LL * 1000000000LL;  // 2025-11-26
   std::string name = NewIndexName(now);
   CHECK(name.size() == 6 + 32 + 4);

@@ -295,7 +295,7 @@ TEST_CASE("an encrypted config cannot be changed or downgraded unnoticed", "[cry
   CHECK(OpenWith(repo, "pw").status().code() == Code::kCorrupt);
 }
 
-TEST_CASE("key slots: add, remove, passwd; the slot in use stays", "[crypto][repository]") {
+TEST_CASE("key slots: add, remove, passwd, the slot in use stays", "[crypto][repository]") {
   test::TempDir dir;
   std::string repo = dir / "repo";
   REQUIRE(InitEncrypted(repo, "first").ok());

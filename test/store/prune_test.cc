@@ -100,7 +100,7 @@ PruneOptions RepackAll() {
 
 }  // namespace
 
-TEST_CASE("forget then prune returns the space of forgotten copies; what stays is intact", "[prune]") {
+TEST_CASE("forget then prune returns the space of forgotten copies, what stays is intact", "[prune]") {
   Fixture f(4);
   auto repo = f.Open();
   uint64_t before = 0;

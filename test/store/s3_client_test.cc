@@ -155,7 +155,7 @@ TEST_CASE("S3 requests are signed and carry the body's SHA-256", "[s3]") {
   CHECK_FALSE(put.headers.count("expect"));  // no 100-continue round trip
 }
 
-TEST_CASE("S3 transient failures are retried with backoff; others are not", "[s3]") {
+TEST_CASE("S3 transient failures are retried with backoff, others are not", "[s3]") {
   std::atomic<int> calls{0};
   FakeHttpServer server([&](const FakeRequest& r) {
     int n = calls++;
@@ -219,7 +219,7 @@ TEST_CASE("S3 ranged reads: a short or out-of-range answer is Corrupt, never sho
   CHECK(out == "3456");
 }
 
-TEST_CASE("S3 creates never replace; a retried create that had succeeded is recognized", "[s3]") {
+TEST_CASE("S3 creates never replace, a retried create that had succeeded is recognized", "[s3]") {
   std::map<std::string, std::string> objects;
   std::mutex mu;
   bool drop_first_reply = true;
@@ -348,7 +348,7 @@ TEST_CASE("S3 lock: one not refreshed for long counts as lost, for good", "[s3]"
   CHECK_FALSE((*lock)->Check().ok());                             // someone may have acted meanwhile
 }
 
-TEST_CASE("S3 limits from the environment: in flight, rate, retry time, stall timeout; bad values named", "[s3]") {
+TEST_CASE("S3 limits from the environment: in flight, rate, retry time, stall timeout, bad values named", "[s3]") {
   S3BackendOptions o;
   REQUIRE(ApplyEnvironmentTuning(FakeEnv({}), &o).ok());
   CHECK(o.http.max_in_flight == 16);

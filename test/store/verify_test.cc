@@ -120,7 +120,7 @@ TEST_CASE("leftovers of an interrupted backup are notes, not damage", "[verify]"
 }
 
 
-TEST_CASE("read-data reads neighbouring records of a pack together; damage is still per record",
+TEST_CASE("read-data reads neighbouring records of a pack together, damage is still per record",
           "[verify]") {
   Fixture f;
   auto* counting = new test::PackReadCounter(f.repo_path, Env::Default());

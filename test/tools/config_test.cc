@@ -87,7 +87,7 @@ TEST_CASE("config: the environment wins over the file") {
   for (const char* v : {"LIVEMOUNT_REPOSITORY", "LIVEMOUNT_STATE_DIR", "LIVEMOUNT_PASSWORD"}) ::unsetenv(v);
 }
 
-TEST_CASE("config: --config names the file; a named file that is missing is an error") {
+TEST_CASE("config: --config names the file, a named file that is missing is an error") {
   char prog[] = "livemount", opt[] = "--config", path[] = "/nonexistent/livemount.conf", cmd[] = "list";
   char* argv[] = {prog, opt, path, cmd, nullptr};
   auto c = LoadConfig(4, argv);

@@ -12,7 +12,8 @@
 
 namespace lm::cli {
 
-void RegisterRepoCommands(CLI::App& app, int* exit_code);   // init backup list verify restore
+void RegisterRepoCommands(CLI::App& app, int* exit_code);   // init backup list verify
+void RegisterRestoreCommand(CLI::App& app, int* exit_code);  // restore
 void RegisterMountCommands(CLI::App& app, int* exit_code);  // mount umount stats discard expire
 void RegisterProfileCommands(CLI::App& app, int* exit_code);  // profile ..., prestage
 void RegisterExportCommands(CLI::App& app, int* exit_code);   // export

@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
                                    std::string(lm::cli::kDefaultConfigFile) + " if it exists)");
     lm::cli::AddPasswordOptions(app);
     lm::cli::RegisterRepoCommands(app, &exit_code);
+    lm::cli::RegisterRestoreCommand(app, &exit_code);
     lm::cli::RegisterMountCommands(app, &exit_code);
     lm::cli::RegisterProfileCommands(app, &exit_code);
     lm::cli::RegisterExportCommands(app, &exit_code);
