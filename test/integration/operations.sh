@@ -219,6 +219,9 @@ if [ -n "$BUILD_DIR" ]; then
   MANWIDTH=100 man -l "$ROOT/usr/local/share/man/man1/livemount.1" 2>/dev/null >man.txt || true
   grep -q "expire" man.txt || fail "the man page lacks the expire command"
   grep -q "livemount.conf" man.txt || fail "the man page lacks the configuration file"
+  grep -q "livemount restore REPO VM@BACKUP DESTDIR" man.txt || fail "the man page lacks restore's synopsis"
+  warnings=$(groff -ww -z -man "$ROOT/usr/local/share/man/man1/livemount.1" 2>&1 || true)
+  [ -z "$warnings" ] || { echo "$warnings"; fail "groff warns about the man page"; }
 fi
 $LM completion bash >completion.bash
 bash -c '

@@ -22,6 +22,7 @@ void RegisterBrowseCommand(CLI::App& app, int* exit_code);    // browse
 void RegisterLifecycleCommands(CLI::App& app, int* exit_code);  // forget prune
 void RegisterKeyCommands(CLI::App& app, int* exit_code);        // key list|add|remove|passwd
 void RegisterCompletionCommand(CLI::App& app, int* exit_code);  // completion bash
+void RegisterManCommand(CLI::App& app, int* exit_code);         // man (roff)
 // `stats REPO [VM]`: the repository's statistics (`stats MOUNTPOINT` is the mount's).
 int RepoStatsCommand(const std::string& repo, const std::string& vm, bool as_json);
 

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   CLI::App app{"livemount: run virtual machines straight out of their backups"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "livemount 0.1.0");
-  app.set_help_all_flag("--help-all", "Help for every command (what the man page shows)");
+  app.set_help_all_flag("--help-all", "Help for every command");
   // Options of the top-level app (--password-file) may also follow the command.
   app.fallthrough();
   int exit_code = 0;
@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
     lm::cli::RegisterLifecycleCommands(app, &exit_code);
     lm::cli::RegisterKeyCommands(app, &exit_code);
     lm::cli::RegisterCompletionCommand(app, &exit_code);
+    lm::cli::RegisterManCommand(app, &exit_code);
     if (const char* cmd = UnknownCommand(app, argc, argv)) {
       std::fprintf(stderr, "livemount: unknown command '%s' (see livemount --help)\n", cmd);
       return 2;
