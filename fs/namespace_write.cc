@@ -496,6 +496,7 @@ Result<std::vector<std::pair<Ino, std::string>>> Namespace::Discard(const Backup
   dir->loaded = false;
   auto fresh = std::make_shared<BackupTree>();
   fresh->ref = b;
+  fresh->changes = dir->backup->changes.load() + 1;  // a discard is a change (backup --from-mount)
   dir->backup = fresh;
   return gone;
 }

@@ -10,7 +10,7 @@ using namespace lm::cli;
 
 TEST_CASE("config: every key is read") {
   auto c = ParseConfig(R"(# a comment
-repository = "s3:http://rgw:7480/backups"
+repository = "s3:http://rgw:7480/backups"   # a comment after a value
 password-file = "/etc/livemount/password"
 cache-dir = "/var/cache/lm"
 state-dir = "/var/lib/lm"
