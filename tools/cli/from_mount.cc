@@ -32,6 +32,17 @@ bool Overlaps(const std::vector<std::pair<uint64_t, uint64_t>>& ranges, uint64_t
   return it != ranges.end() && it->first < end;
 }
 
+// Sorted and merged, whatever order the reply had: Overlaps relies on it.
+void Normalize(std::vector<std::pair<uint64_t, uint64_t>>* ranges) {
+  std::sort(ranges->begin(), ranges->end());
+  std::vector<std::pair<uint64_t, uint64_t>> merged;
+  for (auto& r : *ranges) {
+    if (!merged.empty() && r.first <= merged.back().second) merged.back().second = std::max(merged.back().second, r.second);
+    else merged.push_back(r);
+  }
+  ranges->swap(merged);
+}
+
 }  // namespace
 
 Result<std::optional<Digest>> UnchangedChunk(const control::ChangesReply::File& f, const std::vector<Digest>& base,
@@ -61,6 +72,7 @@ Status PrepareBackupFromMount(Repository& repo, const std::string& mountpoint, c
   std::map<int64_t, std::shared_ptr<const std::vector<Digest>>> bases;
   for (auto& f : changes.files) {
     KnownFile k{f, nullptr};
+    Normalize(&k.change.written);
     if (f.base >= 0) {
       if (static_cast<uint64_t>(f.base) >= manifest.files.size()) {
         return Status::Corrupt(mountpoint + ": the media agent named file " + std::to_string(f.base) + " of " +

@@ -21,6 +21,7 @@ struct FromMountCounts {
 
 // The digest of chunk i of `f` when the mount shows there exactly what the base file holds
 // in its own chunk i: no write in it, below the base limit, and of the same length.
+// f.written must be sorted and disjoint (PrepareBackupFromMount makes it so).
 Result<std::optional<Digest>> UnchangedChunk(const control::ChangesReply::File& f, const std::vector<Digest>& base,
                                              uint64_t chunk_size, uint64_t i);
 
