@@ -86,7 +86,8 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('127.0.0.1', $P)); s.listen(1); time.sleep(30)" &
 BLOCKER=$!
 cleanup_hooks+=("kill $BLOCKER 2>/dev/null")
-sleep 0.5
+# Taken once it accepts (a loaded machine starts python slowly).
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$P) 2>/dev/null && break; sleep 0.1; done
 expect_fail "port $P" $LM export mnt --nfs-port $P --mount-port $MP
 # mount --export with the port taken: the mount does not stay behind.
 mkdir -p mnt2
