@@ -23,7 +23,8 @@ libvirt_pkgs=(libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu)
 ceph_pkgs=(ceph-mon ceph-mgr ceph-osd radosgw ceph-common curl python3-boto3)
 # The metrics endpoint's format check (the Prometheus client library's own parser; the prometheus
 # package would start a Prometheus server on install) and the systemd units' check.
-ops_pkgs=(python3-prometheus-client systemd curl)
+# virt-xml-validate (libvirt-clients) runs xmllint; the man page is checked with man and groff.
+ops_pkgs=(python3-prometheus-client systemd curl libxml2-utils man-db)
 test_pkgs=("${ceph_pkgs[@]}" "${ops_pkgs[@]}" qemu-utils python3 attr "${guest_pkgs[@]}" "${nfs_pkgs[@]}" libnfs-utils qemu-block-extra
   ntfs-3g tmux clang "${libvirt_pkgs[@]}")
 demo_pkgs=(qemu-utils bc python3 curl "${guest_pkgs[@]}" "${nfs_pkgs[@]}" qemu-block-extra)
