@@ -110,14 +110,9 @@ Result<VmConfig> ParseLibvirtXml(const std::string& text, const std::string& fil
   if (auto n = Child(root, "name")) c.name = Text(n);
   if (c.name.empty()) return Status::Invalid(file + ": no <name>");
   if (auto n = Child(root, "uuid")) {
-    std::string hex;
-    for (char ch : Text(n)) {
-      if (std::isxdigit(static_cast<unsigned char>(ch))) hex.push_back(static_cast<char>(std::tolower(ch)));
-      else if (ch != '-') return Status::Invalid(file + ": <uuid> is not a UUID");
-    }
-    if (hex.size() != 32) return Status::Invalid(file + ": <uuid> is not a UUID");
-    c.uuid = hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
-             hex.substr(20);
+    std::string text = Text(n);
+    c.uuid = text.find(' ') == std::string::npos ? CanonicalUuid(text) : "";  // spaces are VMware's
+    if (c.uuid.empty()) return Status::Invalid(file + ": <uuid> is not a UUID");
   }
   auto mem = Child(root, "memory");
   if (!mem) return Status::Invalid(file + ": no <memory>");

@@ -55,6 +55,10 @@ struct VmConfig {
   std::vector<VmNic> nics;
 };
 
+// "564d8a21-0b3c-...", from 32 hex digits with any spaces and dashes between (VMware's
+// "56 4d 8a 21 ... 9c-1f ...", libvirt's with or without dashes); "" if not that.
+std::string CanonicalUuid(const std::string& text);
+
 // VMware .vmx: `key = "value"` lines, VMware's |XX escapes.
 Result<VmConfig> ParseVmx(const std::string& text, const std::string& file);
 std::string FormatVmx(const VmConfig& c);

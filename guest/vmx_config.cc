@@ -48,18 +48,6 @@ std::string Escape(const std::string& v) {
 
 bool IsTrue(const std::string& v) { return Lower(v) == "true"; }
 
-// "56 4d 8a ... 9c-1f 2e ..." (VMware's uuid.bios) -> canonical, or "" if not 16 bytes.
-std::string CanonicalUuid(const std::string& v) {
-  std::string hex;
-  for (char c : v) {
-    if (std::isxdigit(static_cast<unsigned char>(c))) hex.push_back(static_cast<char>(std::tolower(c)));
-    else if (c != ' ' && c != '-') return "";
-  }
-  if (hex.size() != 32) return "";
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
-         hex.substr(20);
-}
-
 std::string VmwareUuid(const std::string& canonical) {
   std::string hex;
   for (char c : canonical) if (c != '-') hex.push_back(c);
@@ -274,6 +262,17 @@ std::string FormatVmx(const VmConfig& c) {
     if (!n.network.empty()) put(k + ".networkName", n.network);
   }
   return out;
+}
+
+std::string CanonicalUuid(const std::string& v) {
+  std::string hex;
+  for (char c : v) {
+    if (std::isxdigit(static_cast<unsigned char>(c))) hex.push_back(static_cast<char>(std::tolower(c)));
+    else if (c != ' ' && c != '-') return "";
+  }
+  if (hex.size() != 32) return "";
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
+         hex.substr(20);
 }
 
 const char* DiskBusName(DiskBus b) {
