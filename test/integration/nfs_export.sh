@@ -80,10 +80,14 @@ expect_fail "already exported" $LM export mnt --nfs-port $P --mount-port $MP
 $LM export --stop mnt >/dev/null
 
 note "errors: a port in use, a directory that is not a mount"
+# It accepts and closes every connection, so that probes never fill its backlog; it lives
+# until killed below (or at exit).
 python3 -c "
-import socket, time
+import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('127.0.0.1', $P)); s.listen(1); time.sleep(30)" &
+s.bind(('127.0.0.1', $P)); s.listen(16); s.settimeout(600)
+while True:
+    c, _ = s.accept(); c.close()" &
 BLOCKER=$!
 cleanup_hooks+=("kill $BLOCKER 2>/dev/null")
 # Taken once it accepts (a loaded machine starts python slowly).
