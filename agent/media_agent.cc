@@ -125,9 +125,19 @@ int Serve(const MountOptions& o, int ready_fd) {
     Status s = (*policies)->FirstUse(b, static_cast<int64_t>(std::time(nullptr)));
     if (!s.ok()) LogWarn("cannot record the expiry policy of " + b.Name() + ": " + s.message());
   };
-  LiveFs fs(**repo, source,
-            LiveFsOptions{o.readahead_chunks, overlays.get(), inodes->get(), o.state_dir,
-                          o.record_reads, hold_on_open, refresh_soon});
+  LiveFsOptions fs_options;
+  fs_options.readahead_chunks = o.readahead_chunks;
+  fs_options.overlays = overlays.get();
+  fs_options.inodes = inodes->get();
+  fs_options.state_dir = o.state_dir;
+  fs_options.record_reads = o.record_reads;
+  fs_options.on_first_open = hold_on_open;
+  fs_options.on_last_close = refresh_soon;
+  fs_options.views = o.views;
+  fs_options.mountpoint = o.mountpoint;
+  // Generated libvirt domains run where this mount is: under KVM if this host has it.
+  fs_options.domain_type = ::access("/dev/kvm", R_OK | W_OK) == 0 ? "kvm" : "qemu";
+  LiveFs fs(**repo, source, fs_options);
   std::string control_name = "livemount-" + std::to_string(::getpid()) + "-" + RandomHex(4);
   FuseOptions fo{o.mountpoint, o.allow_other, o.debug, o.fuse_threads, control_name};
   auto mount = FuseMount::Mount(fs, fo);

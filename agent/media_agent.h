@@ -24,6 +24,7 @@ struct MountOptions {
   uint64_t cache_size = 10ull << 30;
   bool foreground = false;
   bool quiet = false;         // background: no "mounted ..." line (a command's own agent)
+  bool views = true;          // cross-hypervisor views in every copy (guest/copy_views.h)
   bool nonempty = false;      // allow a mountpoint that is not empty (its files are hidden)
   bool allow_other = false;
   bool read_only = false;     // no overlays: writes fail with EROFS

@@ -30,6 +30,7 @@ Result<CopyChanges> LiveFs::Changes(const BackupRef& b, bool sync) {
   for (auto& f : files) {
     Namespace::FileNames names = ns_.NamesOf(*f);
     if (names.rels.front().empty()) continue;  // unlinked meanwhile
+    if (names.view && !names.data) continue;  // a view nobody wrote to: made, not kept
     FileChange c;
     c.base_index = names.file_index;
     c.base_size = names.base_size;

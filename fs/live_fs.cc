@@ -22,6 +22,9 @@ int64_t NowUnixSeconds() { return static_cast<int64_t>(std::time(nullptr)); }
 
 LiveFs::LiveFs(Repository& repo, ChunkSource& source, LiveFsOptions options)
     : repo_(repo), source_(source), options_(options), ns_(repo, options.overlays, options.inodes) {
+  if (options_.views) {
+    ns_.SetViewPlanner([this](const std::shared_ptr<BackupTree>& t, const BackupManifest& m) { return PlanViews(t, m); });
+  }
   if (!options_.record_reads.empty()) {
     record_ = std::fopen(options_.record_reads.c_str(), "we");
     if (!record_) LogError("cannot open " + options_.record_reads + " to record reads");
@@ -39,6 +42,8 @@ Result<std::unique_ptr<OpenFile>> LiveFs::Open(Ino ino) {
   f->node = node;
   if (node->file_index >= 0) {
     LM_ASSIGN_OR_RETURN(f->chunks, ns_.Chunks(*node));
+  } else if (node->view_index >= 0) {
+    f->view = node->backup->views.at(node->view_index);
   }
   f->what = node->backup->ref.Name() + ":" + node->rel;
   node->backup->last_used_unix = NowUnixSeconds();
@@ -64,8 +69,12 @@ void LiveFs::Release(std::unique_ptr<OpenFile> f) {
 }
 
 void LiveFs::RecordTouch(Node& n, uint64_t off, size_t len) {
-  if (options_.state_dir.empty() || !n.backup || n.file_index < 0 || len == 0) return;
-  BackupTree& t = *n.backup;
+  if (n.backup) RecordTouchAt(n.backup, n.file_index, off, len);
+}
+
+void LiveFs::RecordTouchAt(const std::shared_ptr<BackupTree>& tree, int file_index, uint64_t off, size_t len) {
+  if (options_.state_dir.empty() || file_index < 0 || len == 0) return;
+  BackupTree& t = *tree;
   uint64_t cs = t.manifest.chunk_size;
   int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                     std::chrono::steady_clock::now().time_since_epoch())
@@ -84,8 +93,8 @@ void LiveFs::RecordTouch(Node& n, uint64_t off, size_t len) {
       first = true;
     }
     for (uint64_t c = off / cs; c <= (off + len - 1) / cs; c++) {
-      if (t.touched.insert(uint64_t(n.file_index) << 40 | c).second) {
-        t.trace.touches.push_back({t.manifest.files[n.file_index].path, c,
+      if (t.touched.insert(uint64_t(file_index) << 40 | c).second) {
+        t.trace.touches.push_back({t.manifest.files[file_index].path, c,
                                    static_cast<uint64_t>(now - t.trace_start_ms)});
         t.trace_dirty = true;
       }
@@ -93,7 +102,7 @@ void LiveFs::RecordTouch(Node& n, uint64_t off, size_t len) {
   }
   if (first) {
     std::lock_guard lock(traced_mu_);
-    traced_.push_back(n.backup);
+    traced_.push_back(tree);
   }
 }
 
@@ -123,6 +132,10 @@ void LiveFs::FlushTraces() {
 }
 
 RangeReader LiveFs::BaseOf(const std::shared_ptr<Node>& n, const std::string& what) {
+  if (n->view_index >= 0) {
+    std::shared_ptr<ViewReader> view = n->backup->views.at(n->view_index);
+    return [view](uint64_t off, size_t len, char* out) { return view->Read(off, len, out); };
+  }
   return [this, n, what](uint64_t off, size_t len, char* out) -> Status {
     RecordTouch(*n, off, len);
     LM_ASSIGN_OR_RETURN(auto chunks, ns_.Chunks(*n));
@@ -152,12 +165,14 @@ Status LiveFs::ReadInto(OpenFile& f, uint64_t off, size_t size, char* out, size_
   std::shared_ptr<OverlayFile> data = ns_.DataOf(*f.node);
   // Written files read through their overlay; the others straight from the backup (a new
   // file nobody wrote to yet has neither, and is empty).
-  uint64_t fsize = data ? data->size() : f.chunks ? f.chunks->file_size : 0;
+  uint64_t fsize = data ? data->size() : f.chunks ? f.chunks->file_size : f.view ? f.view->size() : 0;
   size_t len = off >= fsize ? 0 : static_cast<size_t>(std::min<uint64_t>(size, fsize - off));
   if (len == 0) return Status::Ok();
   Status s;
   if (data) {
     s = data->Read(off, len, out, BaseOf(f.node, f.what));
+  } else if (f.view) {
+    s = f.view->Read(off, len, out);
   } else {
     RecordTouch(*f.node, off, len);
     MaybeReadAhead(f, off, len);

@@ -32,12 +32,18 @@ struct LiveFsOptions {
   std::function<void(const BackupRef&)> on_first_open;
   // Called when a copy's last open file closes (the hold may end).
   std::function<void(const BackupRef&)> on_last_close;
+  // Cross-hypervisor views (guest/copy_views.h) in every copy directory. `mountpoint`, the
+  // mount's absolute path, lets the generated libvirt domains name their disks.
+  bool views = true;
+  std::string mountpoint;
+  std::string domain_type = "kvm";  // of generated domains: "qemu" where there is no KVM
   Status validate() const;
 };
 
 struct OpenFile {
   std::shared_ptr<Node> node;
   std::shared_ptr<const FileChunks> chunks;
+  std::shared_ptr<ViewReader> view;  // a view's bytes, when it is one
   std::string what;  // "vm@id:path" for logs and errors
   std::mutex mu;
   uint64_t next_off = 0;
@@ -139,6 +145,9 @@ class LiveFs {
   void MaybeReadAhead(OpenFile& f, uint64_t off, size_t len);
   RangeReader BaseOf(const std::shared_ptr<Node>& n, const std::string& what);
   void RecordTouch(Node& n, uint64_t off, size_t len);
+  void RecordTouchAt(const std::shared_ptr<BackupTree>& tree, int file_index, uint64_t off, size_t len);
+  // The views of a copy being loaded (fs/live_fs_views.cc).
+  std::vector<std::shared_ptr<ViewReader>> PlanViews(const std::shared_ptr<BackupTree>& tree, const BackupManifest& m);
   void FlushTrace(BackupTree& tree);
   std::mutex traced_mu_;
   std::mutex record_mu_;

@@ -110,7 +110,8 @@ Namespace::FileNames Namespace::NamesOf(const Node& n) const {
   f.rels.push_back(n.rel);
   for (const NodeLink& l : n.more_links) f.rels.push_back(l.rel);
   f.file_index = n.file_index;
-  f.base_size = n.file_index >= 0 ? n.base_size : 0;
+  f.view = n.view_index >= 0;
+  f.base_size = n.file_index >= 0 || f.view ? n.base_size : 0;
   f.size = static_cast<uint64_t>(n.attr.st_size);
   f.data = n.data;
   return f;
@@ -202,6 +203,8 @@ Status Namespace::ScanVm(const std::shared_ptr<Node>& vmdir) {
 
 Status Namespace::LoadBackup(const std::shared_ptr<Node>& dir) {
   LM_ASSIGN_OR_RETURN(BackupManifest m, repo_.LoadManifest(dir->backup->ref));
+  std::vector<std::shared_ptr<ViewReader>> views;
+  if (view_planner_) views = view_planner_(dir->backup, m);
   std::unique_lock lock(mu_);
   BackupTree& tree = *dir->backup;
   tree.manifest = std::move(m);
@@ -240,6 +243,7 @@ Status Namespace::LoadBackup(const std::shared_ptr<Node>& dir) {
       by_path[f.path] = n;
     }
   }
+  AddViews(dir, by_path, std::move(views));
   if (store_) {
     dir->attr.st_mode = S_IFDIR | 0755;
     Status s = ApplyOverlay(dir);
@@ -251,6 +255,40 @@ Status Namespace::LoadBackup(const std::shared_ptr<Node>& dir) {
   dir->loaded = true;
   IndexPending();  // after the overlay moved nodes to the numbers they had
   return Status::Ok();
+}
+
+void Namespace::AddViews(const std::shared_ptr<Node>& dir, const std::map<std::string, std::shared_ptr<Node>>& dirs,
+                         std::vector<std::shared_ptr<ViewReader>> views) {
+  BackupTree& tree = *dir->backup;
+  const std::string key_base = tree.ref.vm + "/" + tree.ref.id + "/";
+  for (auto& v : views) {
+    const CopyView& view = v->view();
+    auto source = tree.base_paths.find(view.source);
+    auto slash = view.name.rfind('/');
+    std::string parent_path = slash == std::string::npos ? "" : view.name.substr(0, slash);
+    auto p = dirs.find(parent_path);
+    if (p == dirs.end()) continue;
+    const std::shared_ptr<Node>& parent = p->second;
+    std::string name = slash == std::string::npos ? view.name : view.name.substr(slash + 1);
+    if (source == tree.base_paths.end() || parent->children.count(name)) continue;
+    const FileEntry& src = tree.manifest.files[source->second];
+    auto n = AddChild(parent, name, NodeKind::kFile, key_base + view.name);
+    n->view_index = static_cast<int>(tree.views.size());
+    n->rel = view.name;
+    n->base_size = view.size;
+    struct stat& st = n->attr;
+    st.st_mode = S_IFREG | (src.mode & 0666);
+    st.st_nlink = 1;
+    st.st_uid = src.uid;
+    st.st_gid = src.gid;
+    st.st_size = static_cast<off_t>(view.size);
+    st.st_blocks = static_cast<blkcnt_t>((view.size + 511) / 512);
+    st.st_blksize = static_cast<blksize_t>(tree.manifest.chunk_size);
+    st.st_mtim = st.st_ctim = TimespecFromNs(src.mtime_ns);
+    st.st_atim = TimespecFromNs(src.atime_ns);
+    tree.base_paths[view.name] = -1;
+    tree.views.push_back(std::move(v));
+  }
 }
 
 Status Namespace::Load(const std::shared_ptr<Node>& dir) {
@@ -319,18 +357,21 @@ Result<std::vector<std::pair<std::string, std::shared_ptr<Node>>>> Namespace::Li
 }
 
 Result<std::shared_ptr<const FileChunks>> Namespace::Chunks(const Node& file) {
-  if (file.kind != NodeKind::kFile || !file.backup) return Status::Invalid("not a file");
-  BackupTree& tree = *file.backup;
+  if (file.kind != NodeKind::kFile || !file.backup || file.file_index < 0) return Status::Invalid("not a backed-up file");
+  return ChunksOf(*file.backup, file.file_index);
+}
+
+Result<std::shared_ptr<const FileChunks>> Namespace::ChunksOf(BackupTree& tree, int index) {
+  if (index < 0 || static_cast<size_t>(index) >= tree.manifest.files.size()) return Status::Invalid("no such backed-up file");
   {
     std::lock_guard lock(tree.mu);
-    auto it = tree.chunks.find(file.file_index);
+    auto it = tree.chunks.find(index);
     if (it != tree.chunks.end()) return it->second;
   }
-  LM_ASSIGN_OR_RETURN(FileChunks fc,
-                      repo_.LoadFileChunks(tree.ref, tree.manifest.files[file.file_index]));
+  LM_ASSIGN_OR_RETURN(FileChunks fc, repo_.LoadFileChunks(tree.ref, tree.manifest.files[index]));
   auto shared = std::make_shared<const FileChunks>(std::move(fc));
   std::lock_guard lock(tree.mu);
-  return tree.chunks.emplace(file.file_index, shared).first->second;
+  return tree.chunks.emplace(index, shared).first->second;
 }
 
 struct stat Namespace::Stat(const Node& n) const {

@@ -32,6 +32,7 @@
 #include "fs/overlay_file.h"
 #include "profile/profile.h"
 #include "fs/overlay_store.h"
+#include "fs/view_reader.h"
 #include "store/repository.h"
 
 namespace lm {
@@ -80,7 +81,9 @@ struct BackupTree {
   // never is. Changes of other copies, and every lookup, go on meanwhile.
   std::mutex write_mu;
   BackupManifest manifest;
-  std::unordered_map<std::string, int> base_paths;  // path -> index into manifest.files
+  std::unordered_map<std::string, int> base_paths;  // path -> index into manifest.files; -1: a view
+  // The copy's cross-hypervisor views (guest/copy_views.h), shown as files beside its own.
+  std::vector<std::shared_ptr<ViewReader>> views;
   std::mutex mu;
   std::unordered_map<size_t, std::shared_ptr<const FileChunks>> chunks;  // by file index
   std::atomic<int> open_files{0};
@@ -113,6 +116,7 @@ struct Node {
   std::string vm;                      // VM dirs and everything below
   std::shared_ptr<BackupTree> backup;  // backup dirs and everything below
   int file_index = -1;                 // into backup->manifest.files
+  int view_index = -1;                 // into backup->views: the view whose bytes show through
   std::string link_target;             // kLatestLink and kSymlink
   struct stat attr {};
   std::map<std::string, std::string> xattrs;  // extended attributes (backed up or set since)
@@ -153,6 +157,13 @@ class Namespace {
   Result<std::vector<std::pair<std::string, std::shared_ptr<Node>>>> List(Ino dir);
   // The chunk list of a file node, loaded once.
   Result<std::shared_ptr<const FileChunks>> Chunks(const Node& file);
+  // The same by the file's index in the copy's manifest (loaded copies only).
+  Result<std::shared_ptr<const FileChunks>> ChunksOf(BackupTree& tree, int index);
+  // The copy's views, given the manifest (LiveFs sets this; none without it). Called once
+  // per copy while it loads, before the namespace lock is taken (it reads file headers).
+  using ViewPlanner = std::function<std::vector<std::shared_ptr<ViewReader>>(const std::shared_ptr<BackupTree>&,
+                                                                            const BackupManifest&)>;
+  void SetViewPlanner(ViewPlanner p) { view_planner_ = std::move(p); }
   // Node count, for stats.
   size_t size() const;
   // Backup copies with open files now.
@@ -200,6 +211,7 @@ class Namespace {
   struct FileNames {
     std::vector<std::string> rels;  // its first name, then its other hard links
     int file_index = -1;
+    bool view = false;  // its bytes are a view's (written or not), not a backed-up file's
     uint64_t base_size = 0, size = 0;
     std::shared_ptr<OverlayFile> data;
   };
@@ -238,8 +250,12 @@ class Namespace {
                      std::vector<std::pair<std::string, std::optional<OverlayEntry>>>* changes);
   void ForgetLink(const std::shared_ptr<Node>& n, Ino parent, const std::string& name);
 
+  // Adds the views as files (under mu_); `dirs`: the copy's directories by path.
+  void AddViews(const std::shared_ptr<Node>& dir, const std::map<std::string, std::shared_ptr<Node>>& dirs,
+                std::vector<std::shared_ptr<ViewReader>> views);
   Repository& repo_;
   OverlayStore* store_;
+  ViewPlanner view_planner_;
   InodeIndex* inodes_;
   std::vector<std::pair<std::shared_ptr<Node>, bool>> unindexed_;  // (node, fresh); under mu_
   // Lock order (never take a lock to the left while holding one to its right):

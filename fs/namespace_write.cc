@@ -33,7 +33,9 @@ OverlayEntry Namespace::EntryOf(const Node& n) const {
   e.ctime_ns = NsFromTimespec(n.attr.st_ctim);
   e.ino = n.ino;
   e.base_index = n.kind == NodeKind::kFile ? n.file_index : -1;
-  e.base_size = e.base_index >= 0 ? n.base_size : 0;
+  bool view = n.kind == NodeKind::kFile && n.view_index >= 0 && n.backup;
+  if (view) e.view = n.backup->views.at(n.view_index)->name();
+  e.base_size = e.base_index >= 0 || view ? n.base_size : 0;
   e.fid = n.fid;
   e.target = n.kind == NodeKind::kSymlink ? n.link_target : "";
   e.opaque = n.opaque;
@@ -142,8 +144,16 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
     node->rel = path;
     node->has_entry = true;
     node->opaque = e.opaque;
-    node->file_index = e.base_index;
-    node->base_size = e.base_size;
+    // A state directory may be written by someone else: a base must be one this copy has.
+    node->file_index = e.base_index < static_cast<int>(tree.manifest.files.size()) ? e.base_index : -1;
+    node->view_index = -1;
+    for (size_t v = 0; v < tree.views.size() && !e.view.empty(); v++) {
+      if (tree.views[v]->name() == e.view && tree.views[v]->size() == e.base_size) node->view_index = static_cast<int>(v);
+    }
+    if ((e.base_index >= 0 && node->file_index < 0) || (!e.view.empty() && node->view_index < 0)) {
+      LogWarn(tree.ref.Name() + ": overlay entry " + path + " names a base the copy does not have; it reads as zeros");
+    }
+    node->base_size = node->file_index >= 0 || node->view_index >= 0 ? e.base_size : 0;
     node->fid = e.fid;
     node->link_target = e.target;
     struct stat& st = node->attr;
@@ -157,12 +167,12 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
     st.st_ctim = TimespecFromNs(e.ctime_ns);
     st.st_nlink = kind == NodeKind::kDir ? 2 : 1;
     st.st_size = kind == NodeKind::kSymlink ? static_cast<off_t>(e.target.size())
-                 : kind == NodeKind::kFile   ? static_cast<off_t>(e.base_size)
+                 : kind == NodeKind::kFile   ? static_cast<off_t>(node->base_size)
                                              : 0;
     if (kind == NodeKind::kDir) node->loaded = true;
     if (e.hardlink && kind != NodeKind::kDir) linked.insert(node->ino);
     if (!e.fid.empty()) {
-      auto f = OverlayFile::Open(repo_.env(), data_dir, e.fid, e.base_size);
+      auto f = OverlayFile::Open(repo_.env(), data_dir, e.fid, node->base_size);
       if (!f.ok()) return f.status().Context(tree.ref.Name() + ":" + path);
       node->data = std::move(f).value();
       st.st_size = static_cast<off_t>(node->data->size());
@@ -440,7 +450,7 @@ Result<std::shared_ptr<OverlayFile>> Namespace::EnsureData(Node& n) {
     std::shared_lock lock(mu_);
     if (n.data) return n.data;
     dir = store_->DataDir(n.backup->ref);
-    base_size = n.file_index >= 0 ? n.base_size : 0;
+    base_size = n.file_index >= 0 || n.view_index >= 0 ? n.base_size : 0;
   }
   std::string fid = RandomHex(8);
   LM_ASSIGN_OR_RETURN(auto f, OverlayFile::Open(repo_.env(), dir, fid, base_size));

@@ -26,6 +26,9 @@ std::string Encode(const OverlayEntry& e) {
   if (e.base_index >= 0) {
     j["b"] = e.base_index;
     j["bs"] = e.base_size;
+  } else if (!e.view.empty()) {
+    SetBytesField(j, "v", e.view);  // view names are file names: bytes
+    j["bs"] = e.base_size;
   }
   if (!e.fid.empty()) j["f"] = e.fid;
   if (!e.target.empty()) SetBytesField(j, "l", e.target);  // symlink targets are bytes
@@ -58,6 +61,11 @@ bool Decode(const std::string& s, OverlayEntry* e) {
     e->ino = j.at("i");
     e->base_index = j.value("b", -1);
     e->base_size = j.value("bs", uint64_t{0});
+    if (j.contains("v")) {
+      auto view = GetBytesField(j, "v", "");
+      if (!view.ok()) return false;
+      e->view = *view;
+    }
     e->fid = j.value("f", "");
     if (j.contains("l")) {
       auto target = GetBytesField(j, "l", "");

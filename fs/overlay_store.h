@@ -35,6 +35,7 @@ struct OverlayEntry {
   uint64_t ino = 0;
   int base_index = -1;  // file whose backed-up bytes show through (into the manifest)
   uint64_t base_size = 0;
+  std::string view;     // or: the view (guest/copy_views.h) whose bytes show through, by name
   std::string fid;      // OverlayFile id, "" if none
   std::string target;   // symlinks
   bool opaque = false;  // directories: the backup's contents at this path are hidden

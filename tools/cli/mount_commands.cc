@@ -195,6 +195,8 @@ void RegisterMountCommands(CLI::App& app, int* exit_code) {
     c->add_option("--state-dir", o->state_dir, "Where logs and overlays are kept");
     c->add_flag("--foreground,-f", o->foreground, "Stay in the foreground, log to stderr");
     c->add_flag("--nonempty", o->nonempty, "Mount on a directory that is not empty");
+    c->add_flag("!--no-views", o->views,
+                "Show only the backed-up files: no raw views, VMDK descriptors or configurations for the other hypervisor family");
     c->add_flag("--allow-other", o->allow_other,
                 "Let other users (the hypervisor) in; implies default_permissions");
     c->add_option("--log-file", o->log_file, "Log file (default STATE_DIR/livemount.log)");
