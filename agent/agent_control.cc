@@ -171,8 +171,33 @@ MetricsSnapshot AgentControl::Metrics() {
   return m;
 }
 
+void AgentControl::StopPrestaging() {
+  stopping_ = true;
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard lock(background_mu_);
+    threads.swap(background_);
+  }
+  for (auto& t : threads) t.join();
+}
+
 Result<PrestageReply> AgentControl::Prestage(const PrestageRequest& r) {
   LM_ASSIGN_OR_RETURN(BackupRef ref, p_.repo.ResolveSpec(r.backup));
+  if (r.background) {
+    PrestageRequest now = r;
+    now.background = false;
+    now.backup = ref.Name();
+    std::lock_guard lock(background_mu_);
+    if (stopping_) return Status::Busy("the media agent is stopping");
+    background_.emplace_back([this, now] {
+      auto done = Prestage(now);
+      if (!done.ok()) LogError("prestage " + now.backup + ": " + done.status().message());
+    });
+    PrestageReply started;
+    started.backup = ref.Name();
+    started.profile = "(choosing, in the background)";
+    return started;
+  }
   std::string chosen;
   std::vector<std::string> notes;
   auto p = ChooseProfile(p_.repo, ref, r.profile, p_.options.state_dir, &chosen, &notes);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <thread>
 #include <map>
 #include <memory>
 #include <set>
@@ -43,6 +44,7 @@ void HoldOrWarn(LeaseWriter& lease, const BackupRef& ref, const std::string& why
 class AgentControl {
  public:
   explicit AgentControl(AgentParts parts) : p_(parts) {}
+  ~AgentControl() { StopPrestaging(); }  // no background pre-staging outlives the parts it uses
 
   // One request in, one reply out (an error reply carries its Status code).
   nlohmann::json Handle(const nlohmann::json& request);
@@ -63,7 +65,8 @@ class AgentControl {
   std::chrono::system_clock::time_point ExpireDue();
   Result<control::ExportInfo> Export(const control::ExportRequest& r);
   // Asks running pre-stagings to stop soon (the mount is ending).
-  void StopPrestaging() { stopping_ = true; }
+  // Cancels every pre-staging, and waits for those started in the background.
+  void StopPrestaging();
 
   // The backup copies this agent holds (open files, overlays, pinned pre-stages), written
   // as its lease in the repository so that forget keeps them; renewed as they change.
@@ -83,6 +86,8 @@ class AgentControl {
   std::chrono::steady_clock::time_point busy_since_;
   uint64_t busy_bytes_ = 0;
   std::atomic<bool> stopping_{false};
+  std::mutex background_mu_;
+  std::vector<std::thread> background_;  // pre-stagings asked for with `background`
   // What the pre-stagings of each backup copy have left ("vm@id"), for the metrics.
   struct CopyProgress {
     BackupRef ref;

@@ -129,7 +129,7 @@ json EncodeRequest(const Request& r) {
     json operator()(const UnexportRequest&) const { return {{"cmd", "unexport"}}; }
     json operator()(const PrestageRequest& p) const {
       return {{"cmd", "prestage"}, {"backup", p.backup}, {"profile", p.profile}, {"all", p.all}, {"pin_until", p.pin_until},
-              {"threads", p.threads}};
+              {"threads", p.threads}, {"background", p.background}};
     }
     json operator()(const DiscardRequest& d) const { return {{"cmd", "discard"}, {"backup", d.backup}}; }
     json operator()(const ExpireRequest& e) const { return {{"cmd", "expire"}, {"backup", e.backup}, {"after", e.after}}; }
@@ -164,6 +164,7 @@ Result<Request> DecodeRequest(const json& j) {
     r.Read("all", &p.all);
     r.Read("pin_until", &p.pin_until);
     if (r.Raw("threads")) r.Read("threads", &p.threads);  // absent from older clients
+    if (r.Raw("background")) r.Read("background", &p.background);
     if (!r.error().empty()) return malformed();
     if (p.threads < 1 || p.threads > 64) return Status::Invalid("malformed request: threads must be 1-64");
     return Request(std::move(p));

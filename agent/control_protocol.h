@@ -39,6 +39,7 @@ struct PrestageRequest {
   bool all = false;     // then every other chunk of the copy too
   int64_t pin_until = 0;  // unix seconds; 0: for as long as the mount lives
   uint64_t threads = 8;   // parallel fetches (1-64)
+  bool background = false;  // reply once it started (the guest boots meanwhile; its reads go first)
 };
 struct DiscardRequest {
   std::string backup;  // VM@BACKUP

@@ -36,6 +36,12 @@ std::string StateLayout::OverlayMetaDir() const { return JoinPath(root_, "overla
 std::string StateLayout::InodesDir() const { return JoinPath(root_, "inodes"); }
 std::string StateLayout::ExportDir() const { return JoinPath(root_, "export"); }
 std::string StateLayout::ExpiryFile() const { return JoinPath(root_, "expiry.json"); }
+std::string StateLayout::RunsDir() const { return JoinPath(root_, "runs"); }
+
+Result<std::string> StateLayout::RunFile(const std::string& name, const std::string& suffix) const {
+  if (!IsValidName(name)) return Status::Invalid("invalid run name '" + name + "'");
+  return JoinPath(RunsDir(), name + suffix);
+}
 
 Status StateLayout::Migrate() const {
   // Up to 0.1: the overlay RocksDB sat at STATE/overlays/meta, among the VMs' folders, so

@@ -10,6 +10,8 @@
 //   STATE/inodes/                  RocksDB: inode numbers and generations (NFS handles)
 //   STATE/export/                  nfs-ganesha's configuration, log and recovery directory
 //   STATE/expiry.json              live mount policies: when each copy's overlay is discarded
+//   STATE/runs/<name>.json         VMs started by `livemount run` (agent/launch.h), with
+//   STATE/runs/<name>.{pid,console,qmp,serial.log}   QEMU's files when run directly
 //
 // VM names and backup ids are [A-Za-z0-9._-] not starting with '.', so no user-chosen
 // name can reach a product file: the product's own entries are either at the top of
@@ -36,6 +38,9 @@ class StateLayout {
   std::string InodesDir() const;
   std::string ExportDir() const;
   std::string ExpiryFile() const;  // live mount policies (agent/expiry_policies.h)
+  std::string RunsDir() const;
+  // STATE/runs/<name><suffix> (".json", ".pid", ...); the name is checked as a VM name.
+  Result<std::string> RunFile(const std::string& name, const std::string& suffix) const;
 
   // Moves what older versions kept elsewhere (STATE/overlays/meta) to where it lives now.
   // Idempotent; a crash between steps leaves either the old or the new layout.

@@ -49,6 +49,9 @@ inline mode_t TypeBits(NodeKind k) {
   return k == NodeKind::kDir ? S_IFDIR : k == NodeKind::kSymlink ? S_IFLNK : S_IFREG;
 }
 
+// Set on every view (guest/copy_views.h): the backed-up file it shows.
+inline constexpr const char* kViewXattr = "user.livemount.view";
+
 // Longest name in a directory, as in every Linux filesystem (ENAMETOOLONG beyond).
 inline constexpr size_t kMaxNameLength = 255;
 // Extended attributes: the limits of the Linux VFS (XATTR_NAME_MAX, XATTR_SIZE_MAX).

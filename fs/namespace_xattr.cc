@@ -9,10 +9,15 @@ namespace lm {
 
 using namespace ns_internal;
 
+namespace {
+// user.livemount.*: what the mount says about its own files; nobody sets or removes them.
+bool MountOwned(const std::string& name) { return name.rfind("user.livemount.", 0) == 0; }
+}  // namespace
+
 Status Namespace::SetXattr(Ino ino, const std::string& name, const std::string& value, int flags) {
   if (name.size() > kMaxXattrName) return Status::Of(Code::kRange, "attribute name too long");
   if (value.size() > kMaxXattrValue) return Status::Of(Code::kTooBig, "attribute value too large");
-  if (!XattrNamespaceSupported(name)) return Status::Unsupported("attribute namespace of " + name);
+  if (!XattrNamespaceSupported(name) || MountOwned(name)) return Status::Unsupported("attribute namespace of " + name);
   LM_ASSIGN_OR_RETURN(auto n, Get(ino));
   {
     std::unique_lock lock(mu_);
@@ -32,6 +37,10 @@ Status Namespace::SetXattr(Ino ino, const std::string& name, const std::string& 
 Result<std::string> Namespace::GetXattr(Ino ino, const std::string& name) {
   LM_ASSIGN_OR_RETURN(auto n, Get(ino));
   std::shared_lock lock(mu_);
+  if (name == kViewXattr) {  // made by the mount, never taken from a backup or an overlay
+    if (n->view_index < 0 || !n->backup) return Status::Of(Code::kNoAttribute, name);
+    return n->backup->views.at(n->view_index)->view().source;
+  }
   auto it = n->xattrs.find(name);
   if (it == n->xattrs.end()) return Status::Of(Code::kNoAttribute, name);
   return it->second;
@@ -41,12 +50,15 @@ Result<std::vector<std::string>> Namespace::ListXattr(Ino ino) {
   LM_ASSIGN_OR_RETURN(auto n, Get(ino));
   std::shared_lock lock(mu_);
   std::vector<std::string> names;
-  for (auto& [name, value] : n->xattrs) names.push_back(name);
+  for (auto& [name, value] : n->xattrs) {
+    if (name != kViewXattr) names.push_back(name);
+  }
+  if (n->view_index >= 0) names.push_back(kViewXattr);
   return names;
 }
 
 Status Namespace::RemoveXattr(Ino ino, const std::string& name) {
-  if (!XattrNamespaceSupported(name)) return Status::Unsupported("attribute namespace of " + name);
+  if (!XattrNamespaceSupported(name) || MountOwned(name)) return Status::Unsupported("attribute namespace of " + name);
   LM_ASSIGN_OR_RETURN(auto n, Get(ino));
   {
     std::unique_lock lock(mu_);

@@ -194,7 +194,7 @@ Result<VmConfig> ParseLibvirtXml(const std::string& text, const std::string& fil
       if (const xmlNode* m = Child(d, "mac")) n.mac = Attr(m, "address");
       if (const xmlNode* s = Child(d, "source")) {
         n.network = Attr(s, "network");
-        if (n.network.empty()) n.network = Attr(s, "bridge");
+        n.bridge = Attr(s, "bridge");
       }
       const xmlNode* model = Child(d, "model");
       n.model = model ? Attr(model, "type") : "";
@@ -205,7 +205,8 @@ Result<VmConfig> ParseLibvirtXml(const std::string& text, const std::string& fil
   return c;
 }
 
-std::string FormatLibvirtXml(const VmConfig& c, const std::string& vm_dir, const std::string& domain_type) {
+std::string FormatLibvirtXml(const VmConfig& c, const std::string& vm_dir, const std::string& domain_type,
+                             const std::string& serial_log) {
   std::string out = fmt::format("<domain type='{}'>\n  <name>{}</name>\n", XmlEscape(domain_type), XmlEscape(c.name));
   if (!c.uuid.empty()) out += fmt::format("  <uuid>{}</uuid>\n", XmlEscape(c.uuid));
   if (!c.guest_os.empty()) {
@@ -248,13 +249,18 @@ std::string FormatLibvirtXml(const VmConfig& c, const std::string& vm_dir, const
     out += "    </disk>\n";
   }
   for (const VmNic& n : c.nics) {
-    out += n.network.empty() ? "    <interface type='user'>\n"
-                             : fmt::format("    <interface type='network'>\n      <source network='{}'/>\n",
-                                           XmlEscape(n.network));
+    out += !n.bridge.empty()   ? fmt::format("    <interface type='bridge'>\n      <source bridge='{}'/>\n",
+                                             XmlEscape(n.bridge))
+           : n.network.empty() ? "    <interface type='user'>\n"
+                               : fmt::format("    <interface type='network'>\n      <source network='{}'/>\n",
+                                             XmlEscape(n.network));
     if (!n.mac.empty()) out += fmt::format("      <mac address='{}'/>\n", XmlEscape(n.mac));
     out += fmt::format("      <model type='{}'/>\n    </interface>\n", XmlEscape(n.model.empty() ? "e1000" : n.model));
   }
-  out += "    <serial type='pty'/>\n    <console type='pty'/>\n  </devices>\n</domain>\n";
+  out += serial_log.empty() ? "    <serial type='pty'/>\n"
+                            : fmt::format("    <serial type='pty'>\n      <log file='{}' append='off'/>\n    </serial>\n",
+                                          XmlEscape(serial_log));
+  out += "    <console type='pty'/>\n  </devices>\n</domain>\n";
   return out;
 }
 

@@ -41,6 +41,7 @@ struct VmNic {
   std::string model;    // "e1000", "e1000e", "vmxnet3", "virtio", "rtl8139"
   std::string mac;      // "00:50:56:aa:bb:cc", lower case; "" when the hypervisor picks one
   std::string network;  // a network (VMware port group, libvirt network) name; "" for none
+  std::string bridge;   // or a host bridge (libvirt <interface type='bridge'>)
 };
 
 struct VmConfig {
@@ -65,7 +66,9 @@ std::string FormatVmx(const VmConfig& c);
 
 // libvirt domain XML. `vm_dir`: where disk files named relative to the VM's directory are
 // (libvirt wants absolute paths). `domain_type`: "kvm", or "qemu" where there is no KVM (TCG).
+// `serial_log`: a file that also gets the serial console's output ("" for none).
 Result<VmConfig> ParseLibvirtXml(const std::string& text, const std::string& file);
-std::string FormatLibvirtXml(const VmConfig& c, const std::string& vm_dir, const std::string& domain_type = "kvm");
+std::string FormatLibvirtXml(const VmConfig& c, const std::string& vm_dir, const std::string& domain_type = "kvm",
+                             const std::string& serial_log = "");
 
 }  // namespace lm

@@ -259,7 +259,7 @@ std::string FormatVmx(const VmConfig& c) {
     } else {
       put(k + ".addressType", "generated");
     }
-    if (!n.network.empty()) put(k + ".networkName", n.network);
+    if (!n.network.empty() || !n.bridge.empty()) put(k + ".networkName", n.network.empty() ? n.bridge : n.network);
   }
   return out;
 }

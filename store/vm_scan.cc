@@ -106,6 +106,8 @@ void Walk(int dirfd, const std::string& root, const std::string& rel, const Scan
 }
 
 bool KeptXattr(const std::string& name) {
+  // user.livemount.* are a live mount's own (its control socket, the views): not the VM's.
+  if (name.rfind("user.livemount.", 0) == 0) return false;
   return name.rfind("user.", 0) == 0 || name.rfind("trusted.", 0) == 0 || name.rfind("security.", 0) == 0;
 }
 

@@ -9,7 +9,7 @@ build_pkgs=(build-essential cmake pkg-config git python3
   librocksdb-dev libfuse3-dev fuse3 libcli11-dev libfmt-dev catch2
   libzstd-dev libssl-dev libxxhash-dev nlohmann-json3-dev
   zlib1g-dev libext2fs-dev ntfs-3g-dev libncurses-dev libcurl4-openssl-dev libxml2-dev
-  libmicrohttpd-dev libsystemd-dev)
+  libmicrohttpd-dev libsystemd-dev libvirt-dev)
 # What the sample VMs are made of and booted with (tools/make-sample-vm.sh; mmdebstrap: --distro debian).
 guest_pkgs=(linux-image-cloud-amd64 busybox-static syslinux syslinux-common mtools dosfstools mmdebstrap
   fdisk cpio e2fsprogs qemu-system-x86)

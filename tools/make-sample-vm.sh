@@ -58,13 +58,16 @@ mkdir -p "$OUT"
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 
-# --- initramfs: busybox, the virtio modules, and /init -------------------------------------
+# --- initramfs: busybox, the virtio and VMware PVSCSI modules, and /init ---------------------
+# Both disk controllers, so each flavour boots on its own hypervisor's and on the other's
+# (livemount run --hypervisor libvirt keeps a VMware copy on its PVSCSI controller).
 R=$T/initramfs
 mkdir -p "$R"/{bin,dev,proc,sys,data,lib/modules}
 cp "$BUSYBOX" "$R/bin/busybox"
 M=/lib/modules/$KVER/kernel/drivers
 for mod in virtio/virtio_ring virtio/virtio virtio/virtio_pci_legacy_dev \
-           virtio/virtio_pci_modern_dev virtio/virtio_pci block/virtio_blk; do
+           virtio/virtio_pci_modern_dev virtio/virtio_pci block/virtio_blk \
+           scsi/scsi_common scsi/scsi_mod scsi/sd_mod scsi/vmw_pvscsi; do
   cp "$M/$mod.ko" "$R/lib/modules/"
 done
 cat >"$R/init" <<'INIT'
@@ -76,11 +79,17 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 say() { echo "LIVEMOUNT-GUEST: $*"; }
 say "booted kernel $(uname -r)"
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk; do
+for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk \
+         scsi_common scsi_mod sd_mod vmw_pvscsi; do
   insmod /lib/modules/$m.ko || say "insmod $m failed"
 done
-for i in $(seq 50); do [ -b /dev/vda2 ] && break; sleep 0.1; done
-if ! mount -t ext4 /dev/vda2 /data; then say "cannot mount the data partition"; ls /dev; cat /proc/partitions; poweroff -f; fi
+part=
+for i in $(seq 100); do
+  for p in /dev/vda2 /dev/sda2; do [ -b $p ] && part=$p; done
+  [ -n "$part" ] && break
+  sleep 0.1
+done
+if ! mount -t ext4 "$part" /data; then say "cannot mount the data partition"; ls /dev; cat /proc/partitions; poweroff -f; fi
 cd /data
 if sha256sum -c -s SHA256SUMS; then say "data ok ($(wc -l < SHA256SUMS) files verified)"
 else say "data BAD"; fi

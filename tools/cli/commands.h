@@ -14,6 +14,7 @@ namespace lm::cli {
 
 void RegisterRepoCommands(CLI::App& app, int* exit_code);   // init backup list verify
 void RegisterRestoreCommand(CLI::App& app, int* exit_code);  // restore
+void RegisterRunCommand(CLI::App& app, int* exit_code);      // run
 void RegisterMountCommands(CLI::App& app, int* exit_code);  // mount umount stats discard expire
 void RegisterProfileCommands(CLI::App& app, int* exit_code);  // profile ..., prestage
 void RegisterExportCommands(CLI::App& app, int* exit_code);   // export

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
     lm::cli::AddPasswordOptions(app);
     lm::cli::RegisterRepoCommands(app, &exit_code);
     lm::cli::RegisterRestoreCommand(app, &exit_code);
+    lm::cli::RegisterRunCommand(app, &exit_code);
     lm::cli::RegisterMountCommands(app, &exit_code);
     lm::cli::RegisterProfileCommands(app, &exit_code);
     lm::cli::RegisterExportCommands(app, &exit_code);
