@@ -36,6 +36,19 @@ inline uint64_t GetU64(const void* p) {
   for (int i = 7; i >= 0; i--) v = v << 8 | b[i];
   return v;
 }
+// Big-endian (qcow2's byte order).
+inline uint32_t GetBE32(const void* p) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  uint32_t v = 0;
+  for (int i = 0; i < 4; i++) v = v << 8 | b[i];
+  return v;
+}
+inline uint64_t GetBE64(const void* p) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v = v << 8 | b[i];
+  return v;
+}
 
 // Reads fields in order from a byte buffer; any read past the end sets failed().
 class ByteReader {

@@ -23,7 +23,7 @@ int64_t NowUnixSeconds() { return static_cast<int64_t>(std::time(nullptr)); }
 LiveFs::LiveFs(Repository& repo, ChunkSource& source, LiveFsOptions options)
     : repo_(repo), source_(source), options_(options), ns_(repo, options.overlays, options.inodes) {
   if (options_.views) {
-    ns_.SetViewPlanner([this](const std::shared_ptr<BackupTree>& t, const BackupManifest& m) { return PlanViews(t, m); });
+    ns_.SetViewPlanner([this](const std::shared_ptr<BackupTree>& t) { return PlanViews(t); });
   }
   if (!options_.record_reads.empty()) {
     record_ = std::fopen(options_.record_reads.c_str(), "we");

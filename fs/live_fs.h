@@ -147,7 +147,7 @@ class LiveFs {
   void RecordTouch(Node& n, uint64_t off, size_t len);
   void RecordTouchAt(const std::shared_ptr<BackupTree>& tree, int file_index, uint64_t off, size_t len);
   // The views of a copy being loaded (fs/live_fs_views.cc).
-  std::vector<std::shared_ptr<ViewReader>> PlanViews(const std::shared_ptr<BackupTree>& tree, const BackupManifest& m);
+  std::vector<std::shared_ptr<ViewReader>> PlanViews(const std::shared_ptr<BackupTree>& tree);
   void FlushTrace(BackupTree& tree);
   std::mutex traced_mu_;
   std::mutex record_mu_;

@@ -1,38 +1,15 @@
 // LiveFs::PlanViews: the cross-hypervisor views of a copy (guest/copy_views.h) as the mount
-// reads them. Planning reads small files and image headers through the cache; a view's
-// reads later go through the backed-up file's own path, traced as that file's reads.
-#include <unordered_map>
-
+// reads them. Planning and every later read of a view go through the backed-up files' own
+// path (cache, repository) and are traced as those files' reads, so a learned profile
+// pre-stages what the mount reads to show the views, and what a guest reads through them.
 #include "base/log.h"
 #include "fs/live_fs.h"
 
 namespace lm {
 
-std::vector<std::shared_ptr<ViewReader>> LiveFs::PlanViews(const std::shared_ptr<BackupTree>& tree,
-                                                           const BackupManifest& m) {
+std::vector<std::shared_ptr<ViewReader>> LiveFs::PlanViews(const std::shared_ptr<BackupTree>& tree) {
   const BackupRef ref = tree->ref;
-  std::unordered_map<std::string, const FileEntry*> by_path;
-  for (const FileEntry& f : m.files) by_path[f.path] = &f;
-  CopyFileReader read = [&](const std::string& path, uint64_t off, size_t len) -> Result<std::string> {
-    auto it = by_path.find(path);
-    if (it == by_path.end()) return Status::NotFound(ref.Name() + ":" + path);
-    const FileEntry& f = *it->second;
-    if (off >= f.size) return std::string();
-    len = static_cast<size_t>(std::min<uint64_t>(len, f.size - off));
-    LM_ASSIGN_OR_RETURN(FileChunks fc, repo_.LoadFileChunks(ref, f));
-    std::string out(len, '\0');
-    LM_RETURN_IF_ERROR(source_.Read(fc, ref.Name() + ":" + path, off, len, out.data()));
-    return out;
-  };
-  CopyViewOptions options;
-  if (!options_.mountpoint.empty()) options.copy_dir = options_.mountpoint + "/" + ref.vm + "/" + ref.id;
-  options.domain_type = options_.domain_type;
-  std::vector<std::string> notes;
-  std::vector<CopyView> views = PlanCopyViews(m.files, read, options, &notes);
-  for (const std::string& n : notes) LogInfo(ref.Name() + ": " + n);
-
-  // At read time the copy is loaded: its files are found through the tree (held weakly: the
-  // tree owns its views).
+  // The tree owns its views: they hold it weakly.
   std::weak_ptr<BackupTree> weak = tree;
   CopyFileOpener open = [this, weak](const std::string& path) -> Result<CopyFile> {
     auto t = weak.lock();
@@ -48,6 +25,19 @@ std::vector<std::shared_ptr<ViewReader>> LiveFs::PlanViews(const std::shared_ptr
     };
     return CopyFile{std::move(r), chunks->file_size};
   };
+  CopyFileReader read = [&open](const std::string& path, uint64_t off, size_t len) -> Result<std::string> {
+    LM_ASSIGN_OR_RETURN(CopyFile f, open(path));
+    if (off >= f.size) return std::string();
+    std::string out(static_cast<size_t>(std::min<uint64_t>(len, f.size - off)), '\0');
+    LM_RETURN_IF_ERROR(f.read(off, out.size(), out.data()));
+    return out;
+  };
+  CopyViewOptions options;
+  if (!options_.mountpoint.empty()) options.copy_dir = options_.mountpoint + "/" + ref.vm + "/" + ref.id;
+  options.domain_type = options_.domain_type;
+  std::vector<std::string> notes;
+  std::vector<CopyView> views = PlanCopyViews(tree->manifest.files, read, options, &notes);
+  for (const std::string& n : notes) LogInfo(ref.Name() + ": " + n);
   std::vector<std::shared_ptr<ViewReader>> out;
   for (CopyView& v : views) {
     std::string what = ref.Name() + ":" + v.name;

@@ -203,8 +203,6 @@ Status Namespace::ScanVm(const std::shared_ptr<Node>& vmdir) {
 
 Status Namespace::LoadBackup(const std::shared_ptr<Node>& dir) {
   LM_ASSIGN_OR_RETURN(BackupManifest m, repo_.LoadManifest(dir->backup->ref));
-  std::vector<std::shared_ptr<ViewReader>> views;
-  if (view_planner_) views = view_planner_(dir->backup, m);
   std::unique_lock lock(mu_);
   BackupTree& tree = *dir->backup;
   tree.manifest = std::move(m);
@@ -243,7 +241,15 @@ Status Namespace::LoadBackup(const std::shared_ptr<Node>& dir) {
       by_path[f.path] = n;
     }
   }
-  AddViews(dir, by_path, std::move(views));
+  if (view_planner_) {
+    // The views read small files and image headers (through the cache, traced as those
+    // files' reads, so profiles pre-stage them): with the namespace unlocked. The copy is
+    // not `loaded` yet, so every other lookup in it waits on load_mu_, held by our caller.
+    lock.unlock();
+    std::vector<std::shared_ptr<ViewReader>> views = view_planner_(dir->backup);
+    lock.lock();
+    AddViews(dir, by_path, std::move(views));
+  }
   if (store_) {
     dir->attr.st_mode = S_IFDIR | 0755;
     Status s = ApplyOverlay(dir);

@@ -162,10 +162,9 @@ class Namespace {
   Result<std::shared_ptr<const FileChunks>> Chunks(const Node& file);
   // The same by the file's index in the copy's manifest (loaded copies only).
   Result<std::shared_ptr<const FileChunks>> ChunksOf(BackupTree& tree, int index);
-  // The copy's views, given the manifest (LiveFs sets this; none without it). Called once
-  // per copy while it loads, before the namespace lock is taken (it reads file headers).
-  using ViewPlanner = std::function<std::vector<std::shared_ptr<ViewReader>>(const std::shared_ptr<BackupTree>&,
-                                                                            const BackupManifest&)>;
+  // The copy's views (LiveFs sets this; none without it). Called once per copy while it
+  // loads, its manifest and base_paths set, without the namespace lock (it reads files).
+  using ViewPlanner = std::function<std::vector<std::shared_ptr<ViewReader>>(const std::shared_ptr<BackupTree>&)>;
   void SetViewPlanner(ViewPlanner p) { view_planner_ = std::move(p); }
   // Node count, for stats.
   size_t size() const;

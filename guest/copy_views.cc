@@ -5,6 +5,7 @@
 #include <cstring>
 #include <map>
 
+#include "base/bytes.h"
 #include "guest/vmdk_descriptor.h"
 
 namespace lm {
@@ -38,16 +39,6 @@ bool JoinInCopy(const std::string& dir, const std::string& name, std::string* ou
   }
   *out = dir.empty() ? name : dir + "/" + name;
   return true;
-}
-uint64_t BE64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = v << 8 | static_cast<uint8_t>(p[i]);
-  return v;
-}
-uint64_t LE64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | static_cast<uint8_t>(p[i]);
-  return v;
 }
 uint32_t Fnv1a(const std::string& s) {
   uint32_t h = 2166136261u;
@@ -136,7 +127,9 @@ class Planner {
     auto head = read_(f.path, 0, std::min<uint64_t>(f.size, 512));
     if (!head.ok()) return Note(head.status().message());
     if (head->size() >= 16 && std::memcmp(head->data(), "KDMV", 4) == 0) {
-      Add({raw, ViewKind::kDecoded, LE64(head->data() + 12) * 512, f.path, {}, ""});
+      uint64_t sectors = GetU64(head->data() + 12);
+      if (sectors == 0 || sectors > (uint64_t{1} << 41)) return Note(f.path + ": VMDK capacity out of range");
+      Add({raw, ViewKind::kDecoded, sectors * 512, f.path, {}, ""});
       raw_of_[f.path] = raw;
       return;
     }
@@ -175,8 +168,8 @@ class Planner {
     auto head = read_(f.path, 0, 112);
     if (!head.ok()) return Note(head.status().message());
     if (std::memcmp(head->data(), "QFI\xfb", 4) != 0) return;
-    if (BE64(head->data() + 8) != 0) return Note(f.path + ": a qcow2 with a backing file; it has no raw view");
-    uint64_t size = BE64(head->data() + 24);
+    if (GetBE64(head->data() + 8) != 0) return Note(f.path + ": a qcow2 with a backing file; it has no raw view");
+    uint64_t size = GetBE64(head->data() + 24);
     if (size > (uint64_t{1} << 50)) return Note(f.path + ": qcow2 size out of range");
     Add({raw, ViewKind::kDecoded, size, f.path, {}, ""});
     raw_of_[f.path] = raw;

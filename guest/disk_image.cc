@@ -11,16 +11,8 @@
 namespace lm {
 
 namespace {
-uint64_t BE64(const char* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = v << 8 | static_cast<uint8_t>(p[i]);
-  return v;
-}
-uint32_t BE32(const char* p) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; i++) v = v << 8 | static_cast<uint8_t>(p[i]);
-  return v;
-}
+uint64_t BE64(const char* p) { return GetBE64(p); }
+uint32_t BE32(const char* p) { return GetBE32(p); }
 constexpr uint64_t kQcowOffsetMask = 0x00fffffffffffe00ull;  // bits 9-55
 constexpr uint64_t kVmdkGdAtEnd = ~uint64_t{0};
 constexpr uint32_t kLenFromMarker = ~uint32_t{0};  // a streamOptimized grain's length

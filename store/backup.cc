@@ -440,7 +440,7 @@ Result<BackupSummary> RunBackup(Repository& repo, const BackupOptions& o) {
   free(abs);
   m.host = HostName();
   m.chunk_size = repo.chunk_size();
-  LM_ASSIGN_OR_RETURN(ScanResult scan, ScanVmDirectory(o.vmdir, ScanOptions{o.excludes}));
+  LM_ASSIGN_OR_RETURN(ScanResult scan, ScanVmDirectory(o.vmdir, ScanOptions{o.excludes, o.skip_paths}));
   out.skipped = scan.special;
   out.excluded = scan.excluded;
   out.warnings = scan.warnings;

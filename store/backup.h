@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,7 @@ struct BackupOptions {
   int compression_level = 1;
   unsigned threads = 0;       // 0: one per core, at least 2 (at most 256)
   std::vector<std::string> excludes;  // shell patterns matched against path and name
+  std::set<std::string> skip_paths;   // exact relative paths left out (without a word)
   uint64_t pack_target_bytes = 32ull << 20;
   std::function<void(const BackupProgress&)> progress;  // called ~10 times a second
   // Chunks whose digest the caller already knows, by file path (relative to vmdir) and

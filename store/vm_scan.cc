@@ -45,6 +45,7 @@ void Walk(int dirfd, const std::string& root, const std::string& rel, const Scan
   }
   for (const std::string& name : *names) {
     std::string r = rel.empty() ? name : rel + "/" + name;
+    if (o.skip_paths.count(r)) continue;
     if (Excluded(o, r, name)) {
       out->excluded.push_back(r);
       continue;

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,8 @@ struct ScanOptions {
   // Shell patterns (fnmatch); an entry is left out when its relative path or its name
   // matches one. A left-out directory is not walked.
   std::vector<std::string> excludes;
+  // And exactly these relative paths (a live mount's views: backup --from-mount).
+  std::set<std::string> skip_paths;
 };
 
 struct ScannedIdentity {

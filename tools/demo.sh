@@ -6,7 +6,9 @@
 # profile, pre-stages a fresh read-cache and boots it again with no repository reads,
 # exports the mount over NFS and boots it from nfs://, scrapes the media agent's metrics,
 # restores the copy with its overlay (back to production) and boots it from local disk,
-# turns the live copy into a new backup copy, then restores the original for comparison.
+# turns the live copy into a new backup copy, runs it with `livemount run` (QEMU), shows
+# the copy's views for the other hypervisor family and the ESXi commands, then restores the
+# original for comparison.
 #   tools/demo.sh            (work directory: $LIVEMOUNT_DEMO_DIR or /tmp/livemount-demo)
 #   tools/demo.sh --s3       the same with the repository in an S3 bucket of a Ceph RADOS
 #                            Gateway that the demo starts on this host (and stops at the end)
@@ -109,6 +111,20 @@ step "restore --with-overlay" "$LM" --config livemount.conf restore sample@lates
 step "boot the restored copy (finds its writes from the mount)" "$SRC/tools/boot-sample-vm.sh" production/sample.qcow2
 echo "== a live copy becomes a new backup copy: only what the VM wrote is read"
 step "backup --from-mount" "$LM" --config livemount.conf backup --from-mount mnt sample@latest --vm sample-recovered
+echo "== one command from a backup copy to a running VM: livemount run (QEMU here; libvirt by default)"
+echo "   the recovered VM gets a new name, UUID and MAC addresses, on an isolated network"
+step run "$LM" --config livemount.conf run sample --hypervisor qemu --prestage | tee run.out
+SERIAL=$(sed -n 's/^  serial log: //p' run.out)
+for _ in $(seq 1200); do grep -aq "LIVEMOUNT-GUEST: powering off" "$SERIAL" 2>/dev/null && break; sleep 0.1; done
+grep -a "LIVEMOUNT-GUEST" "$SERIAL" | sed 's/^/   /'
+grep -aq "LIVEMOUNT-GUEST: data ok" "$SERIAL" || { echo "demo: the VM started by livemount run did not verify its data" >&2; exit 1; }
+"$LM" --config livemount.conf run --list
+step "run --stop --discard" "$LM" --config livemount.conf run --stop sample-livemount --discard
+echo "== any backup on any hypervisor: the KVM copy also shows a raw view, a VMDK descriptor and a .vmx"
+ls -l mnt/sample/latest/ | sed 's/^/   /'
+qemu-img compare -q -f vmdk -F qcow2 mnt/sample/latest/sample.vmdk vm/sample.qcow2 &&
+  echo "   qemu-img: sample.vmdk (the descriptor over sample.raw) reads as the backed-up qcow2"
+"$LM" --config livemount.conf run sample --hypervisor esxi --nfs-host "$(hostname -I | awk '{print $1}')" | sed 's/^/   /'
 step umount "$LM" umount mnt
 [ $rpcbind_before = 1 ] || pkill -x rpcbind || true
 echo "== the backup copy itself never changed"

@@ -139,8 +139,14 @@ TEST_CASE("control decoders refuse what they cannot trust", "[control]") {
     CHECK(r.status().message().find("'all'") != std::string::npos);
     json pre = {{"cmd", "prestage"}, {"backup", "vm@x"}, {"profile", ""}, {"all", true}, {"pin_until", 0}};
     CHECK(std::get<PrestageRequest>(*DecodeRequest(pre)).threads == 8);  // an older client's request
+    CHECK_FALSE(std::get<PrestageRequest>(*DecodeRequest(pre)).background);
     pre["threads"] = 16u;
+    pre["background"] = true;
     CHECK(std::get<PrestageRequest>(*DecodeRequest(pre)).threads == 16);
+    CHECK(std::get<PrestageRequest>(*DecodeRequest(pre)).background);
+    PrestageRequest bg;
+    bg.background = true;
+    CHECK(std::get<PrestageRequest>(*DecodeRequest(EncodeRequest(bg))).background);
     pre["threads"] = 0u;
     CHECK(DecodeRequest(pre).status().message().find("threads must be 1-64") != std::string::npos);
     CHECK(!DecodeRequest(json{{"cmd", "discard"}}).ok());

@@ -44,6 +44,7 @@ boot mnt/guest-vmware/latest/guest.vmdk "boot 2"
 note "back to production: restored with its overlay, the copy boots from local disk and finds its writes"
 $LM restore repo guest-kvm@latest production --with-overlay --state-dir "$WORK/state" >/dev/null \
   || fail "restore --with-overlay"
+[ ! -e production/guest.raw ] && [ ! -e production/guest.vmx ] || fail "restore --with-overlay restored the mount's views"
 boot production/guest.qcow2 "boot 3"
 note "a live copy becomes a new backup copy, reading only what the guest wrote"
 $LM backup --from-mount mnt guest-vmware@latest --vm guest-vmware-live --json >live.json || fail "backup --from-mount"
@@ -52,8 +53,13 @@ read_again=$(json_get live.json 'j["from_mount"]["chunks_read"]')
 [ "$reused" -gt "$read_again" ] || fail "backup --from-mount read $read_again chunks and reused only $reused"
 $LM restore repo guest-vmware-live live-restored >/dev/null
 for f in mnt/guest-vmware/latest/*; do
+  if getfattr -n user.livemount.view "$f" >/dev/null 2>&1; then  # a view: made by the mount, not kept
+    [ ! -e "live-restored/$(basename "$f")" ] || fail "$(basename "$f"): a view went into the new copy"
+    continue
+  fi
   [ -L "$f" ] || cmp -s "$f" "live-restored/$(basename "$f")" || fail "$(basename "$f"): the new copy differs from the mount"
 done
+ls live-restored/guest.raw >/dev/null 2>&1 && fail "the raw view went into the new copy"
 boot mnt/guest-vmware-live/latest/guest.vmdk "boot 3"
 $LM umount mnt >/dev/null
 $LM verify repo --read-data >/dev/null || fail "the repository changed"

@@ -10,25 +10,13 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$WORK"
 chmod 755 "$WORK"  # libvirt-qemu must reach the mountpoint
 
-command -v libvirtd >/dev/null || fail "libvirt is not installed (tools/install-deps.sh test)"
 "$SRC/tools/make-sample-vm.sh" vms/kvm --flavour kvm --name guest >/dev/null
 $LM init repo --encryption none >/dev/null
 $LM backup repo vms/kvm --vm guest >/dev/null
 mount_repo repo mnt --allow-other
 
-# Our own daemons, unless this machine already runs them (then they are left alone).
-start_daemon() {  # start_daemon NAME: runs it daemonized with a pid file under $WORK
-  local name=$1
-  pgrep -x "$name" >/dev/null && return 0
-  "$name" -d -p "$WORK/$name.pid" || fail "$name did not start"
-  for _ in $(seq 50); do [ -s "$WORK/$name.pid" ] && break; sleep 0.1; done
-  local pid; pid=$(cat "$WORK/$name.pid")
-  cleanup_hooks+=("kill $pid 2>/dev/null; for _ in \$(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done; kill -9 $pid 2>/dev/null")
-}
-start_daemon virtlogd
-start_daemon libvirtd
+start_libvirt
 VIRSH=(virsh -q -c qemu:///system)
-for _ in $(seq 100); do "${VIRSH[@]}" version >/dev/null 2>&1 && break; sleep 0.1; done
 grep -qE '^\s*remember_owner\s*=\s*0' /etc/libvirt/qemu.conf && fail "qemu.conf is not the default (remember_owner = 0)"
 
 DOM=livemount-test-$$

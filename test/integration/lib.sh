@@ -7,8 +7,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/lm-it-XXXXXX")
 export LIVEMOUNT_CACHE_DIR=$WORK/data-agent-cache
 cleanup_hooks=()
 on_exit() {
-  local rc=$?
-  for h in "${cleanup_hooks[@]}"; do eval "$h" || true; done
+  local rc=$? i
+  # Last in, first out: a VM goes before the hypervisor that runs it, which goes before the mount.
+  for ((i = ${#cleanup_hooks[@]} - 1; i >= 0; i--)); do eval "${cleanup_hooks[i]}" || true; done
   rm -rf "$WORK"
   if [ $rc -ne 0 ]; then echo "FAILED (exit $rc)" >&2; fi
   exit $rc
@@ -174,3 +175,31 @@ s3_setup() {
 }
 s3_repo() { echo "s3:$LM_S3_ENDPOINT/lm-$1-$S3_RUN/repo"; }
 s3_bucket_of() { echo "$1" | sed -E 's|^s3:https?://[^/]+/([^/]+).*|\1|'; }
+
+# --- libvirt -----------------------------------------------------------------------------
+# start_libvirt: virtlogd and libvirtd for this test, stopped by pid at exit; a daemon this
+# machine already runs is used and left alone.
+start_libvirt() {
+  command -v libvirtd >/dev/null || fail "libvirt is not installed (tools/install-deps.sh test)"
+  local name pid
+  for name in virtlogd libvirtd; do
+    pgrep -x "$name" >/dev/null && continue
+    "$name" -d -p "$WORK/$name.pid" || fail "$name did not start"
+    for _ in $(seq 50); do [ -s "$WORK/$name.pid" ] && break; sleep 0.1; done
+    pid=$(cat "$WORK/$name.pid")
+    cleanup_hooks+=("kill $pid 2>/dev/null; for _ in \$(seq 50); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done; kill -9 $pid 2>/dev/null")
+  done
+  for _ in $(seq 100); do virsh -q -c qemu:///system version >/dev/null 2>&1 && return 0; sleep 0.1; done
+  fail "libvirtd does not answer"
+}
+
+# wait_domain_off NAME [SECONDS]: until the libvirt domain is shut off (the guest powered off).
+wait_domain_off() {
+  local state=""
+  for _ in $(seq $((${2:-300} * 10))); do
+    state=$(virsh -q -c qemu:///system domstate "$1" 2>/dev/null || true)
+    [ "$state" = "shut off" ] && return 0
+    sleep 0.1
+  done
+  fail "domain $1 did not power off (state: $state)"
+}

@@ -12,7 +12,7 @@ $LM init repo --encryption none >/dev/null
 for vm in raw qcow2 vmdk-sparse vmdk-flat; do $LM backup repo "vms/$vm" --vm "$vm" >/dev/null; done
 
 note "mount (--read-only); layout and attributes"
-mount_repo repo mnt --readahead 0 --read-only
+mount_repo repo mnt --readahead 0 --read-only --no-views  # the backed-up files alone (views: run_vm.sh)
 [ "$(ls mnt | tr '\n' ' ')" = "qcow2 raw vmdk-flat vmdk-sparse " ] || fail "root listing: $(ls mnt)"
 id=$(ls mnt/raw | grep -v latest)
 [ "$(readlink mnt/raw/latest)" = "$id" ] || fail "latest should point at $id"

@@ -4,6 +4,9 @@
 // by file, which byte ranges the overlay holds; every chunk no write touched keeps its digest
 // from the copy it was mounted from and is never read again. Only the other chunks are read,
 // through the mount. If the copy changes while it is read, nothing is committed.
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -14,6 +17,7 @@
 #include "tools/cli/from_mount.h"
 
 #include "agent/control_client.h"
+#include "fs/namespace.h"
 #include "tools/cli/commands.h"
 
 namespace lm::cli {
@@ -56,6 +60,30 @@ Result<std::optional<Digest>> UnchangedChunk(const control::ChangesReply::File& 
   return std::optional<Digest>(base[i]);
 }
 
+bool IsViewOnMount(const std::string& path) { return ::lgetxattr(path.c_str(), kViewXattr, nullptr, 0) >= 0; }
+
+Result<std::vector<std::string>> ViewsOnMount(const std::string& copy_dir) {
+  std::vector<std::string> out;
+  std::vector<std::string> pending = {""};
+  while (!pending.empty()) {
+    std::string rel = pending.back();
+    pending.pop_back();
+    LM_ASSIGN_OR_RETURN(auto names, ListDir(rel.empty() ? copy_dir : JoinPath(copy_dir, rel)));
+    for (const std::string& n : names) {
+      std::string r = rel.empty() ? n : rel + "/" + n;
+      std::string full = JoinPath(copy_dir, r);
+      struct stat st;
+      if (::lstat(full.c_str(), &st) != 0) continue;
+      if (S_ISDIR(st.st_mode)) {
+        pending.push_back(r);
+      } else if (S_ISREG(st.st_mode) && IsViewOnMount(full)) {
+        out.push_back(r);
+      }
+    }
+  }
+  return out;
+}
+
 Status PrepareBackupFromMount(Repository& repo, const std::string& mountpoint, const std::string& spec,
                               BackupOptions* o, FromMountCounts* counts) {
   auto agent = ControlClient::ForMount(mountpoint);
@@ -89,6 +117,12 @@ Status PrepareBackupFromMount(Repository& repo, const std::string& mountpoint, c
     (*files)[f.path] = std::move(k);
   }
   o->vmdir = JoinPath(JoinPath(mountpoint, ref.vm), ref.id);
+  // The copy's views are made by the mount, not kept: left out, unless the guest wrote
+  // through one (then Changes lists it, and its bytes are the guest's).
+  LM_ASSIGN_OR_RETURN(std::vector<std::string> views, ViewsOnMount(o->vmdir));
+  for (const std::string& v : views) {
+    if (!files->count(v)) o->skip_paths.insert(v);
+  }
   uint64_t cs = repo.chunk_size();
   o->known_chunk = [files, cs, counts](const std::string& path, uint64_t i) -> std::optional<Digest> {
     auto it = files->find(path);

@@ -26,6 +26,10 @@ Result<std::optional<Digest>> UnchangedChunk(const control::ChangesReply::File& 
                                              uint64_t chunk_size, uint64_t i);
 
 // Asks the media agent of `mountpoint` for the copy's changes (syncing them first) and fills
+// A file on a live mount that is one of a copy's views (it has user.livemount.view).
+bool IsViewOnMount(const std::string& path);
+// The files of a copy on a live mount that are views, by path in the copy.
+Result<std::vector<std::string>> ViewsOnMount(const std::string& copy_dir);
 // o->vmdir, o->known_chunk and o->before_commit (which fails if the copy changed meanwhile).
 Status PrepareBackupFromMount(Repository& repo, const std::string& mountpoint, const std::string& spec,
                               BackupOptions* o, FromMountCounts* counts);

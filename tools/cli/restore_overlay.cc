@@ -17,6 +17,7 @@
 #include "base/env.h"
 #include "base/subprocess.h"
 #include "tools/cli/commands.h"
+#include "tools/cli/from_mount.h"
 #include "tools/cli/password.h"
 
 namespace lm::cli {
@@ -82,11 +83,13 @@ class Applier {
     LM_ASSIGN_OR_RETURN(auto names, ListDir(src));
     std::map<std::string, bool> kept;
     for (const std::string& name : names) {
-      kept[name] = true;
       std::string r = rel.empty() ? name : rel + "/" + name;
       std::string s = Join(src_root_, r), d = Join(dest_root_, r);
       struct stat st, dt;
       if (::lstat(s.c_str(), &st) != 0) return Errno(s);
+      // A view is made by the mount, not kept; unless the guest wrote through it.
+      if (S_ISREG(st.st_mode) && !changes_.count(r) && IsViewOnMount(s)) continue;
+      kept[name] = true;
       bool have = ::lstat(d.c_str(), &dt) == 0;
       if (S_ISDIR(st.st_mode)) {
         if (have && !S_ISDIR(dt.st_mode)) {

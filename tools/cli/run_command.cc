@@ -11,7 +11,6 @@
 // have edited the .vmx on the mount), without the views (user.livemount.view).
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <fmt/core.h>
@@ -27,10 +26,10 @@
 #include "base/env.h"
 #include "base/names.h"
 #include "base/state_layout.h"
-#include "fs/namespace.h"
 #include "guest/copy_views.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/config.h"
+#include "tools/cli/from_mount.h"
 #include "tools/cli/password.h"
 
 namespace lm::cli {
@@ -109,8 +108,7 @@ Status ListCopy(const std::string& root, const std::string& rel, int depth, std:
       continue;
     }
     if (!S_ISREG(st.st_mode)) continue;
-    char v[8];
-    if (::lgetxattr(full.c_str(), kViewXattr, v, sizeof v) >= 0 || errno == ERANGE) continue;  // a view
+    if (IsViewOnMount(full)) continue;
     if (out->size() >= kMaxCopyFiles) return Status::Invalid(root + ": more than 10000 files; not a VM");
     FileEntry f;
     f.path = r;
@@ -148,7 +146,8 @@ int Start(const RunArgs& a) {
   if (a.hypervisor != "libvirt" && a.hypervisor != "qemu" && a.hypervisor != "esxi") {
     return Report(Status::Invalid("--hypervisor must be libvirt, qemu or esxi"));
   }
-  if (a.repo.empty() || a.spec.empty()) return Report(Status::Invalid("run needs REPO and VM[@BACKUP]"));
+  if (a.spec.empty()) return Report(Status::Invalid("run needs VM[@BACKUP] (and REPO, unless configured)"));
+  if (a.repo.empty()) return Report(Status::Invalid("run needs REPO (or LIVEMOUNT_REPOSITORY, or repository in the configuration)"));
   std::string vm = a.spec.substr(0, a.spec.find('@'));
   std::string backup = a.spec.find('@') == std::string::npos ? "latest" : a.spec.substr(a.spec.find('@') + 1);
   if (Status s = CheckVmName(vm); !s.ok()) return Report(s);
@@ -316,12 +315,10 @@ int ListRuns(const RunArgs& a) {
 void RegisterRunCommand(CLI::App& app, int* exit_code) {
   auto* c = app.add_subcommand("run", "Start a backup copy as a VM on a hypervisor (libvirt, QEMU; ESXi: the commands)");
   auto a = std::make_shared<RunArgs>();
-  a->repo = CurrentConfig().repository.value_or("");
-  if (a->repo.empty()) {
-    if (const char* env = std::getenv("LIVEMOUNT_REPOSITORY")) a->repo = env;
-  }
-  c->add_option("REPO", a->repo, "Repository (default: LIVEMOUNT_REPOSITORY)");
-  c->add_option("VM", a->spec, "VM[@BACKUP] (BACKUP defaults to latest)");
+  auto positional = std::make_shared<std::vector<std::string>>();
+  c->add_option("REPO VM", *positional,
+                "[REPO] VM[@BACKUP]: REPO defaults to LIVEMOUNT_REPOSITORY or the configuration's; BACKUP to latest")
+      ->expected(0, 2);
   c->add_option("--hypervisor", a->hypervisor, "libvirt, qemu (QEMU directly) or esxi (prints the commands)")
       ->capture_default_str();
   c->add_option("--name", a->name, "Name of the recovered VM (default: VM-livemount)");
@@ -338,7 +335,14 @@ void RegisterRunCommand(CLI::App& app, int* exit_code) {
   c->add_option("--stop", a->stop, "Power off and undefine a VM that run started");
   c->add_flag("--discard", a->discard, "With --stop: also drop the copy's overlay (everything the VM wrote)");
   c->add_flag("--list", a->list, "List the VMs run started, and their state");
-  c->callback([a, exit_code] {
+  c->callback([a, positional, exit_code] {
+    if (positional->size() == 2) {
+      a->repo = (*positional)[0], a->spec = (*positional)[1];
+    } else if (positional->size() == 1) {
+      a->spec = (*positional)[0];
+      a->repo = CurrentConfig().repository.value_or("");
+      if (const char* env = std::getenv("LIVEMOUNT_REPOSITORY"); env && a->repo.empty()) a->repo = env;
+    }
     if (a->discard && a->stop.empty()) {
       *exit_code = Report(Status::Invalid("--discard goes with --stop NAME"));
     } else if (!a->stop.empty()) {
