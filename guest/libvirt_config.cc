@@ -178,6 +178,10 @@ Result<VmConfig> ParseLibvirtXml(const std::string& text, const std::string& fil
         // IDE: the channel is the address's bus (VMware's ide1:0 is bus 1, unit 0).
         disk.controller = std::atoi(Attr(a, disk.bus == DiskBus::kIde ? "bus" : "controller").c_str());
         disk.unit = std::atoi(Attr(a, "unit").c_str());
+        // SCSI: VMware's unit is the target (SCSI id); libvirt's own unit is the LUN, and
+        // domains that number their disks by LUN keep target 0.
+        int target = std::atoi(Attr(a, "target").c_str());
+        if (disk.bus == DiskBus::kScsi && target != 0) disk.unit = target;
       } else if (disk.bus == DiskBus::kIde) {
         int i = DevIndex(Attr(target, "dev"));
         disk.controller = i / 2;
@@ -239,7 +243,10 @@ std::string FormatLibvirtXml(const VmConfig& c, const std::string& vm_dir, const
     out += fmt::format("      <source file='{}'/>\n", XmlEscape(path));
     out += fmt::format("      <target dev='{}' bus='{}'/>\n", DevName(prefix, index), DiskBusName(b));
     if (d.cdrom) out += "      <readonly/>\n";
-    if (b == DiskBus::kScsi || b == DiskBus::kSata) {
+    if (b == DiskBus::kScsi) {  // a target (SCSI id) per disk, as VMware's scsi0:N: PVSCSI has no LUNs
+      out += fmt::format("      <address type='drive' controller='{}' bus='0' target='{}' unit='0'/>\n", d.controller,
+                         d.unit);
+    } else if (b == DiskBus::kSata) {
       out += fmt::format("      <address type='drive' controller='{}' bus='0' target='0' unit='{}'/>\n", d.controller,
                          d.unit);
     } else if (b == DiskBus::kIde) {

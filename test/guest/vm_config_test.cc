@@ -123,6 +123,8 @@ TEST_CASE("vmx to libvirt and back keeps the VM", "[vm_config]") {
   CheckValid(xml);
   CHECK(xml.find("<os firmware='efi'>") != std::string::npos);
   CHECK(xml.find("model='vmpvscsi'") != std::string::npos);
+  // scsi0:1 is SCSI id 1 (PVSCSI has no LUNs; QEMU refuses lun 1 on it).
+  CHECK(xml.find("<address type='drive' controller='0' bus='0' target='1' unit='0'/>") != std::string::npos);
   auto back = ParseLibvirtXml(xml, "web01.xml");
   REQUIRE(back.ok());
   CHECK(back->name == c->name);

@@ -315,10 +315,8 @@ int ListRuns(const RunArgs& a) {
 void RegisterRunCommand(CLI::App& app, int* exit_code) {
   auto* c = app.add_subcommand("run", "Start a backup copy as a VM on a hypervisor (libvirt, QEMU; ESXi: the commands)");
   auto a = std::make_shared<RunArgs>();
-  auto positional = std::make_shared<std::vector<std::string>>();
-  c->add_option("REPO VM", *positional,
-                "[REPO] VM[@BACKUP]: REPO defaults to LIVEMOUNT_REPOSITORY or the configuration's; BACKUP to latest")
-      ->expected(0, 2);
+  c->add_option("REPO", a->repo, "Repository (may be left out: LIVEMOUNT_REPOSITORY, or the configuration's)");
+  c->add_option("VM", a->spec, "VM[@BACKUP] to run (BACKUP: latest if left out)");
   c->add_option("--hypervisor", a->hypervisor, "libvirt, qemu (QEMU directly) or esxi (prints the commands)")
       ->capture_default_str();
   c->add_option("--name", a->name, "Name of the recovered VM (default: VM-livemount)");
@@ -335,13 +333,11 @@ void RegisterRunCommand(CLI::App& app, int* exit_code) {
   c->add_option("--stop", a->stop, "Power off and undefine a VM that run started");
   c->add_flag("--discard", a->discard, "With --stop: also drop the copy's overlay (everything the VM wrote)");
   c->add_flag("--list", a->list, "List the VMs run started, and their state");
-  c->callback([a, positional, exit_code] {
-    if (positional->size() == 2) {
-      a->repo = (*positional)[0], a->spec = (*positional)[1];
-    } else if (positional->size() == 1) {
-      a->spec = (*positional)[0];
-      a->repo = CurrentConfig().repository.value_or("");
-      if (const char* env = std::getenv("LIVEMOUNT_REPOSITORY"); env && a->repo.empty()) a->repo = env;
+  c->callback([a, exit_code] {
+    if (a->spec.empty() && !a->repo.empty()) {  // `run VM`: the repository is configured
+      a->spec = a->repo;
+      const char* env = std::getenv("LIVEMOUNT_REPOSITORY");  // set from the configuration when unset
+      a->repo = env ? env : "";
     }
     if (a->discard && a->stop.empty()) {
       *exit_code = Report(Status::Invalid("--discard goes with --stop NAME"));
