@@ -18,6 +18,7 @@
 
 #include "agent/agent_control.h"
 #include "agent/control.h"
+#include "agent/launch.h"
 #include "agent/metrics_server.h"
 #include "agent/mount_table.h"
 #include "base/log.h"
@@ -136,7 +137,7 @@ int Serve(const MountOptions& o, int ready_fd) {
   fs_options.views = o.views;
   fs_options.mountpoint = o.mountpoint;
   // Generated libvirt domains run where this mount is: under KVM if this host has it.
-  fs_options.domain_type = ::access("/dev/kvm", R_OK | W_OK) == 0 ? "kvm" : "qemu";
+  fs_options.domain_type = HostHasKvm() ? "kvm" : "qemu";
   LiveFs fs(**repo, source, fs_options);
   std::string control_name = "livemount-" + std::to_string(::getpid()) + "-" + RandomHex(4);
   FuseOptions fo{o.mountpoint, o.allow_other, o.debug, o.fuse_threads, control_name};

@@ -276,7 +276,7 @@ void Namespace::AddViews(const std::shared_ptr<Node>& dir, const std::map<std::s
     if (p == dirs.end()) continue;
     const std::shared_ptr<Node>& parent = p->second;
     std::string name = slash == std::string::npos ? view.name : view.name.substr(slash + 1);
-    if (source == tree.base_paths.end() || parent->children.count(name)) continue;
+    if (source == tree.base_paths.end() || source->second < 0 || parent->children.count(name)) continue;
     const FileEntry& src = tree.manifest.files[source->second];
     auto n = AddChild(parent, name, NodeKind::kFile, key_base + view.name);
     n->view_index = static_cast<int>(tree.views.size());

@@ -151,7 +151,7 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
       if (tree.views[v]->name() == e.view && tree.views[v]->size() == e.base_size) node->view_index = static_cast<int>(v);
     }
     if ((e.base_index >= 0 && node->file_index < 0) || (!e.view.empty() && node->view_index < 0)) {
-      LogWarn(tree.ref.Name() + ": overlay entry " + path + " names a base the copy does not have; it reads as zeros");
+      LogWarn(tree.ref.Name() + ": overlay entry " + path + " names a base the copy does not have; it is kept without one");
     }
     node->base_size = node->file_index >= 0 || node->view_index >= 0 ? e.base_size : 0;
     node->fid = e.fid;

@@ -29,8 +29,10 @@ DEMO=${LIVEMOUNT_DEMO_DIR:-/tmp/livemount-demo}
 fusermount3 -u -z "$DEMO/mnt" 2>/dev/null || true
 rm -rf "$DEMO" && mkdir -p "$DEMO" && cd "$DEMO"
 export LIVEMOUNT_CACHE_DIR=$DEMO/cache  # backup's chunk index too: nothing left outside $DEMO
+RPCBIND_PID=""  # rpcbind, when the NFS export started it (stopped at the end, by pid)
 finish() {
   "$LM" umount "$DEMO/mnt" >/dev/null 2>&1 || fusermount3 -u -z "$DEMO/mnt" 2>/dev/null || true
+  [ -z "$RPCBIND_PID" ] || kill "$RPCBIND_PID" 2>/dev/null || true
   [ $S3 = 0 ] || bash "$SRC/test/integration/ceph/cluster.sh" stop "$DEMO/ceph" || true
 }
 trap finish EXIT
@@ -102,8 +104,10 @@ curl -fsS "$METRICS" | grep -E '^livemount_(cache_(hits|misses)_total|repository
 echo "== export the mount over NFS (nfs-ganesha) and boot the VM from nfs://, as a hypervisor's datastore would"
 rpcbind_before=0; (exec 3<>/dev/tcp/127.0.0.1/111) 2>/dev/null && rpcbind_before=1
 step export "$LM" export mnt --nfs-port 20490 --mount-port 20048
+[ $rpcbind_before = 1 ] || RPCBIND_PID=$(pgrep -x rpcbind || true)
 id=$(readlink mnt/sample/latest)
 step "boot over NFS" "$SRC/tools/boot-sample-vm.sh" "nfs://127.0.0.1$DEMO/mnt/sample/$id/sample.qcow2"
+step "export --stop" "$LM" export mnt --stop  # nfs-ganesha keeps the files it served open
 "$LM" list "$REPO" --state-dir "$DEMO/state"
 echo "== back to production: restore the copy with what the VM wrote on the mount (its overlay),"
 echo "   while the media agent keeps serving it, and boot it from local disk"
@@ -126,7 +130,6 @@ qemu-img compare -q -f vmdk -F qcow2 mnt/sample/latest/sample.vmdk vm/sample.qco
   echo "   qemu-img: sample.vmdk (the descriptor over sample.raw) reads as the backed-up qcow2"
 "$LM" --config livemount.conf run sample --hypervisor esxi --nfs-host "$(hostname -I | awk '{print $1}')" | sed 's/^/   /'
 step umount "$LM" umount mnt
-[ $rpcbind_before = 1 ] || pkill -x rpcbind || true
 echo "== the backup copy itself never changed"
 step verify "$LM" verify "$REPO" --read-data
 echo "== for comparison: a plain restore of the backup copy, then a boot from local disk"

@@ -291,6 +291,11 @@ int StopRun(const RunArgs& a) {
       if (d.ok() || d.status().code() != Code::kBusy) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+    if (!d.ok() && d.status().code() == Code::kBusy) {
+      // The VM is off: what still holds a file is another program (an NFS export's server).
+      return Report(Status::Busy(d.status().message() + " (the VM is off: is the copy exported over NFS? "
+                                 "livemount export " + r->mountpoint + " --stop; then run --stop again)"));
+    }
     if (!d.ok()) return Report(d.status().Context("run --discard (the record is kept)"));
     fmt::print("discarded the overlay of {}@{}\n", r->vm, r->backup);
   }
