@@ -27,6 +27,7 @@
 #include "base/names.h"
 #include "base/state_layout.h"
 #include "guest/copy_views.h"
+#include "store/repository.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/config.h"
 #include "tools/cli/from_mount.h"
@@ -81,6 +82,9 @@ Result<std::string> EnsureAgent(const RunArgs& a, bool allow_other) {
     o.cache_dir = a.cache_dir;
     o.state_dir = a.state_dir;
     o.allow_other = allow_other;
+    // Asked now, at the terminal, not by the media agent after it went to the background.
+    auto config = ReadRepoConfig(o.repo, o.env);
+    if (config.ok() && config->encrypted) LM_RETURN_IF_ERROR(RepoPassword().status());
     o.password = CliPasswordSource();
     LM_RETURN_IF_ERROR(MkdirAll(mp, 0755));
     if (RunMediaAgent(o) != 0) return Status::IoError("cannot start a media agent at " + mp + " (said above)");
@@ -121,7 +125,7 @@ Status ListCopy(const std::string& root, const std::string& rel, int depth, std:
 CopyFileReader MountReader(const std::string& copy_dir) {
   return [copy_dir](const std::string& path, uint64_t off, size_t len) -> Result<std::string> {
     std::string full = JoinPath(copy_dir, path);
-    LM_ASSIGN_OR_RETURN(UniqueFd fd, CliEnv()->Open(full, O_RDONLY, 0));
+    LM_ASSIGN_OR_RETURN(UniqueFd fd, CliEnv()->Open(full, O_RDONLY | O_NOFOLLOW, 0));
     std::string out(len, '\0');
     size_t got = 0;
     while (got < len) {
