@@ -62,11 +62,11 @@ Result<std::optional<Digest>> UnchangedChunk(const control::ChangesReply::File& 
 
 bool IsViewOnMount(const std::string& path) { return ::lgetxattr(path.c_str(), kViewXattr, nullptr, 0) >= 0; }
 
-Result<std::vector<std::string>> ViewsOnMount(const std::string& copy_dir) {
-  std::vector<std::string> out;
-  std::vector<std::string> pending = {""};
+Result<std::vector<MountFile>> ListCopyOnMount(const std::string& copy_dir, size_t max_files, int max_depth) {
+  std::vector<MountFile> out;
+  std::vector<std::pair<std::string, int>> pending = {{"", 0}};  // (directory, depth)
   while (!pending.empty()) {
-    std::string rel = pending.back();
+    auto [rel, depth] = pending.back();
     pending.pop_back();
     LM_ASSIGN_OR_RETURN(auto names, ListDir(rel.empty() ? copy_dir : JoinPath(copy_dir, rel)));
     for (const std::string& n : names) {
@@ -75,9 +75,12 @@ Result<std::vector<std::string>> ViewsOnMount(const std::string& copy_dir) {
       struct stat st;
       if (::lstat(full.c_str(), &st) != 0) continue;
       if (S_ISDIR(st.st_mode)) {
-        pending.push_back(r);
-      } else if (S_ISREG(st.st_mode) && IsViewOnMount(full)) {
-        out.push_back(r);
+        if (depth < max_depth) pending.push_back({r, depth + 1});
+      } else if (S_ISREG(st.st_mode)) {
+        if (out.size() >= max_files) {
+          return Status::Invalid(fmt::format("{}: more than {} files", copy_dir, max_files));
+        }
+        out.push_back({r, static_cast<uint64_t>(st.st_size), IsViewOnMount(full)});
       }
     }
   }
@@ -119,9 +122,9 @@ Status PrepareBackupFromMount(Repository& repo, const std::string& mountpoint, c
   o->vmdir = JoinPath(JoinPath(mountpoint, ref.vm), ref.id);
   // The copy's views are made by the mount, not kept: left out, unless the guest wrote
   // through one (then Changes lists it, and its bytes are the guest's).
-  LM_ASSIGN_OR_RETURN(std::vector<std::string> views, ViewsOnMount(o->vmdir));
-  for (const std::string& v : views) {
-    if (!files->count(v)) o->skip_paths.insert(v);
+  LM_ASSIGN_OR_RETURN(std::vector<MountFile> on_mount, ListCopyOnMount(o->vmdir));
+  for (const MountFile& m : on_mount) {
+    if (m.view && !files->count(m.path)) o->skip_paths.insert(m.path);
   }
   uint64_t cs = repo.chunk_size();
   o->known_chunk = [files, cs, counts](const std::string& path, uint64_t i) -> std::optional<Digest> {

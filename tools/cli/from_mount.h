@@ -28,8 +28,15 @@ Result<std::optional<Digest>> UnchangedChunk(const control::ChangesReply::File& 
 // Asks the media agent of `mountpoint` for the copy's changes (syncing them first) and fills
 // A file on a live mount that is one of a copy's views (it has user.livemount.view).
 bool IsViewOnMount(const std::string& path);
-// The files of a copy on a live mount that are views, by path in the copy.
-Result<std::vector<std::string>> ViewsOnMount(const std::string& copy_dir);
+// The regular files of a copy on a live mount, by path in the copy, views marked; more
+// than `max_files` is an error, directories deeper than `max_depth` are not walked.
+struct MountFile {
+  std::string path;
+  uint64_t size = 0;
+  bool view = false;
+};
+Result<std::vector<MountFile>> ListCopyOnMount(const std::string& copy_dir, size_t max_files = SIZE_MAX,
+                                               int max_depth = 64);
 // o->vmdir, o->known_chunk and o->before_commit (which fails if the copy changed meanwhile).
 Status PrepareBackupFromMount(Repository& repo, const std::string& mountpoint, const std::string& spec,
                               BackupOptions* o, FromMountCounts* counts);

@@ -37,8 +37,6 @@ namespace lm::cli {
 
 namespace {
 
-constexpr size_t kMaxCopyFiles = 10000;
-
 struct RunArgs {
   std::string repo, spec, hypervisor = "libvirt", name, network = "isolated", mount, cache_dir, state_dir;
   std::string connect = "qemu:///system", qemu = "qemu-system-x86_64", nfs_host, datastore = "livemount";
@@ -100,23 +98,14 @@ Result<std::string> EnsureAgent(const RunArgs& a, bool allow_other) {
 }
 
 // The copy's regular files as the mount shows them, without the views.
-Status ListCopy(const std::string& root, const std::string& rel, int depth, std::vector<FileEntry>* out) {
-  LM_ASSIGN_OR_RETURN(auto names, ListDir(rel.empty() ? root : JoinPath(root, rel)));
-  for (const std::string& n : names) {
-    std::string r = rel.empty() ? n : rel + "/" + n;
-    std::string full = JoinPath(root, r);
-    struct stat st;
-    if (::lstat(full.c_str(), &st) != 0) continue;
-    if (S_ISDIR(st.st_mode) && depth < 8) {
-      LM_RETURN_IF_ERROR(ListCopy(root, r, depth + 1, out));
-      continue;
-    }
-    if (!S_ISREG(st.st_mode)) continue;
-    if (IsViewOnMount(full)) continue;
-    if (out->size() >= kMaxCopyFiles) return Status::Invalid(root + ": more than 10000 files; not a VM");
+Status ListCopy(const std::string& copy_dir, std::vector<FileEntry>* out) {
+  // A VM directory: a few files, rarely a folder or two (a hostile copy is not walked long).
+  LM_ASSIGN_OR_RETURN(std::vector<MountFile> files, ListCopyOnMount(copy_dir, 10000, 8));
+  for (const MountFile& m : files) {
+    if (m.view) continue;
     FileEntry f;
-    f.path = r;
-    f.size = static_cast<uint64_t>(st.st_size);
+    f.path = m.path;
+    f.size = m.size;
     out->push_back(f);
   }
   return Status::Ok();
@@ -139,6 +128,49 @@ CopyFileReader MountReader(const std::string& copy_dir) {
     return out;
   };
 }
+
+// The backup id BACKUP names on the mount (`latest` is a symlink to the newest).
+Result<std::string> CopyIdOnMount(const std::string& mp, const std::string& repo, const std::string& vm,
+                                  const std::string& backup) {
+  std::string vm_dir = JoinPath(mp, vm);
+  if (!PathExists(vm_dir)) return Status::NotFound(repo + " has no VM named " + vm);
+  std::string id = backup;
+  if (backup == "latest") {
+    char target[256];
+    ssize_t n = ::readlink(JoinPath(vm_dir, "latest").c_str(), target, sizeof target - 1);
+    if (n <= 0) return Status::NotFound(vm + " has no backup copy");
+    id.assign(target, static_cast<size_t>(n));
+  }
+  if (!IsValidBackupId(id) || !PathExists(JoinPath(vm_dir, id))) {
+    return Status::NotFound(repo + " has no backup copy " + vm + "@" + id);
+  }
+  return id;
+}
+
+// `--hypervisor esxi`: the commands, with the .vmx ESXi registers (the copy's own, or the
+// one the mount made for a KVM copy).
+int PrintEsxi(const RunArgs& a, const std::string& name, const std::string& mp, const control::MountStats& stats,
+              const std::string& vm, const std::string& id) {
+  std::string copy_dir = JoinPath(JoinPath(mp, vm), id), vmx;
+  auto names = ListDir(copy_dir);
+  if (!names.ok()) return Report(names.status());
+  for (const std::string& n : *names) {
+    if (n.size() > 4 && n.compare(n.size() - 4, 4, ".vmx") == 0) vmx = n;
+  }
+  if (vmx.empty()) return Report(Status::NotFound(copy_dir + ": no .vmx (the copy's configuration could not be translated)"));
+  std::string nfs_path = "/livemount";
+  if (!stats.export_ || !stats.export_->running) {
+    fmt::print("# The mount is not exported yet: livemount export {} --client ESXI\n", mp);
+  } else if (!stats.export_->pseudo.empty()) {
+    nfs_path = stats.export_->pseudo;
+  }
+  std::string host = a.nfs_host.empty() ? "THIS-HOST" : a.nfs_host;
+  fmt::print("{}", EsxiRecipe(name, vm + "/" + id + "/" + vmx, host, nfs_path, a.datastore));
+  return 0;
+}
+
+int Launch(const RunArgs& a, const std::string& name, const std::string& mp, const ControlClient& agent,
+           const std::string& state_dir, const VmConfig& config, const std::string& vm, const std::string& id);
 
 std::unique_ptr<Launcher> LauncherFor(const std::string& hypervisor, const std::string& uri, const std::string& run_dir,
                                       const std::string& qemu) {
@@ -166,61 +198,37 @@ int Start(const RunArgs& a) {
   auto stats = agent.ok() ? agent->Stats() : Result<control::MountStats>(agent.status());
   if (!stats.ok()) return Report(stats.status().Context("run"));
 
-  // The copy, as the mount names it (`latest` is a symlink to the newest id).
-  std::string vm_dir = JoinPath(*mp, vm);
-  if (!PathExists(vm_dir)) return Report(Status::NotFound(a.repo + " has no VM named " + vm));
-  std::string id = backup;
-  if (backup == "latest") {
-    char target[256];
-    ssize_t n = ::readlink(JoinPath(vm_dir, "latest").c_str(), target, sizeof target - 1);
-    if (n <= 0) return Report(Status::NotFound(vm + " has no backup copy"));
-    id.assign(target, static_cast<size_t>(n));
-  }
-  if (!IsValidBackupId(id) || !PathExists(JoinPath(vm_dir, id))) {
-    return Report(Status::NotFound(a.repo + " has no backup copy " + vm + "@" + id));
-  }
-  std::string copy_dir = JoinPath(vm_dir, id);
+  auto id = CopyIdOnMount(*mp, a.repo, vm, backup);
+  if (!id.ok()) return Report(id.status());
+  std::string copy_dir = JoinPath(JoinPath(*mp, vm), *id);
   std::vector<FileEntry> files;
-  if (Status s = ListCopy(copy_dir, "", 0, &files); !s.ok()) return Report(s);
+  if (Status s = ListCopy(copy_dir, &files); !s.ok()) return Report(s);
   std::string family = a.hypervisor == "esxi" ? "vmware" : "libvirt";
-  auto config = CopyVmConfig(files, MountReader(copy_dir), family, vm + "@" + id);
+  auto config = CopyVmConfig(files, MountReader(copy_dir), family, vm + "@" + *id);
   if (!config.ok()) return Report(config.status());
+  if (a.hypervisor == "esxi") return PrintEsxi(a, name, *mp, *stats, vm, *id);
+  return Launch(a, name, *mp, *agent, stats->state_dir, *config, vm, *id);
+}
 
-  if (a.hypervisor == "esxi") {
-    // The .vmx ESXi registers: the copy's own, or the one made for a KVM copy (a view).
-    std::string vmx;
-    auto names = ListDir(copy_dir);
-    if (!names.ok()) return Report(names.status());
-    for (const std::string& n : *names) {
-      if (n.size() > 4 && n.compare(n.size() - 4, 4, ".vmx") == 0) vmx = n;
-    }
-    if (vmx.empty()) return Report(Status::NotFound(copy_dir + ": no .vmx (the copy's configuration could not be translated)"));
-    std::string nfs_path = "/livemount";
-    if (!stats->export_ || !stats->export_->running) {
-      fmt::print("# The mount is not exported yet: livemount export {} --client ESXI\n", *mp);
-    } else if (!stats->export_->pseudo.empty()) {
-      nfs_path = stats->export_->pseudo;
-    }
-    std::string host = a.nfs_host.empty() ? "THIS-HOST" : a.nfs_host;
-    fmt::print("{}", EsxiRecipe(name, vm + "/" + id + "/" + vmx, host, nfs_path, a.datastore));
-    return 0;
-  }
+// The VM defined and started (after the pre-staging asked for), and its record.
+int Launch(const RunArgs& a, const std::string& name, const std::string& mp, const ControlClient& agent,
+           const std::string& state_dir, const VmConfig& config, const std::string& vm, const std::string& id) {
+  std::string copy_dir = JoinPath(JoinPath(mp, vm), id);
 
   if (a.prestage) {
     control::PrestageRequest p;
     p.backup = vm + "@" + id;
     p.background = true;
-    auto r = agent->Prestage(p);
+    auto r = agent.Prestage(p);
     if (!r.ok()) return Report(r.status().Context("run --prestage"));
     fmt::print("pre-staging {} in the background (the guest's reads go first)\n", r->backup);
   }
   RecoveryOptions ro;
   ro.name = name;
   ro.network = a.network;
-  VmConfig c = AdaptForRecovery(*config, ro);
+  VmConfig c = AdaptForRecovery(config, ro);
   for (VmDisk& d : c.disks) d.file = JoinPath(copy_dir, d.file);
 
-  std::string state_dir = stats->state_dir;
   auto existing = LoadRunRecord(state_dir, name);
   StateLayout layout(state_dir);
   RunRecord r;
@@ -228,7 +236,7 @@ int Start(const RunArgs& a) {
   r.hypervisor = a.hypervisor;
   r.vm = vm;
   r.backup = id;
-  r.mountpoint = *mp;
+  r.mountpoint = mp;
   r.copy_dir = copy_dir;
   r.started_unix = static_cast<int64_t>(std::time(nullptr));
   auto log = layout.RunFile(name, ".serial.log");
