@@ -111,7 +111,7 @@ Namespace::FileNames Namespace::NamesOf(const Node& n) const {
   for (const NodeLink& l : n.more_links) f.rels.push_back(l.rel);
   f.file_index = n.file_index;
   f.view = n.view_index >= 0;
-  f.base_size = n.file_index >= 0 || f.view ? n.base_size : 0;
+  f.base_size = HasBase(n) ? n.base_size : 0;
   f.size = static_cast<uint64_t>(n.attr.st_size);
   f.data = n.data;
   return f;

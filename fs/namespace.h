@@ -142,6 +142,9 @@ struct Node {
   std::vector<NodeLink> more_links;
 };
 
+// A file whose unwritten bytes come from the backup: a backed-up file's, or a view's.
+inline bool HasBase(const Node& n) { return n.file_index >= 0 || n.view_index >= 0; }
+
 class Namespace {
  public:
   // `store` null: every backup is read-only. `inodes` null: numbers are not recorded, so

@@ -153,7 +153,7 @@ Status Namespace::ApplyOverlay(const std::shared_ptr<Node>& dir) {
     if ((e.base_index >= 0 && node->file_index < 0) || (!e.view.empty() && node->view_index < 0)) {
       LogWarn(tree.ref.Name() + ": overlay entry " + path + " names a base the copy does not have; it is kept without one");
     }
-    node->base_size = node->file_index >= 0 || node->view_index >= 0 ? e.base_size : 0;
+    node->base_size = HasBase(*node) ? e.base_size : 0;
     node->fid = e.fid;
     node->link_target = e.target;
     struct stat& st = node->attr;
@@ -450,7 +450,7 @@ Result<std::shared_ptr<OverlayFile>> Namespace::EnsureData(Node& n) {
     std::shared_lock lock(mu_);
     if (n.data) return n.data;
     dir = store_->DataDir(n.backup->ref);
-    base_size = n.file_index >= 0 || n.view_index >= 0 ? n.base_size : 0;
+    base_size = HasBase(n) ? n.base_size : 0;
   }
   std::string fid = RandomHex(8);
   LM_ASSIGN_OR_RETURN(auto f, OverlayFile::Open(repo_.env(), dir, fid, base_size));

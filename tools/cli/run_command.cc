@@ -149,9 +149,10 @@ Result<std::string> CopyIdOnMount(const std::string& mp, const std::string& repo
 
 // `--hypervisor esxi`: the commands, with the .vmx ESXi registers (the copy's own, or the
 // one the mount made for a KVM copy).
+// `copy`: "vm/id", the copy's path in the export.
 int PrintEsxi(const RunArgs& a, const std::string& name, const std::string& mp, const control::MountStats& stats,
-              const std::string& vm, const std::string& id) {
-  std::string copy_dir = JoinPath(JoinPath(mp, vm), id), vmx;
+              const std::string& copy_dir, const std::string& copy) {
+  std::string vmx;
   auto names = ListDir(copy_dir);
   if (!names.ok()) return Report(names.status());
   for (const std::string& n : *names) {
@@ -165,12 +166,13 @@ int PrintEsxi(const RunArgs& a, const std::string& name, const std::string& mp, 
     nfs_path = stats.export_->pseudo;
   }
   std::string host = a.nfs_host.empty() ? "THIS-HOST" : a.nfs_host;
-  fmt::print("{}", EsxiRecipe(name, vm + "/" + id + "/" + vmx, host, nfs_path, a.datastore));
+  fmt::print("{}", EsxiRecipe(name, copy + "/" + vmx, host, nfs_path, a.datastore));
   return 0;
 }
 
 int Launch(const RunArgs& a, const std::string& name, const std::string& mp, const ControlClient& agent,
-           const std::string& state_dir, const VmConfig& config, const std::string& vm, const std::string& id);
+           const std::string& state_dir, const VmConfig& config, const std::string& copy_dir, const std::string& vm,
+           const std::string& id);
 
 std::unique_ptr<Launcher> LauncherFor(const std::string& hypervisor, const std::string& uri, const std::string& run_dir,
                                       const std::string& qemu) {
@@ -206,14 +208,14 @@ int Start(const RunArgs& a) {
   std::string family = a.hypervisor == "esxi" ? "vmware" : "libvirt";
   auto config = CopyVmConfig(files, MountReader(copy_dir), family, vm + "@" + *id);
   if (!config.ok()) return Report(config.status());
-  if (a.hypervisor == "esxi") return PrintEsxi(a, name, *mp, *stats, vm, *id);
-  return Launch(a, name, *mp, *agent, stats->state_dir, *config, vm, *id);
+  if (a.hypervisor == "esxi") return PrintEsxi(a, name, *mp, *stats, copy_dir, vm + "/" + *id);
+  return Launch(a, name, *mp, *agent, stats->state_dir, *config, copy_dir, vm, *id);
 }
 
 // The VM defined and started (after the pre-staging asked for), and its record.
 int Launch(const RunArgs& a, const std::string& name, const std::string& mp, const ControlClient& agent,
-           const std::string& state_dir, const VmConfig& config, const std::string& vm, const std::string& id) {
-  std::string copy_dir = JoinPath(JoinPath(mp, vm), id);
+           const std::string& state_dir, const VmConfig& config, const std::string& copy_dir, const std::string& vm,
+           const std::string& id) {
 
   if (a.prestage) {
     control::PrestageRequest p;
